@@ -1,0 +1,48 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "pipeline",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "pipeline", targets: ["pipeline"]),
+        // Pipelines in pipelines/ link against this library when the runner compiles them.
+        .library(name: "PipelineDSL", type: .dynamic, targets: ["PipelineDSL"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CGit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+
+        .target(name: "PipelineDSL"),
+        .target(name: "Hashing", dependencies: ["COpenSSL"]),
+        .target(
+            name: "Runner",
+            dependencies: ["PipelineDSL", "Hashing", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(name: "Git", dependencies: ["CGit2"]),
+        .target(name: "HTTP", dependencies: ["CCurl"]),
+        .target(name: "AWS", dependencies: ["HTTP", "Hashing"]),
+        .target(name: "OCI", dependencies: ["HTTP", "Hashing"]),
+        .target(name: "Stages", dependencies: ["PipelineDSL", "AWS", "OCI", "Git", "HTTP"]),
+        .target(
+            name: "PipelineCommands",
+            dependencies: [
+                "Runner", "Stages", "Git", "HTTP", "AWS", "OCI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "pipeline", dependencies: ["PipelineCommands"]),
+
+        .testTarget(name: "PipelineDSLTests", dependencies: ["PipelineDSL"]),
+        .testTarget(name: "RunnerTests", dependencies: ["Runner", "PipelineDSL"]),
+        .testTarget(name: "StagesTests", dependencies: ["Stages", "PipelineDSL"]),
+        .testTarget(name: "SystemLibraryTests", dependencies: ["Git", "HTTP", "Hashing", "AWS", "OCI"]),
+        .testTarget(name: "CLITests", dependencies: ["pipeline", "Runner"]),
+    ]
+)

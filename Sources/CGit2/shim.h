@@ -1,0 +1,4 @@
+#ifndef PIPELINE_CGIT2_SHIM_H
+#define PIPELINE_CGIT2_SHIM_H
+#include <git2.h>
+#endif

@@ -1,0 +1,28 @@
+import ArgumentParser
+
+/// The `pipeline` command: deploys microservices to ECS from Swift pipelines.
+public struct PipelineCommand: AsyncParsableCommand {
+    /// The version `pipeline --version` prints.
+    public static let version = "0.1.0"
+
+    public static let configuration = CommandConfiguration(
+        commandName: "pipeline",
+        abstract: "Deploy microservices to AWS ECS Fargate from pipelines written in Swift.",
+        discussion: """
+            Pipelines are Swift files in pipelines/ (Pipeline.swift is the entry file). The pipelines folder is \
+            --pipelines, else $PIPELINE_PIPELINES, else the nearest pipelines/ at or above the working folder; \
+            state lives in $PIPELINE_HOME (default: .pipeline/ beside pipelines/).
+
+            EXIT CODES
+              0    ok
+              1    a stage failed
+              2    bad input or pipeline definition: nothing was changed; the message says what to fix
+              70   internal error: a bug in pipeline, please report it with the message
+              130  cancelled (Ctrl-C or SIGTERM)
+            """,
+        version: version,
+        subcommands: [Plan.self, List.self]
+    )
+
+    public init() {}
+}

@@ -1,0 +1,22 @@
+import ArgumentParser
+import Foundation
+import Runner
+
+/// The exit codes `pipeline --help` documents.
+enum Exit {
+    static let stageFailed = ExitCode(1)
+    static let badInput = ExitCode(2)
+    static let internalError = ExitCode(70)
+    static let cancelled = ExitCode(130)
+}
+
+extension LoadError {
+    /// Prints the problems to stderr and gives the exit code that goes with them.
+    func report() -> ExitCode {
+        let heading = messages.count > 1 ? "error: \(messages.count) problems:\n" : ""
+        let body = messages.count > 1 ? messages.map { "  - \($0)" } : messages.map { "error: \($0)" }
+        FileHandle.standardError.write(Data((heading + body.joined(separator: "\n") + "\n").utf8))
+        // Both kinds changed nothing and name what to fix: the user's to act on.
+        return Exit.badInput
+    }
+}

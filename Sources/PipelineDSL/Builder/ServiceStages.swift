@@ -1,0 +1,199 @@
+/// Builds the chain's service image from its build context, tagged with the commit SHA.
+public struct BuildImage: StageComponent {
+    /// See ``StageComponent/options``.
+    public var options = StageOptions()
+    /// See ``StageComponent/defaultName``.
+    public var defaultName: String { "build" }
+    /// See ``StageComponent/needsService``.
+    public var needsService: Bool { true }
+
+    /// Builds the service's image as the service declares it.
+    public init() {}
+
+    /// See ``StageComponent/makeSpec(in:)``.
+    public func makeSpec(in context: StageContext) -> StageSpec? {
+        guard let service = context.service else { return nil }
+        return .build(BuildImageSpec(service: service.name, build: service.build))
+    }
+}
+
+/// Pushes the image built earlier in the chain to the service's ECR repository.
+public struct PushImage: StageComponent {
+    /// See ``StageComponent/options``.
+    public var options = StageOptions()
+    /// See ``StageComponent/defaultName``.
+    public var defaultName: String { "push" }
+    /// See ``StageComponent/needsService``.
+    public var needsService: Bool { true }
+    private let tags: [String]
+    private let force: Bool
+
+    /// Pushes the image with the full commit SHA as its tag, plus `extraTags` (`{env}` for an environment tag).
+    /// An existing tag on another digest is refused unless `force` is set.
+    public init(extraTags: [String] = [], force: Bool = false) {
+        self.tags = ["{sha}"] + extraTags
+        self.force = force
+    }
+
+    /// See ``StageComponent/makeSpec(in:)``.
+    public func makeSpec(in context: StageContext) -> StageSpec? {
+        guard let service = context.service else { return nil }
+        return .push(
+            PushImageSpec(
+                service: service.name, repository: service.repository, buildStage: context.earlier[.build],
+                tags: tags.map { context.expand($0, field: "tag") }, force: force))
+    }
+}
+
+/// Registers the service's task definition, rendered from its template for the environment.
+public struct RegisterTaskDefinition: StageComponent {
+    /// See ``StageComponent/options``.
+    public var options = StageOptions()
+    /// See ``StageComponent/defaultName``.
+    public var defaultName: String { "register" }
+    /// See ``StageComponent/needsService``.
+    public var needsService: Bool { true }
+
+    /// Registers the template the service declares, with the image pushed earlier in the chain.
+    public init() {}
+
+    /// See ``StageComponent/makeSpec(in:)``.
+    public func makeSpec(in context: StageContext) -> StageSpec? {
+        guard let service = context.service else { return nil }
+        return .registerTaskDefinition(
+            RegisterTaskDefinitionSpec(
+                service: service.name, template: service.taskDefinition, repository: service.repository,
+                pushStage: context.earlier[.push]))
+    }
+}
+
+/// Points the ECS service at the task definition registered earlier in the chain, and waits until it is stable.
+public struct UpdateService: StageComponent {
+    /// See ``StageComponent/options``.
+    public var options = StageOptions()
+    /// See ``StageComponent/defaultName``.
+    public var defaultName: String { "deploy" }
+    /// See ``StageComponent/needsService``.
+    public var needsService: Bool { true }
+    private let waitForStable: Bool
+    private let waitTimeout: Duration
+    private let noProgressTimeout: Duration
+    private let pollInterval: Duration
+
+    /// Updates the service; with `waitForStable`, waits until this task definition's deployment is the only one,
+    /// runs the desired count and has completed, failing after `waitTimeout` in all or `noProgressTimeout`
+    /// without change.
+    public init(
+        waitForStable: Bool = true, waitTimeout: Duration = .minutes(15), noProgressTimeout: Duration = .minutes(5),
+        pollInterval: Duration = .seconds(2)
+    ) {
+        self.waitForStable = waitForStable
+        self.waitTimeout = waitTimeout
+        self.noProgressTimeout = noProgressTimeout
+        self.pollInterval = pollInterval
+    }
+
+    /// See ``StageComponent/makeSpec(in:)``.
+    public func makeSpec(in context: StageContext) -> StageSpec? {
+        guard let service = context.service else { return nil }
+        return .updateService(
+            UpdateServiceSpec(
+                service: service.name, cluster: context.environment.cluster,
+                ecsService: context.environment.ecsServiceName(for: service.name),
+                registerStage: context.earlier[.registerTaskDefinition], waitForStable: waitForStable,
+                waitTimeoutSeconds: waitTimeout.inSeconds, noProgressTimeoutSeconds: noProgressTimeout.inSeconds,
+                pollIntervalSeconds: pollInterval.inSeconds))
+    }
+}
+
+/// UPSERTs the service's Route 53 record (`HOSTNAME.DOMAIN` by default) and waits until it is in sync.
+public struct DNSRecord: StageComponent {
+    /// See ``StageComponent/options``.
+    public var options = StageOptions()
+    /// See ``StageComponent/defaultName``.
+    public var defaultName: String { "dns" }
+    /// See ``StageComponent/needsService``.
+    public var needsService: Bool { true }
+    private let record: DNSRecordValue
+    private let name: String
+    private let zone: String?
+    private let waitForSync: Bool
+
+    /// Sets the record `name` (placeholders allowed) in `zone` (the environment's by default) to `record`.
+    public init(_ record: DNSRecordValue, name: String = "{hostname}.{domain}", zone: String? = nil, waitForSync: Bool = true) {
+        self.record = record
+        self.name = name
+        self.zone = zone
+        self.waitForSync = waitForSync
+    }
+
+    /// See ``StageComponent/makeSpec(in:)``.
+    public func makeSpec(in context: StageContext) -> StageSpec? {
+        guard let zone = zone ?? context.environment.dns?.zone else {
+            context.report(
+                "a DNS record needs a hosted zone: add .dns(zone:) to environment '\(context.environment.name)' or pass zone:")
+            return nil
+        }
+        var value = record
+        value.values = value.values.map { context.expand($0, field: "record value") }
+        if var alias = value.alias {
+            alias.dnsName = context.expand(alias.dnsName, field: "alias target")
+            alias.hostedZoneId = context.expand(alias.hostedZoneId, field: "alias hosted zone")
+            value.alias = alias
+        }
+        return .dnsRecord(
+            DNSRecordSpec(
+                service: context.service?.name, zone: context.expand(zone, field: "zone"),
+                name: context.expand(name, field: "record name"), record: value, waitForSync: waitForSync))
+    }
+}
+
+/// Asks the deployed service whether it is healthy, with the probe the service declares.
+public struct HealthCheck: StageComponent {
+    /// See ``StageComponent/options``.
+    public var options = StageOptions()
+    /// See ``StageComponent/defaultName``.
+    public var defaultName: String { "health" }
+    /// See ``StageComponent/needsService``.
+    public var needsService: Bool { true }
+    private let host: String
+    private let port: String
+    private let interval: Duration
+    private let deadline: Duration
+    private let attemptTimeout: Duration
+    private let consecutiveSuccesses: Int
+    private let rollbackOnFailure: Bool
+
+    /// Probes `host:port` (the service's DNS name and port by default) every `interval` until
+    /// `consecutiveSuccesses` probes in a row succeed, failing at `deadline`; a failure puts the service back
+    /// on its previous task definition when `rollbackOnFailure`.
+    public init(
+        host: String = "{hostname}.{domain}", port: String = "{port}", interval: Duration = .seconds(2),
+        deadline: Duration = .minutes(2), attemptTimeout: Duration = .seconds(5), consecutiveSuccesses: Int = 1,
+        rollbackOnFailure: Bool = true
+    ) {
+        self.host = host
+        self.port = port
+        self.interval = interval
+        self.deadline = deadline
+        self.attemptTimeout = attemptTimeout
+        self.consecutiveSuccesses = consecutiveSuccesses
+        self.rollbackOnFailure = rollbackOnFailure
+    }
+
+    /// See ``StageComponent/makeSpec(in:)``.
+    public func makeSpec(in context: StageContext) -> StageSpec? {
+        guard let service = context.service else { return nil }
+        let portText = context.expand(port, field: "port")
+        guard let portNumber = Int(portText) else {
+            context.report("port '\(portText)' is not a number")
+            return nil
+        }
+        return .healthCheck(
+            HealthCheckSpec(
+                service: service.name, probe: service.healthCheck, host: context.expand(host, field: "host"),
+                port: portNumber, attemptTimeoutSeconds: attemptTimeout.inSeconds,
+                intervalSeconds: interval.inSeconds, deadlineSeconds: deadline.inSeconds,
+                consecutiveSuccesses: consecutiveSuccesses, rollbackOnFailure: rollbackOnFailure))
+    }
+}

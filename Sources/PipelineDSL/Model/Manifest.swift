@@ -1,0 +1,115 @@
+/// The document a compiled pipeline program writes to the path the runner names.
+///
+/// `errors` lists every problem the DSL found while building; `plan` is present when there were none.
+public struct ManifestDocument: Codable, Sendable, Equatable {
+    /// The version of this document's schema; see ``Manifest/schemaVersion``.
+    public var version: Int
+    /// Problems found while building the pipeline, all at once.
+    public var errors: [String]
+    /// The pipeline, with one stage list per environment; absent when `errors` is not empty.
+    public var plan: Manifest?
+
+    /// Creates a document.
+    public init(version: Int = Manifest.schemaVersion, errors: [String], plan: Manifest?) {
+        self.version = version
+        self.errors = errors
+        self.plan = plan
+    }
+}
+
+/// A whole pipeline as its program describes it: the environments, the services, and the stages each
+/// environment runs.
+public struct Manifest: Codable, Sendable, Equatable {
+    /// The schema version written by this build of the DSL. Readers refuse documents of a newer version.
+    public static let schemaVersion = 1
+
+    /// The pipeline's name.
+    public var name: String
+    /// Where the code to deploy comes from.
+    public var source: Source
+    /// How many stages may run at once in one run.
+    public var parallelism: Int
+    /// Every environment the pipeline deploys to, in the order they were declared.
+    public var environments: [EnvironmentSpec]
+    /// Every service the pipeline deploys, in the order they were declared.
+    public var services: [ServiceSpec]
+    /// The run-level notifications, sent on run events whatever the stages are.
+    public var notifications: [NotificationSpec]
+    /// The stages of each environment, keyed by environment name, dependencies already resolved.
+    public var stages: [String: [Stage]]
+
+    /// Creates a manifest.
+    public init(
+        name: String, source: Source, parallelism: Int, environments: [EnvironmentSpec],
+        services: [ServiceSpec], notifications: [NotificationSpec], stages: [String: [Stage]]
+    ) {
+        self.name = name
+        self.source = source
+        self.parallelism = parallelism
+        self.environments = environments
+        self.services = services
+        self.notifications = notifications
+        self.stages = stages
+    }
+
+    /// The plan for one environment, or `nil` when the pipeline has no environment of that name.
+    public func plan(for environment: String) -> Plan? {
+        guard let env = environments.first(where: { $0.name == environment }) else { return nil }
+        return Plan(
+            pipeline: name, source: source, parallelism: parallelism, environment: env, services: services,
+            notifications: notifications, stages: stages[environment] ?? [])
+    }
+}
+
+/// What one run of one environment executes: the contract between loading a pipeline and every other command.
+///
+/// `pipeline plan ENV --json` prints it; docs/plan-schema.md documents it field by field.
+public struct Plan: Codable, Sendable, Equatable {
+    /// The schema version of this plan.
+    public var version: Int
+    /// The pipeline's name.
+    public var pipeline: String
+    /// Where the code to deploy comes from.
+    public var source: Source
+    /// How many stages may run at once.
+    public var parallelism: Int
+    /// The environment this plan deploys to.
+    public var environment: EnvironmentSpec
+    /// Every service of the pipeline.
+    public var services: [ServiceSpec]
+    /// The run-level notifications.
+    public var notifications: [NotificationSpec]
+    /// The stages, in declaration order; `dependsOn` gives the order they run in.
+    public var stages: [Stage]
+
+    /// Creates a plan.
+    public init(
+        version: Int = Manifest.schemaVersion, pipeline: String, source: Source, parallelism: Int,
+        environment: EnvironmentSpec, services: [ServiceSpec], notifications: [NotificationSpec], stages: [Stage]
+    ) {
+        self.version = version
+        self.pipeline = pipeline
+        self.source = source
+        self.parallelism = parallelism
+        self.environment = environment
+        self.services = services
+        self.notifications = notifications
+        self.stages = stages
+    }
+
+    /// The service of that name, if the pipeline declares it.
+    public func service(named name: String) -> ServiceSpec? {
+        services.first { $0.name == name }
+    }
+}
+
+/// Where the code to deploy comes from.
+public struct Source: Codable, Sendable, Equatable {
+    /// A path or URL of the git repository; `nil` means the repository that holds `pipelines/`.
+    public var repository: String?
+
+    /// Creates a source.
+    public init(repository: String? = nil) {
+        self.repository = repository
+    }
+}

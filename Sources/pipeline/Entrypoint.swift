@@ -1,0 +1,8 @@
+import PipelineCommands
+
+@main
+struct Entrypoint {
+    static func main() async {
+        await PipelineCommand.mainWithExitCodes()
+    }
+}
