@@ -39,10 +39,11 @@ let package = Package(
         ),
         .executableTarget(name: "pipeline", dependencies: ["PipelineCommands"]),
 
+        .target(name: "TestSupport", dependencies: ["Runner"], path: "Tests/TestSupport"),
         .testTarget(name: "PipelineDSLTests", dependencies: ["PipelineDSL"]),
-        .testTarget(name: "RunnerTests", dependencies: ["Runner", "PipelineDSL"]),
-        .testTarget(name: "StagesTests", dependencies: ["Stages", "PipelineDSL"]),
+        .testTarget(name: "RunnerTests", dependencies: ["Runner", "PipelineDSL", "TestSupport"]),
+        .testTarget(name: "StagesTests", dependencies: ["Stages", "PipelineDSL", "TestSupport"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["Git", "HTTP", "Hashing", "AWS", "OCI"]),
-        .testTarget(name: "CLITests", dependencies: ["pipeline", "Runner"]),
+        .testTarget(name: "CLITests", dependencies: ["pipeline", "PipelineDSL", "TestSupport"]),
     ]
 )

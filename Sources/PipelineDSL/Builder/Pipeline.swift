@@ -31,9 +31,17 @@ public struct Pipeline: Sendable {
         _ name: String, repository: String? = nil, parallelism: Int = 4,
         @PipelineBuilder _ body: () -> [PipelineItem]
     ) {
+        self.init(name, repository: repository, parallelism: parallelism, handOver: true, body)
+    }
+
+    /// Builds the document; hands it to the runner at exit only when `handOver` (tests build without it).
+    init(
+        _ name: String, repository: String? = nil, parallelism: Int = 4, handOver: Bool,
+        @PipelineBuilder _ body: () -> [PipelineItem]
+    ) {
         let expander = PlanExpander(
             name: name, source: Source(repository: repository), parallelism: parallelism, items: body())
         document = expander.document()
-        ManifestOutput.register(document)
+        if handOver { ManifestOutput.register(document) }
     }
 }

@@ -32,6 +32,7 @@ struct PlanExpander {
         }
         reportDuplicates(environments.map(\.name), what: "environment")
         reportDuplicates(services.map(\.name), what: "service")
+        reportServiceStagesOutsideEachService(steps)
 
         var stages: [String: [Stage]] = [:]
         for env in environments {
@@ -103,11 +104,7 @@ struct PlanExpander {
     ) -> Stage? {
         let base = component.options.name ?? component.defaultName
         let id = service.map { "\($0.name).\(base)" } ?? base
-        if component.needsService && service == nil {
-            problems.add(
-                "stage '\(id)': a \(component.defaultName) stage belongs to a service; put it inside EachService { }")
-            return nil
-        }
+        if component.needsService && service == nil { return nil }
         var runtimeCondition: Condition?
         if let condition = component.options.condition {
             switch condition.settled(environment: env.name) {
@@ -125,6 +122,21 @@ struct PlanExpander {
             retry: component.options.retries.map { RetryPolicy(attempts: $0.count, backoffSeconds: $0.backoff.inSeconds) },
             condition: runtimeCondition, secrets: component.options.secrets,
             environment: component.options.environment, spec: spec)
+    }
+
+    private func reportServiceStagesOutsideEachService(_ steps: [Step]) {
+        for step in steps {
+            let loose: [any StageComponent] = switch step {
+            case .stage(let component): [component]
+            case .parallel(let components): components
+            case .eachService: []
+            }
+            for component in loose where component.needsService {
+                let id = component.options.name ?? component.defaultName
+                problems.add(
+                    "stage '\(id)': a \(component.defaultName) stage belongs to a service; put it inside EachService { }")
+            }
+        }
     }
 
     private func reportDuplicates(_ names: [String], what: String) {
