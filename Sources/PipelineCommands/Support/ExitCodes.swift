@@ -13,6 +13,10 @@ enum Exit {
 extension LoadError {
     /// Prints the problems to stderr and gives the exit code that goes with them.
     func report() -> ExitCode {
+        if verbatim {
+            FileHandle.standardError.write(Data((messages.joined(separator: "\n") + "\n").utf8))
+            return Exit.badInput
+        }
         let heading = messages.count > 1 ? "error: \(messages.count) problems:\n" : ""
         let body = messages.count > 1 ? messages.map { "  - \($0)" } : messages.map { "error: \($0)" }
         FileHandle.standardError.write(Data((heading + body.joined(separator: "\n") + "\n").utf8))

@@ -12,11 +12,14 @@ public struct LoadError: Error, CustomStringConvertible, Sendable {
     public let kind: Kind
     /// Every problem, each a line a person can act on.
     public let messages: [String]
+    /// The messages are another tool's output (the compiler's), to be shown exactly as they are.
+    public let verbatim: Bool
 
     /// An error of `kind` with `messages`.
-    public init(_ kind: Kind, _ messages: [String]) {
+    public init(_ kind: Kind, _ messages: [String], verbatim: Bool = false) {
         self.kind = kind
         self.messages = messages
+        self.verbatim = verbatim
     }
 
     /// An error of `kind` with one message.

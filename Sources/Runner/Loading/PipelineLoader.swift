@@ -78,7 +78,7 @@ public struct PipelineLoader: Sendable {
         }
         let output = work.appending(path: "pipeline-program")
         let arguments = [
-            "-swift-version", "6", "-module-name", "PipelineProgram",
+            "-swift-version", "6", "-module-name", "PipelineProgram", "-diagnostic-style=llvm",
             "-I", library.moduleDirectory.path, "-L", library.libraryDirectory.path, "-lPipelineDSL",
             "-Xlinker", "-rpath", "-Xlinker", library.libraryDirectory.path,
             "-module-cache-path", cacheDirectory.appending(path: "module-cache").path,
@@ -95,7 +95,7 @@ public struct PipelineLoader: Sendable {
             var lines = result.output.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
             while lines.last?.isEmpty == true { lines.removeLast() }
             if lines.isEmpty { lines = ["swiftc exited with status \(result.status) and printed nothing"] }
-            throw LoadError(.definition, lines)
+            throw LoadError(.definition, lines, verbatim: true)
         }
         if !result.output.isEmpty { FileHandle.standardError.write(Data(result.output.utf8)) }
         logger.debug("compiled pipelines", metadata: ["seconds": "\(Date().timeIntervalSince(started))"])

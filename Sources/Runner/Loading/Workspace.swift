@@ -19,7 +19,7 @@ public struct Workspace: Sendable {
     ) throws(LoadError) -> Workspace {
         let pipelinesDirectory: URL
         if let given = pipelines ?? environment[pipelinesVariable].flatMap({ $0.isEmpty ? nil : $0 }) {
-            pipelinesDirectory = URL(filePath: given, relativeTo: currentDirectory).standardizedFileURL
+            pipelinesDirectory = resolve(given, against: currentDirectory)
         } else if let found = nearestPipelinesFolder(from: currentDirectory) {
             pipelinesDirectory = found
         } else {
@@ -29,7 +29,7 @@ public struct Workspace: Sendable {
         }
         let home: URL
         if let given = environment[homeVariable], !given.isEmpty {
-            home = URL(filePath: given, relativeTo: currentDirectory).standardizedFileURL
+            home = resolve(given, against: currentDirectory)
         } else {
             home = pipelinesDirectory.deletingLastPathComponent().appending(path: ".pipeline")
         }
@@ -49,6 +49,10 @@ public struct Workspace: Sendable {
 
     /// Where compiled pipeline programs are kept.
     public var programCache: URL { home.appending(path: "cache/pipelines") }
+
+    private static func resolve(_ path: String, against folder: URL) -> URL {
+        (path.hasPrefix("/") ? URL(filePath: path) : folder.appending(path: path)).standardizedFileURL
+    }
 
     private static func nearestPipelinesFolder(from start: URL) -> URL? {
         var folder = start.standardizedFileURL

@@ -48,7 +48,7 @@ public struct TaskDefinitionTemplate: Sendable {
         guard unknown.isEmpty else {
             let known = values.keys.sorted().map { "{{\($0)}}" }.joined(separator: ", ")
             throw TemplateError(
-                "task-definition template \(path) uses unknown placeholder \(unknown.map { "{{\($0)}}" }.joined(separator: ", ")); known here: \(known)")
+                "task-definition template \(path) uses unknown placeholder \(unknown.sorted().map { "{{\($0)}}" }.joined(separator: ", ")); known here: \(known)")
         }
         return rendered
     }
