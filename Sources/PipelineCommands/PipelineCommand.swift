@@ -5,6 +5,7 @@ public struct PipelineCommand: AsyncParsableCommand {
     /// The version `pipeline --version` prints.
     public static let version = "0.1.0"
 
+    /// The command's name, help and subcommands.
     public static let configuration = CommandConfiguration(
         commandName: "pipeline",
         abstract: "Deploy microservices to AWS ECS Fargate from pipelines written in Swift.",
@@ -24,5 +25,6 @@ public struct PipelineCommand: AsyncParsableCommand {
         subcommands: [Plan.self, List.self]
     )
 
+    /// Makes the command; argument-parser fills it in.
     public init() {}
 }
