@@ -17,12 +17,14 @@ let package = Package(
         .systemLibrary(name: "CGit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .target(name: "CSpawn"),
 
         .target(name: "PipelineDSL"),
         .target(name: "Hashing", dependencies: ["COpenSSL"]),
         .target(
             name: "Runner",
-            dependencies: ["PipelineDSL", "Hashing", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["PipelineDSL", "Hashing", "CSQLite", "CSpawn", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "Git", dependencies: ["CGit2"]),
         .target(name: "HTTP", dependencies: ["CCurl"]),

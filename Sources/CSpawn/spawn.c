@@ -1,0 +1,90 @@
+#define _GNU_SOURCE
+#include "CSpawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void close_from(int lowest) {
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, lowest, ~0U, 0) == 0) return;
+#endif
+    long max = sysconf(_SC_OPEN_MAX);
+    for (int fd = lowest; fd < max; fd++) close(fd);
+}
+
+int pipeline_spawn(const char *path, char *const *argv, char *const *envp, const char *directory, int stdin_fd,
+                   int stdout_fd, int stderr_fd, pid_t *pid) {
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) != 0) return errno;
+    pid_t parent = getpid();
+    pid_t child = fork();
+    if (child < 0) {
+        int error = errno;
+        close(report[0]);
+        close(report[1]);
+        return error;
+    }
+    if (child == 0) {
+        /* Only async-signal-safe calls from here to execve. */
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(127);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        for (int sig = 1; sig < NSIG; sig++) {
+            if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+        }
+        if (dup2(stdin_fd, 0) < 0 || dup2(stdout_fd, 1) < 0 || dup2(stderr_fd, 2) < 0) goto fail;
+        if (report[1] != 3) {
+            if (dup2(report[1], 3) < 0) goto fail;
+            fcntl(3, F_SETFD, FD_CLOEXEC);
+        }
+        close_from(4);
+        if (directory && chdir(directory) != 0) goto fail_fd3;
+        execve(path, argv, envp);
+    fail_fd3: {
+            int error = errno;
+            (void)!write(3, &error, sizeof error);
+            _exit(127);
+        }
+    fail: {
+            int error = errno;
+            (void)!write(report[1], &error, sizeof error);
+            _exit(127);
+        }
+    }
+    setpgid(child, child); /* the child does the same; whichever runs first wins the race */
+    close(report[1]);
+    int error = 0;
+    ssize_t got;
+    do {
+        got = read(report[0], &error, sizeof error);
+    } while (got < 0 && errno == EINTR);
+    close(report[0]);
+    if (got == sizeof error) {
+        int status;
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+        return error;
+    }
+    *pid = child;
+    return 0;
+}
+
+int pipeline_cloexec(int fd) {
+    return fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
+int pipeline_pipe(int *fds) {
+    return pipe2(fds, O_CLOEXEC) == 0 ? 0 : errno;
+}
+
+const void *pipeline_memmem(const void *haystack, size_t haystack_length, const void *needle, size_t needle_length) {
+    return memmem(haystack, haystack_length, needle, needle_length);
+}

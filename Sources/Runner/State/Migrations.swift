@@ -1,0 +1,72 @@
+import Foundation
+
+/// The schema, one migration per version; `PRAGMA user_version` says which have run.
+enum Migrations {
+    static let steps: [String] = [
+        """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            environment TEXT NOT NULL,
+            status TEXT NOT NULL,
+            sha TEXT, ref TEXT,
+            trigger TEXT NOT NULL, user TEXT NOT NULL,
+            pid INTEGER, heartbeat_at REAL, marker TEXT NOT NULL,
+            created_at REAL NOT NULL, started_at REAL, finished_at REAL,
+            message TEXT
+        );
+        CREATE INDEX runs_by_environment ON runs (environment, id);
+        CREATE TABLE stage_runs (
+            run_id INTEGER NOT NULL REFERENCES runs (id),
+            stage_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            started_at REAL, finished_at REAL, exit_code INTEGER, message TEXT,
+            PRIMARY KEY (run_id, stage_id)
+        );
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id INTEGER NOT NULL REFERENCES runs (id),
+            at REAL NOT NULL, stage_id TEXT, kind TEXT NOT NULL, message TEXT NOT NULL
+        );
+        CREATE INDEX events_by_run ON events (run_id, id);
+        CREATE TABLE locks (
+            environment TEXT PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs (id),
+            pid INTEGER NOT NULL,
+            heartbeat_at REAL NOT NULL
+        );
+        CREATE TABLE deployments (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id INTEGER REFERENCES runs (id),
+            environment TEXT NOT NULL, service TEXT NOT NULL, kind TEXT NOT NULL,
+            sha TEXT NOT NULL, image_digest TEXT, task_definition_arn TEXT, task_definition_json TEXT,
+            trigger TEXT, approved_by TEXT, created_at REAL NOT NULL
+        );
+        CREATE TABLE approvals (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id INTEGER NOT NULL REFERENCES runs (id),
+            stage_id TEXT NOT NULL, user TEXT NOT NULL, decision TEXT NOT NULL, comment TEXT, at REAL NOT NULL
+        );
+        """
+    ]
+
+    static func apply(to database: Database) throws {
+        try database.transaction {
+            let current = try database.query("PRAGMA user_version").first?["user_version"].int ?? 0
+            guard current < steps.count else {
+                if current > steps.count {
+                    throw DatabaseError(
+                        code: -1,
+                        description: "the state database has schema version \(current), newer than this pipeline knows (\(steps.count)); update pipeline")
+                }
+                return
+            }
+            for (index, step) in steps.enumerated().dropFirst(current) {
+                for statement in step.split(separator: ";") where !statement.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                    try database.execute(String(statement))
+                }
+                try database.execute("PRAGMA user_version = \(index + 1)")
+            }
+        }
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+
+/// Where a run stands.
+public enum RunStatus: String, Sendable, Codable, CaseIterable {
+    /// Waiting for the environment's lock.
+    case queued
+    /// Stages are running.
+    case running
+    /// Every stage succeeded or was skipped by its condition.
+    case succeeded
+    /// A stage failed.
+    case failed
+    /// Stopped by Ctrl-C or SIGTERM.
+    case cancelled
+    /// Its runner died without finishing it; `pipeline resume` continues it.
+    case interrupted
+
+    /// Whether the run can change no more (except through `resume`, for an interrupted one).
+    public var isFinal: Bool { ![.queued, .running].contains(self) }
+}
+
+/// Where one stage of a run stands.
+public enum StageStatus: String, Sendable, Codable, CaseIterable {
+    /// Not started yet.
+    case pending
+    /// Its process runs.
+    case running
+    /// It succeeded.
+    case succeeded
+    /// It failed (after its retries).
+    case failed
+    /// Its last attempt ran past its timeout.
+    case timedOut
+    /// Not run because a stage it depends on did not succeed, or `--fail-fast` stopped the run.
+    case skipped
+    /// Not run because its condition was false; counts as done for the stages after it.
+    case conditionFalse
+    /// Stopped because the run was cancelled.
+    case cancelled
+    /// Its runner died while it ran.
+    case interrupted
+
+    /// Whether the stages after it may start.
+    public var letsDependentsRun: Bool { self == .succeeded || self == .conditionFalse }
+    /// Whether the stage has reached an end in this run.
+    public var isFinal: Bool { ![.pending, .running].contains(self) }
+}
+
+/// A run as the state database keeps it.
+public struct RunRecord: Sendable, Equatable {
+    /// The run's number.
+    public let id: Int
+    /// The environment.
+    public let environment: String
+    /// Where it stands.
+    public let status: RunStatus
+    /// The commit asked for (`--sha`), when one was.
+    public let sha: String?
+    /// The ref asked for (`--ref`), or the environment's branch.
+    public let ref: String?
+    /// What started it (`cli`, `hook`, `watch`, `resume`).
+    public let trigger: String
+    /// Who started it.
+    public let user: String
+    /// The runner process that owns it now.
+    public let pid: Int?
+    /// The per-run marker every stage process carries in its environment.
+    public let marker: String
+    /// When it was asked for, started and ended.
+    public let createdAt: Date
+    /// When its stages began.
+    public let startedAt: Date?
+    /// When it ended.
+    public let finishedAt: Date?
+    /// Why it ended as it did, in one line.
+    public let message: String?
+}
+
+/// One stage of a run.
+public struct StageRunRecord: Sendable, Equatable {
+    /// The stage's id.
+    public let stageID: String
+    /// Where it stands.
+    public let status: StageStatus
+    /// Attempts made so far.
+    public let attempts: Int
+    /// When its first attempt started.
+    public let startedAt: Date?
+    /// When its last attempt ended.
+    public let finishedAt: Date?
+    /// The last attempt's exit code.
+    public let exitCode: Int?
+    /// Why it ended as it did.
+    public let message: String?
+}
+
+/// One thing that happened in a run.
+public struct EventRecord: Sendable, Equatable {
+    /// When.
+    public let at: Date
+    /// The stage, if it was about one.
+    public let stageID: String?
+    /// What kind of thing (`run.started`, `stage.finished`, ...).
+    public let kind: String
+    /// What happened, in one line.
+    public let message: String
+}

@@ -1,0 +1,205 @@
+import Foundation
+
+/// The state database (`PIPELINE_HOME/state.db`): runs, stage runs, events, locks, and the tables later
+/// features fill (deployments, approvals). Every string written here has been masked by the caller.
+public final class StateStore: Sendable {
+    /// The connection.
+    public let database: Database
+    /// `PIPELINE_HOME`.
+    public let home: URL
+
+    /// Opens the database in `home`, creating and migrating it as needed; the file is readable by its owner only.
+    public init(home: URL) throws(DatabaseError) {
+        self.home = home
+        let path = home.appending(path: "state.db").path
+        let existed = FileManager.default.fileExists(atPath: path)
+        let previous = umask(0o077)
+        defer { umask(previous) }
+        database = try Database(path: path)
+        if !existed { chmod(path, 0o600) }
+        do {
+            try Migrations.apply(to: database)
+        } catch let error as DatabaseError {
+            throw error
+        } catch {
+            throw DatabaseError(code: -1, description: "migrating \(path): \(error)")
+        }
+    }
+
+    /// The folder of run `id`.
+    public func runFolder(_ id: Int) -> URL { home.appending(path: "runs/\(id)") }
+
+    // MARK: Runs
+
+    /// Records a new run, queued for its environment's lock, and returns it.
+    public func createRun(
+        environment: String, sha: String?, ref: String?, trigger: String, user: String, pid: Int32
+    ) throws -> RunRecord {
+        let rows = try database.query(
+            """
+            INSERT INTO runs (environment, status, sha, ref, trigger, user, pid, marker, created_at, heartbeat_at)
+            VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
+            """,
+            [
+                .text(environment), sha.map(SQLValue.text) ?? .null, ref.map(SQLValue.text) ?? .null, .text(trigger),
+                .text(user), .integer(Int64(pid)), .text(UUID().uuidString.lowercased()), .real(now()), .real(now()),
+            ])
+        guard let id = rows.first?["id"].int, let run = try run(id) else {
+            throw DatabaseError(code: -1, description: "the new run was not recorded")
+        }
+        return run
+    }
+
+    /// The run `id`, if there is one.
+    public func run(_ id: Int) throws -> RunRecord? {
+        try database.query("SELECT * FROM runs WHERE id = ?", [.integer(Int64(id))]).first.map(Self.run)
+    }
+
+    /// The newest runs first, of one environment or all.
+    public func runs(environment: String? = nil, limit: Int = 20) throws -> [RunRecord] {
+        let rows = if let environment {
+            try database.query(
+                "SELECT * FROM runs WHERE environment = ? ORDER BY id DESC LIMIT ?",
+                [.text(environment), .integer(Int64(limit))])
+        } else {
+            try database.query("SELECT * FROM runs ORDER BY id DESC LIMIT ?", [.integer(Int64(limit))])
+        }
+        return rows.map(Self.run)
+    }
+
+    /// Sets a run's status (and message); a final status also sets its end time and releases its lock.
+    public func setRunStatus(_ id: Int, _ status: RunStatus, message: String? = nil) throws {
+        try database.transaction {
+            try database.execute(
+                """
+                UPDATE runs SET status = ?, message = COALESCE(?, message),
+                    started_at = CASE WHEN ? = 'running' AND started_at IS NULL THEN ? ELSE started_at END,
+                    finished_at = CASE WHEN ? THEN ? ELSE NULL END
+                WHERE id = ?
+                """,
+                [
+                    .text(status.rawValue), message.map(SQLValue.text) ?? .null, .text(status.rawValue), .real(now()),
+                    .integer(status.isFinal ? 1 : 0), .real(now()), .integer(Int64(id)),
+                ])
+            if status.isFinal {
+                try database.execute("DELETE FROM locks WHERE run_id = ?", [.integer(Int64(id))])
+            }
+        }
+    }
+
+    /// Makes `pid` the owner of run `id` again (for `resume`) and queues it.
+    public func adopt(_ id: Int, pid: Int32, trigger: String) throws {
+        try database.execute(
+            "UPDATE runs SET status = 'queued', pid = ?, heartbeat_at = ?, finished_at = NULL, trigger = ? WHERE id = ?",
+            [.integer(Int64(pid)), .real(now()), .text(trigger), .integer(Int64(id))])
+    }
+
+    /// Tells other runners that the owner of run `id` is alive.
+    public func heartbeat(_ id: Int) throws {
+        try database.transaction {
+            try database.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", [.real(now()), .integer(Int64(id))])
+            try database.execute("UPDATE locks SET heartbeat_at = ? WHERE run_id = ?", [.real(now()), .integer(Int64(id))])
+        }
+    }
+
+    /// Marks every queued or running run whose runner is gone as interrupted (or, if it never started, as
+    /// cancelled), and its running stages as interrupted. Returns the runs it marked.
+    @discardableResult
+    public func reconcile() throws -> [RunRecord] {
+        let open = try database.query("SELECT * FROM runs WHERE status IN ('queued', 'running')").map(Self.run)
+        var marked: [RunRecord] = []
+        for run in open where !OwnerLiveness.isAlive(pid: run.pid, heartbeat: try heartbeatOf(run.id)) {
+            if run.status == .running {
+                try database.execute(
+                    "UPDATE stage_runs SET status = 'interrupted', finished_at = ? WHERE run_id = ? AND status = 'running'",
+                    [.real(now()), .integer(Int64(run.id))])
+                try setRunStatus(run.id, .interrupted, message: "its runner (pid \(run.pid ?? 0)) stopped without finishing it; `pipeline resume \(run.id)` continues it")
+                try addEvent(run.id, stage: nil, kind: "run.interrupted", message: "runner pid \(run.pid ?? 0) is gone")
+            } else {
+                try setRunStatus(run.id, .cancelled, message: "its runner (pid \(run.pid ?? 0)) went away while it waited in the queue")
+            }
+            if let updated = try self.run(run.id) { marked.append(updated) }
+        }
+        return marked
+    }
+
+    private func heartbeatOf(_ id: Int) throws -> Double? {
+        try database.query("SELECT heartbeat_at FROM runs WHERE id = ?", [.integer(Int64(id))]).first?["heartbeat_at"].double
+    }
+
+    /// Deletes the records of `runs` (their folders are the caller's to remove).
+    public func deleteRuns(_ ids: [Int]) throws {
+        try database.transaction {
+            for id in ids {
+                for table in ["events", "stage_runs"] {
+                    try database.execute("DELETE FROM \(table) WHERE run_id = ?", [.integer(Int64(id))])
+                }
+                try database.execute("DELETE FROM runs WHERE id = ?", [.integer(Int64(id))])
+            }
+        }
+    }
+
+    // MARK: Stages and events
+
+    /// Sets a stage's status; `attempt` counts attempts; times are set as the status implies.
+    public func setStageStatus(
+        _ run: Int, _ stage: String, _ status: StageStatus, attempt: Int? = nil, exitCode: Int32? = nil,
+        message: String? = nil
+    ) throws {
+        try database.execute(
+            """
+            INSERT INTO stage_runs (run_id, stage_id, status, attempts, started_at, finished_at, exit_code, message)
+            VALUES (?1, ?2, ?3, COALESCE(?4, 0), CASE WHEN ?3 = 'running' THEN ?5 END, CASE WHEN ?6 THEN ?5 END, ?7, ?8)
+            ON CONFLICT (run_id, stage_id) DO UPDATE SET
+                status = ?3, attempts = COALESCE(?4, attempts),
+                started_at = COALESCE(started_at, CASE WHEN ?3 = 'running' THEN ?5 END),
+                finished_at = CASE WHEN ?6 THEN ?5 ELSE NULL END,
+                exit_code = COALESCE(?7, exit_code), message = ?8
+            """,
+            [
+                .integer(Int64(run)), .text(stage), .text(status.rawValue), attempt.map { .integer(Int64($0)) } ?? .null,
+                .real(now()), .integer(status.isFinal ? 1 : 0), exitCode.map { .integer(Int64($0)) } ?? .null,
+                message.map(SQLValue.text) ?? .null,
+            ])
+    }
+
+    /// The stages of a run that have a record.
+    public func stageRuns(_ run: Int) throws -> [StageRunRecord] {
+        try database.query("SELECT * FROM stage_runs WHERE run_id = ? ORDER BY rowid", [.integer(Int64(run))]).map { row in
+            StageRunRecord(
+                stageID: row["stage_id"].string ?? "", status: StageStatus(rawValue: row["status"].string ?? "") ?? .pending,
+                attempts: row["attempts"].int ?? 0, startedAt: row["started_at"].double.map(Date.init(timeIntervalSince1970:)),
+                finishedAt: row["finished_at"].double.map(Date.init(timeIntervalSince1970:)),
+                exitCode: row["exit_code"].int, message: row["message"].string)
+        }
+    }
+
+    /// Adds an event to a run's history.
+    public func addEvent(_ run: Int, stage: String?, kind: String, message: String) throws {
+        try database.execute(
+            "INSERT INTO events (run_id, at, stage_id, kind, message) VALUES (?, ?, ?, ?, ?)",
+            [.integer(Int64(run)), .real(now()), stage.map(SQLValue.text) ?? .null, .text(kind), .text(message)])
+    }
+
+    /// A run's events, oldest first.
+    public func events(_ run: Int) throws -> [EventRecord] {
+        try database.query("SELECT * FROM events WHERE run_id = ? ORDER BY id", [.integer(Int64(run))]).map { row in
+            EventRecord(
+                at: Date(timeIntervalSince1970: row["at"].double ?? 0), stageID: row["stage_id"].string,
+                kind: row["kind"].string ?? "", message: row["message"].string ?? "")
+        }
+    }
+
+    static func run(_ row: Row) -> RunRecord {
+        RunRecord(
+            id: row["id"].int ?? 0, environment: row["environment"].string ?? "",
+            status: RunStatus(rawValue: row["status"].string ?? "") ?? .failed, sha: row["sha"].string,
+            ref: row["ref"].string, trigger: row["trigger"].string ?? "", user: row["user"].string ?? "",
+            pid: row["pid"].int, marker: row["marker"].string ?? "",
+            createdAt: Date(timeIntervalSince1970: row["created_at"].double ?? 0),
+            startedAt: row["started_at"].double.map(Date.init(timeIntervalSince1970:)),
+            finishedAt: row["finished_at"].double.map(Date.init(timeIntervalSince1970:)), message: row["message"].string)
+    }
+}
+
+func now() -> Double { Date().timeIntervalSince1970 }
