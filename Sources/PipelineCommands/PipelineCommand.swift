@@ -18,11 +18,12 @@ public struct PipelineCommand: AsyncParsableCommand {
               0    ok
               1    a stage failed
               2    bad input or pipeline definition: nothing was changed; the message says what to fix
+              3    the environment is busy with another run (--no-wait)
               70   internal error: a bug in pipeline, please report it with the message
               130  cancelled (Ctrl-C or SIGTERM)
             """,
         version: version,
-        subcommands: [Plan.self, List.self]
+        subcommands: [Plan.self, List.self, Run.self, Status.self, History.self, Logs.self, Resume.self, GC.self, StageCommand.self]
     )
 
     /// Makes the command; argument-parser fills it in.

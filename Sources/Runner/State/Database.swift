@@ -54,6 +54,7 @@ public struct DatabaseError: Error, CustomStringConvertible {
 public final class Database: @unchecked Sendable {
     private let handle: OpaquePointer
     private let lock = NSRecursiveLock()
+    private var depth = 0
     /// The database file.
     public let path: String
 
@@ -126,10 +127,18 @@ public final class Database: @unchecked Sendable {
 
     /// Runs `body` in one write transaction (`BEGIN IMMEDIATE`), committed when it returns and rolled back when
     /// it throws.
+    /// A transaction inside another one joins it.
     public func transaction<T>(_ body: () throws -> T) throws -> T {
         lock.lock()
         defer { lock.unlock() }
+        if depth > 0 {
+            depth += 1
+            defer { depth -= 1 }
+            return try body()
+        }
         try execute("BEGIN IMMEDIATE")
+        depth = 1
+        defer { depth = 0 }
         do {
             let result = try body()
             try execute("COMMIT")

@@ -103,12 +103,15 @@ public final class StateStore: Sendable {
     }
 
     /// Marks every queued or running run whose runner is gone as interrupted (or, if it never started, as
-    /// cancelled), and its running stages as interrupted. Returns the runs it marked.
+    /// cancelled) and its running stages as interrupted, and kills the processes those runs left behind.
+    /// Returns the runs it marked.
     @discardableResult
     public func reconcile() throws -> [RunRecord] {
         let open = try database.query("SELECT * FROM runs WHERE status IN ('queued', 'running')").map(Self.run)
         var marked: [RunRecord] = []
         for run in open where !OwnerLiveness.isAlive(pid: run.pid, heartbeat: try heartbeatOf(run.id)) {
+            // Its stage processes lost their runner: end them, wherever they went.
+            StrayProcesses.kill(variable: StrayProcesses.runMarkerVariable, value: run.marker)
             if run.status == .running {
                 try database.execute(
                     "UPDATE stage_runs SET status = 'interrupted', finished_at = ? WHERE run_id = ? AND status = 'running'",

@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import PipelineDSL
+import Runner
+
+extension PipelineCommand {
+    /// `pipeline resume RUN`: continues a run that did not finish.
+    struct Resume: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Continue an interrupted, failed or cancelled run from its first stage that did not succeed.",
+            discussion: "Stages that succeeded are never run again. The run keeps the plan it started with.")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: ArgumentHelp("The run's number.", valueName: "run"))
+        var runID: Int
+
+        @Flag(help: "Refuse at once when another run holds the environment, instead of waiting.")
+        var noWait = false
+
+        @Flag(help: "Print machine-readable events instead of text.")
+        var json = false
+
+        @Option(help: ArgumentHelp("Seconds between SIGTERM and SIGKILL when a stage is stopped.", valueName: "seconds"))
+        var killGrace: Double = 10
+
+        func run() throws {
+            do {
+                let workspace = try global.workspace()
+                let store = try StateAccess.open(workspace)
+                try store.reconcile()
+                let record = try StateAccess.run(runID, in: store)
+                guard [.interrupted, .failed, .cancelled].contains(record.status) else {
+                    throw LoadError(
+                        .definition,
+                        "run \(runID) is \(record.status.rawValue); only an interrupted, failed or cancelled run can be resumed")
+                }
+                let folder = RunFolder(root: store.runFolder(record.id))
+                let plan: PipelineDSL.Plan
+                do {
+                    plan = try folder.readPlan()
+                } catch {
+                    throw LoadError(.environment, "cannot read the plan of run \(runID) (\(folder.planFile.path)): \(error)")
+                }
+                let environment = ProcessInfo.processInfo.environment
+                let secrets = try SecretResolver.resolve(plan, environment: environment)
+                let console: any RunConsole = json ? JSONConsole() : TextConsole(live: isatty(1) == 1)
+                let session = RunSession(store: store, console: console)
+                let request = RunSession.Request(
+                    environment: record.environment, sha: record.sha, ref: record.ref, branch: record.ref,
+                    trigger: "resume", user: StateAccess.currentUser, noWait: noWait)
+                let (_, outcome) = try session.execute(
+                    plan: plan, request: request, options: RunOptions(parallelism: plan.parallelism, killGrace: killGrace),
+                    executable: DSLLibrary.currentExecutable?.path ?? CommandLine.arguments[0], secrets: secrets,
+                    environment: environment, resuming: record)
+                switch outcome {
+                case .succeeded: return
+                case .cancelled: throw Exit.cancelled
+                default: throw Exit.stageFailed
+                }
+            } catch {
+                throw error.reported()
+            }
+        }
+    }
+
+    /// `pipeline gc --keep N`: prunes old runs.
+    struct GC: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "gc",
+            abstract: "Delete the folders and records of old finished runs, keeping the newest N runs.",
+            discussion: "Queued, running and interrupted runs are never deleted.")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Option(help: "How many of the newest runs to keep.")
+        var keep: Int
+
+        @Flag(help: "Print what would be deleted, and delete nothing.")
+        var dryRun = false
+
+        func validate() throws {
+            if keep < 0 { throw ValidationError("--keep must be 0 or more") }
+        }
+
+        func run() throws {
+            do {
+                let store = try StateAccess.open(try global.workspace())
+                try store.reconcile()
+                let all = try store.runs(limit: Int.max)
+                let old = all.dropFirst(keep).filter { $0.status.isFinal && $0.status != .interrupted }
+                guard !old.isEmpty else {
+                    print("nothing to delete: \(all.count) runs, keeping \(keep)")
+                    return
+                }
+                if !dryRun {
+                    for run in old { try? FileManager.default.removeItem(at: store.runFolder(run.id)) }
+                    try store.deleteRuns(old.map(\.id))
+                }
+                let ids = old.map { String($0.id) }.joined(separator: ", ")
+                print("\(dryRun ? "would delete" : "deleted") \(old.count) runs: \(ids)")
+            } catch {
+                throw error.reported()
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import ArgumentParser
+import Foundation
+import PipelineDSL
+import Runner
+
+extension PipelineCommand {
+    /// `pipeline run ENV`: runs the environment's plan.
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run an environment's plan: every stage as a child process, in dependency order.",
+            discussion: """
+                One run per environment at a time: a second run waits for the first (or, with --no-wait, is \
+                refused). Ctrl-C or SIGTERM stops every stage and records the run as cancelled (exit 130). Logs, \
+                outputs and artifacts are kept in $PIPELINE_HOME/runs/RUN/.
+                """)
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: "The environment to run.")
+        var environment: String
+
+        @Option(help: "Deploy this commit (full or abbreviated SHA).")
+        var sha: String?
+
+        @Option(help: "Deploy the tip of this branch or tag (default: the environment's branch).")
+        var ref: String?
+
+        @Option(name: .customLong("only"), help: ArgumentHelp("Run only this service's stages (repeatable).", valueName: "service"))
+        var only: [String] = []
+
+        @Option(help: "Most stages at once (default: the pipeline's parallelism).")
+        var parallel: Int?
+
+        @Flag(help: "Stop starting stages after the first failure.")
+        var failFast = false
+
+        @Flag(help: "Refuse at once when another run holds the environment, instead of waiting.")
+        var noWait = false
+
+        @Flag(help: "Print what would run, in order, and run nothing.")
+        var dryRun = false
+
+        @Flag(help: "Print machine-readable events (one JSON object per line) instead of text.")
+        var json = false
+
+        @Option(help: ArgumentHelp("Seconds between SIGTERM and SIGKILL when a stage is stopped.", valueName: "seconds"))
+        var killGrace: Double = 10
+
+        func validate() throws {
+            if sha != nil && ref != nil { throw ValidationError("--sha and --ref name the same thing: give one of them") }
+            if let parallel, parallel < 1 { throw ValidationError("--parallel must be at least 1, got \(parallel)") }
+            if killGrace < 0 { throw ValidationError("--kill-grace must be 0 or more seconds") }
+        }
+
+        func run() throws {
+            do {
+                try execute()
+            } catch {
+                throw error.reported()
+            }
+        }
+
+        private func execute() throws {
+            let loading = try PlanLoading(global)
+            let plan = try loading.plan(for: environment).selecting(services: only)
+            let processEnvironment = ProcessInfo.processInfo.environment
+            let secrets = try SecretResolver.resolve(plan, environment: processEnvironment)
+            if dryRun {
+                printDryRun(plan)
+                return
+            }
+            let store = try StateAccess.open(loading.workspace)
+            let console: any RunConsole = json ? JSONConsole() : TextConsole(live: isatty(1) == 1)
+            let session = RunSession(store: store, console: console)
+            let request = RunSession.Request(
+                environment: environment, sha: sha, ref: ref ?? (sha == nil ? plan.environment.branch : nil),
+                branch: ref ?? (sha == nil ? plan.environment.branch : nil), trigger: "cli", user: StateAccess.currentUser,
+                noWait: noWait)
+            let options = RunOptions(parallelism: parallel ?? plan.parallelism, failFast: failFast, killGrace: killGrace)
+            let executable = DSLLibrary.currentExecutable?.path ?? CommandLine.arguments[0]
+            let (_, outcome) = try session.execute(
+                plan: plan, request: request, options: options, executable: executable, secrets: secrets,
+                environment: processEnvironment)
+            switch outcome {
+            case .succeeded: return
+            case .cancelled: throw Exit.cancelled
+            default: throw Exit.stageFailed
+            }
+        }
+
+        private func printDryRun(_ plan: PipelineDSL.Plan) {
+            print("dry run of \(plan.environment.name): \(plan.stages.count) stages, up to \(parallel ?? plan.parallelism) at once; nothing runs")
+            for (index, wave) in plan.waves().enumerated() {
+                print("\(index + 1). \(wave.joined(separator: ", "))")
+            }
+        }
+    }
+}

@@ -1,0 +1,109 @@
+import ArgumentParser
+import Foundation
+import Runner
+
+extension PipelineCommand {
+    /// `pipeline status [RUN]`: one run in detail.
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show a run (the latest when none is named): where it stands and every stage.")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: ArgumentHelp("The run's number (default: the latest run).", valueName: "run"))
+        var runID: Int?
+
+        func run() throws {
+            do {
+                let store = try StateAccess.open(try global.workspace())
+                try store.reconcile()
+                let record: RunRecord
+                if let runID {
+                    record = try StateAccess.run(runID, in: store)
+                } else if let latest = try store.runs(limit: 1).first {
+                    record = latest
+                } else {
+                    print("no runs yet; start one with `pipeline run ENV`")
+                    return
+                }
+                print(try Self.describe(record, store: store), terminator: "")
+            } catch {
+                throw error.reported()
+            }
+        }
+
+        static func describe(_ run: RunRecord, store: StateStore) throws -> String {
+            var out = "run \(run.id)  \(run.environment)  \(run.status.rawValue)\n"
+            var facts = ["by \(run.user) (\(run.trigger))"]
+            if let ref = run.ref { facts.append("ref \(ref)") }
+            if let sha = run.sha { facts.append("sha \(sha)") }
+            facts.append("asked \(Dates.format(run.createdAt))")
+            if let started = run.startedAt {
+                facts.append("took \(TextConsole.format((run.finishedAt ?? Date()).timeIntervalSince(started)))")
+            }
+            out += "  " + facts.joined(separator: " · ") + "\n"
+            if let message = run.message { out += "  \(message)\n" }
+            let stages = try store.stageRuns(run.id)
+            if !stages.isEmpty {
+                var table = TextTable(headers: ["STAGE", "STATUS", "ATTEMPTS", "DURATION", "MESSAGE"])
+                for stage in stages {
+                    let duration = stage.startedAt.map { TextConsole.format((stage.finishedAt ?? Date()).timeIntervalSince($0)) } ?? "-"
+                    table.add([stage.stageID, stage.status.rawValue, String(stage.attempts), duration, stage.message ?? ""])
+                }
+                out += "\n" + table.render()
+            }
+            out += "\nlogs: pipeline logs \(run.id)   folder: \(store.runFolder(run.id).path)\n"
+            if run.status == .interrupted { out += "continue it: pipeline resume \(run.id)\n" }
+            return out
+        }
+    }
+
+    /// `pipeline history [ENV]`: the latest runs.
+    struct History: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the latest runs, newest first.")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: "Only this environment's runs.")
+        var environment: String?
+
+        @Option(help: "How many runs.")
+        var limit: Int = 20
+
+        func validate() throws {
+            if limit < 1 { throw ValidationError("--limit must be at least 1") }
+        }
+
+        func run() throws {
+            do {
+                let store = try StateAccess.open(try global.workspace())
+                try store.reconcile()
+                let runs = try store.runs(environment: environment, limit: limit)
+                guard !runs.isEmpty else {
+                    print("no runs yet\(environment.map { " of \($0)" } ?? "")")
+                    return
+                }
+                var table = TextTable(headers: ["RUN", "ENV", "STATUS", "REF", "SHA", "BY", "ASKED", "DURATION", "MESSAGE"])
+                for run in runs {
+                    let duration = run.startedAt.map { TextConsole.format((run.finishedAt ?? Date()).timeIntervalSince($0)) } ?? "-"
+                    table.add([
+                        String(run.id), run.environment, run.status.rawValue, run.ref ?? "-", run.sha.map { String($0.prefix(12)) } ?? "-",
+                        "\(run.user) (\(run.trigger))", Dates.format(run.createdAt), duration, run.message ?? "",
+                    ])
+                }
+                print(table.render(), terminator: "")
+            } catch {
+                throw error.reported()
+            }
+        }
+    }
+}
+
+/// Times as the commands print them: local time to the second.
+enum Dates {
+    static func format(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        return formatter.string(from: date)
+    }
+}

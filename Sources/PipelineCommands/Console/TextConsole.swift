@@ -1,0 +1,136 @@
+import Foundation
+import Runner
+
+/// The run as a person watches it: stage starts and ends, each stage's output prefixed by its name, and on a
+/// terminal a live status line (what runs and for how long, what waits); a summary table at the end.
+final class TextConsole: RunConsole, @unchecked Sendable {
+    private let writer = ConsoleOutput()
+    private let live: Bool
+    private let lock = NSLock()
+    private var running: [String: Date] = [:]
+    private var total = 0
+    private var done = 0
+    private var timer: (any DispatchSourceTimer)?
+    private var statusShown = false
+
+    init(live: Bool) {
+        self.live = live
+    }
+
+    func runStarted(id: Int, environment: String, stages: Int) {
+        lock.withLock { total = stages }
+        emit("run \(id): \(environment), \(stages) stages\n")
+        if live {
+            let timer = DispatchSource.makeTimerSource(queue: .global())
+            timer.schedule(deadline: .now() + 1, repeating: 1)
+            timer.setEventHandler { [weak self] in self?.emit("") }
+            timer.resume()
+            lock.withLock { self.timer = timer }
+        }
+    }
+
+    func note(_ message: String) {
+        emit("· \(message)\n")
+    }
+
+    func stageStarted(_ stage: String, attempt: Int) {
+        lock.withLock { running[stage] = Date() }
+        emit("▶ \(stage)\(attempt > 1 ? " (attempt \(attempt))" : "")\n")
+    }
+
+    func stageFinished(_ stage: String, status: StageStatus, attempt: Int, seconds: Double, message: String?) {
+        lock.withLock {
+            running[stage] = nil
+            if status.isFinal && status != .running { done += 1 }
+        }
+        let symbol = switch status {
+        case .succeeded: "✔"
+        case .conditionFalse: "–"
+        case .skipped: "↷"
+        case .cancelled: "■"
+        default: "✘"
+        }
+        let duration = attempt > 0 ? " \(Self.format(seconds))" : ""
+        emit("\(symbol) \(stage) \(status.rawValue)\(duration)\(message.map { ": \($0)" } ?? "")\n")
+    }
+
+    func stageOutput(stage: String, lines: UnsafeRawBufferPointer) {
+        var out: [UInt8] = []
+        out.reserveCapacity(lines.count + 64)
+        let prefix = Array("[\(stage)] ".utf8)
+        var start = 0
+        while start < lines.count {
+            let newline = memchr(lines.baseAddress! + start, 0x0A, lines.count - start)
+            let end = newline.map { lines.baseAddress!.distance(to: UnsafeRawPointer($0)) + 1 } ?? lines.count
+            out.append(contentsOf: prefix)
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: lines[start..<end]))
+            start = end
+        }
+        writer.write(bytes: out, beforeStatus: live ? clearStatus() : nil, status: live ? statusLine() : nil)
+    }
+
+    func runFinished(id: Int, status: RunStatus, summary: [StageSummary], seconds: Double) {
+        lock.withLock {
+            timer?.cancel()
+            timer = nil
+            running.removeAll()
+        }
+        var table = TextTable(headers: ["STAGE", "STATUS", "DURATION", "ATTEMPTS"])
+        for row in summary {
+            table.add([row.stage, row.status.rawValue, row.attempts > 0 ? Self.format(row.seconds) : "-", String(row.attempts)])
+        }
+        emit("\n" + table.render() + "\nrun \(id) \(status.rawValue) in \(Self.format(seconds))\n", final: true)
+    }
+
+    private func emit(_ text: String, final: Bool = false) {
+        writer.write(
+            bytes: Array(text.utf8), beforeStatus: live ? clearStatus() : nil,
+            status: live && !final ? statusLine() : nil)
+    }
+
+    private func clearStatus() -> [UInt8] { Array("\r\u{1B}[K".utf8) }
+
+    private func statusLine() -> [UInt8] {
+        let (active, waiting) = lock.withLock { () -> ([String], Int) in
+            let now = Date()
+            let active = running.sorted { $0.value < $1.value }.map { "\($0.key) \(Self.format(now.timeIntervalSince($0.value)))" }
+            return (active, max(0, total - done - running.count))
+        }
+        guard !active.isEmpty || waiting > 0 else { return [] }
+        var line = "running: \(active.prefix(4).joined(separator: ", "))"
+        if active.count > 4 { line += " +\(active.count - 4)" }
+        line += " · waiting: \(waiting)"
+        return Array(String(line.prefix(200)).utf8)
+    }
+
+    static func format(_ seconds: Double) -> String {
+        if seconds < 10 { return String(format: "%.1fs", seconds) }
+        if seconds < 120 { return "\(Int(seconds))s" }
+        return "\(Int(seconds) / 60)m\(String(format: "%02d", Int(seconds) % 60))s"
+    }
+}
+
+/// Writes whole chunks to stdout, keeping a live status line at the bottom on a terminal.
+final class ConsoleOutput: @unchecked Sendable {
+    private let lock = NSLock()
+
+    func write(bytes: [UInt8], beforeStatus: [UInt8]?, status: [UInt8]?) {
+        lock.withLock {
+            var out: [UInt8] = []
+            if let beforeStatus { out += beforeStatus }
+            out += bytes
+            if let status { out += status }
+            out.withUnsafeBytes { raw in
+                var offset = 0
+                while offset < raw.count {
+                    let written = Foundation.write(1, raw.baseAddress! + offset, raw.count - offset)
+                    if written < 0 {
+                        if errno == EINTR { continue }
+                        return
+                    }
+                    offset += written
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,48 @@
+import ArgumentParser
+import Foundation
+import Runner
+
+/// Opens the state database of the workspace, for the commands that read or write runs.
+enum StateAccess {
+    static func open(_ workspace: Workspace) throws(LoadError) -> StateStore {
+        try workspace.prepareHome()
+        do {
+            return try StateStore(home: workspace.home)
+        } catch {
+            throw LoadError(.environment, "cannot open the state database in \(workspace.home.path): \(error)")
+        }
+    }
+
+    /// The operating-system user running this command.
+    static var currentUser: String {
+        if let entry = getpwuid(geteuid()), let name = entry.pointee.pw_name { return String(cString: name) }
+        return ProcessInfo.processInfo.environment["USER"] ?? "unknown"
+    }
+
+    /// Run `id`, or refuses naming what exists.
+    static func run(_ id: Int, in store: StateStore) throws -> RunRecord {
+        guard let run = try store.run(id) else {
+            let latest = try store.runs(limit: 1).first.map { "; the latest is run \($0.id)" } ?? "; there are no runs yet"
+            throw LoadError(.definition, "there is no run \(id)\(latest)")
+        }
+        return run
+    }
+}
+
+extension Error {
+    /// Reports any error as the CLI does and gives its exit code: a LoadError or a refusal is the user's to fix
+    /// (2, or 3 for a busy environment), anything else is ours (70).
+    func reported() -> ExitCode {
+        switch self {
+        case let error as LoadError: return error.report()
+        case let refusal as RunSession.Refusal:
+            FileHandle.standardError.write(Data("error: \(refusal)\n".utf8))
+            if case .busy = refusal { return Exit.busy }
+            return Exit.cancelled
+        case let exit as ExitCode: return exit
+        default:
+            FileHandle.standardError.write(Data("internal error: \(self)\nThis is a bug in pipeline; please report it with this message.\n".utf8))
+            return Exit.internalError
+        }
+    }
+}

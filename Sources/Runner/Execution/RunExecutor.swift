@@ -1,0 +1,282 @@
+import Foundation
+import PipelineDSL
+
+/// How a run is carried out.
+public struct RunOptions: Sendable {
+    /// Most stages at once.
+    public var parallelism: Int
+    /// Stop starting stages after the first failure.
+    public var failFast: Bool
+    /// Seconds between SIGTERM and SIGKILL when a stage is stopped.
+    public var killGrace: Double
+    /// The timeout of a stage whose plan gives none, in seconds.
+    public var defaultTimeout: Double
+
+    /// Options; the defaults suit production runs.
+    public init(parallelism: Int, failFast: Bool = false, killGrace: Double = 10, defaultTimeout: Double = 3600) {
+        self.parallelism = parallelism
+        self.failFast = failFast
+        self.killGrace = killGrace
+        self.defaultTimeout = defaultTimeout
+    }
+}
+
+/// Runs a plan's stages as child processes, as the scheduler decides, recording everything in the state store
+/// and the run folder.
+public final class RunExecutor: @unchecked Sendable {
+    private let store: StateStore
+    private let plan: Plan
+    private let run: RunRecord
+    private let folder: RunFolder
+    private let options: RunOptions
+    private let masker: SecretMasker
+    private let console: any RunConsole
+    private let launcher: StageLauncher
+
+    private let condition = NSCondition()
+    private var scheduler: Scheduler
+    private var processes: [String: StageProcess] = [:]
+    private var finished: [(String, StageStatus)] = []
+    private var cancelReason: String?
+    private var attempts: [String: Int]
+    private var seconds: [String: Double] = [:]
+
+    /// An executor for `run` of `plan`, whose stages start from `initial` statuses and attempt counts.
+    public init(
+        store: StateStore, plan: Plan, run: RunRecord, folder: RunFolder, options: RunOptions, masker: SecretMasker,
+        console: any RunConsole, launcher: StageLauncher, initial: [String: StageStatus] = [:],
+        attempts: [String: Int] = [:]
+    ) {
+        self.store = store
+        self.plan = plan
+        self.run = run
+        self.folder = folder
+        self.options = options
+        self.masker = masker
+        self.console = console
+        self.launcher = launcher
+        self.attempts = attempts
+        var start = initial
+        for stage in plan.stages where start[stage.id] == nil {
+            if let condition = stage.condition, !condition.holds(branch: launcher.context.branch) {
+                start[stage.id] = .conditionFalse
+            }
+        }
+        scheduler = Scheduler(stages: plan.stages, initial: start, failFast: options.failFast)
+    }
+
+    /// Asks the run to stop: running stages get SIGTERM (SIGKILL after the grace period), nothing new starts.
+    public func cancel(_ reason: String) {
+        condition.lock()
+        let first = cancelReason == nil
+        if first { cancelReason = reason }
+        let running = Array(processes.values)
+        condition.broadcast()
+        condition.unlock()
+        guard first else { return }
+        for process in running { process.signalGroup(SIGTERM) }
+        let grace = options.killGrace
+        DispatchQueue.global().asyncAfter(deadline: .now() + grace) {
+            for process in running { process.signalGroup(SIGKILL) }
+        }
+    }
+
+    /// Runs every stage that can run, and returns how the run ended.
+    public func execute() -> RunStatus {
+        let started = Date()
+        console.runStarted(id: run.id, environment: plan.environment.name, stages: plan.stages.count)
+        record { try store.addEvent(run.id, stage: nil, kind: "run.started", message: "\(plan.stages.count) stages") }
+        for (id, status) in scheduler.status where status == .conditionFalse {
+            record { try store.setStageStatus(run.id, id, .conditionFalse, message: "condition is false") }
+            console.stageFinished(id, status: .conditionFalse, attempt: 0, seconds: 0, message: "condition is false")
+        }
+        condition.lock()
+        while true {
+            if let reason = cancelReason { scheduler.stop(reason) }
+            for (id, result) in finished { scheduler.finished(id, result) }
+            finished.removeAll()
+            for decision in scheduler.next(limit: max(1, options.parallelism)) {
+                switch decision {
+                case .start(let id):
+                    let stage = plan.stages.first { $0.id == id }!
+                    Thread.detachNewThread { [self] in
+                        let result = self.runStage(stage)
+                        self.condition.lock()
+                        self.finished.append((id, result))
+                        self.condition.broadcast()
+                        self.condition.unlock()
+                    }
+                case .skip(let id, let reason):
+                    let status: StageStatus = cancelReason != nil ? .cancelled : .skipped
+                    scheduler.finished(id, status)
+                    record { try store.setStageStatus(run.id, id, status, message: masker.mask(reason)) }
+                    console.stageFinished(id, status: status, attempt: 0, seconds: 0, message: reason)
+                }
+            }
+            if scheduler.isDone { break }
+            if finished.isEmpty { condition.wait() }
+        }
+        condition.unlock()
+
+        let outcome = scheduler.outcome
+        let summary = plan.stages.map { stage in
+            StageSummary(
+                stage: stage.id, status: scheduler.status[stage.id] ?? .pending, seconds: seconds[stage.id] ?? 0,
+                attempts: attempts[stage.id] ?? 0)
+        }
+        let failedStages = summary.filter { [.failed, .timedOut].contains($0.status) }.map(\.stage)
+        let message: String = switch outcome {
+        case .succeeded: "all \(plan.stages.count) stages succeeded or were skipped by their condition"
+        case .cancelled: cancelReason ?? "cancelled"
+        default: "failed: \(failedStages.joined(separator: ", "))"
+        }
+        record {
+            try store.addEvent(run.id, stage: nil, kind: "run.finished", message: masker.mask(message))
+            try store.setRunStatus(run.id, outcome, message: masker.mask(message))
+        }
+        StrayProcesses.kill(variable: StrayProcesses.runMarkerVariable, value: run.marker)
+        console.runFinished(id: run.id, status: outcome, summary: summary, seconds: Date().timeIntervalSince(started))
+        return outcome
+    }
+
+    /// Runs one stage to its end, with its retries.
+    private func runStage(_ stage: Stage) -> StageStatus {
+        let maximum = 1 + max(0, stage.retry?.attempts ?? 0)
+        var backoff = stage.retry?.backoffSeconds ?? 0
+        var tried = 0
+        while true {
+            tried += 1
+            let attempt = lockedIncrementAttempt(stage.id)
+            let began = Date()
+            let (status, exitCode, message) = attemptStage(stage, attempt: attempt)
+            let elapsed = Date().timeIntervalSince(began)
+            condition.lock()
+            seconds[stage.id, default: 0] += elapsed
+            let cancelled = cancelReason != nil
+            condition.unlock()
+            let final = status == .succeeded || cancelled || tried >= maximum || status == .cancelled
+            record {
+                try store.setStageStatus(
+                    run.id, stage.id, final ? status : .running, attempt: attempt, exitCode: exitCode,
+                    message: message.map(masker.mask))
+                try store.addEvent(
+                    run.id, stage: stage.id, kind: final ? "stage.finished" : "stage.retrying",
+                    message: masker.mask("attempt \(attempt): \(status.rawValue)\(message.map { " — \($0)" } ?? "")"))
+            }
+            console.stageFinished(stage.id, status: status, attempt: attempt, seconds: elapsed, message: message)
+            if final { return cancelled && status != .succeeded ? .cancelled : status }
+            console.note("\(stage.id): retrying in \(Int(backoff))s (attempt \(attempt + 1) of \(maximum))")
+            condition.lock()
+            _ = condition.wait(until: Date().addingTimeInterval(backoff))
+            condition.unlock()
+            backoff *= 2
+        }
+    }
+
+    private func lockedIncrementAttempt(_ id: String) -> Int {
+        condition.lock()
+        defer { condition.unlock() }
+        attempts[id, default: 0] += 1
+        return attempts[id]!
+    }
+
+    /// One attempt: start the process, pump its output, enforce the timeout, clean up its group.
+    private func attemptStage(_ stage: Stage, attempt: Int) -> (StageStatus, Int32?, String?) {
+        record { try store.setStageStatus(run.id, stage.id, .running, attempt: attempt) }
+        console.stageStarted(stage.id, attempt: attempt)
+        let log: BufferedFile
+        do {
+            log = try BufferedFile(path: folder.log(stage.id).path)
+        } catch {
+            return (.failed, nil, "cannot open the stage log: \(error)")
+        }
+        log.append(text: "\(String(decoding: Timestamp.now(), as: UTF8.self))--- attempt \(attempt) of \(stage.id)\n")
+        let launch: StageLauncher.Launch
+        do {
+            launch = try launcher.launch(stage, attempt: attempt, folder: folder, masker: masker)
+        } catch {
+            let message = masker.mask("\(error)")
+            log.append(text: "\(String(decoding: Timestamp.now(), as: UTF8.self))--- \(message)\n")
+            log.flush()
+            return (.failed, nil, message)
+        }
+        condition.lock()
+        if cancelReason != nil {
+            launch.process.signalGroup(SIGKILL)
+        }
+        processes[stage.id] = launch.process
+        condition.unlock()
+
+        let pumped = DispatchSemaphore(value: 0)
+        let pump = OutputPump(
+            stage: stage.id, stdout: launch.stdout, stderr: launch.stderr, log: log, masker: masker, sink: console)
+        Thread.detachNewThread {
+            pump.run()
+            pumped.signal()
+        }
+        let timeout = stage.timeoutSeconds ?? options.defaultTimeout
+        let timedOut = TimeoutFlag()
+        let grace = options.killGrace
+        let timer = DispatchWorkItem {
+            timedOut.set()
+            launch.process.signalGroup(SIGTERM)
+            DispatchQueue.global().asyncAfter(deadline: .now() + grace) { launch.process.signalGroup(SIGKILL) }
+        }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: timer)
+        let exitCode = launch.process.wait()
+        timer.cancel()
+        // Whatever the stage left running in its group goes with it.
+        launch.process.signalGroup(SIGTERM)
+        if pumped.wait(timeout: .now() + 2) == .timedOut {
+            launch.process.signalGroup(SIGKILL)
+            StrayProcesses.kill(variable: StrayProcesses.stageMarkerVariable, value: launch.stageMarker)
+            if pumped.wait(timeout: .now() + 5) == .timedOut {
+                log.append(text: "--- output still open after the stage ended; stopped reading\n")
+            }
+        }
+        launch.process.signalGroup(SIGKILL)
+        condition.lock()
+        processes[stage.id] = nil
+        let cancelled = cancelReason != nil
+        condition.unlock()
+
+        folder.maskArtifacts(of: stage.id, with: masker)
+        let status: StageStatus
+        var message: String?
+        if timedOut.isSet {
+            status = .timedOut
+            message = "timed out after \(Int(timeout))s"
+        } else if cancelled && exitCode != 0 {
+            status = .cancelled
+            message = "cancelled"
+        } else if exitCode == 0 {
+            status = .succeeded
+            folder.collectOutputs(of: stage.id, masker: masker)
+        } else {
+            status = .failed
+            message = exitCode > 128 ? "ended by signal \(exitCode - 128)" : "exited with status \(exitCode)"
+            if let reason = folder.lastErrorLine(of: stage.id) { message! += ": \(reason)" }
+        }
+        log.append(text: "\(String(decoding: Timestamp.now(), as: UTF8.self))--- \(status.rawValue) (exit \(exitCode))\n")
+        log.flush()
+        return (status, exitCode, message)
+    }
+
+    /// State writes never stop a run: a failure is reported on the console.
+    private func record(_ body: () throws -> Void) {
+        do {
+            try body()
+        } catch {
+            console.note("could not record the run's state: \(masker.mask("\(error)"))")
+        }
+    }
+}
+
+/// Set once, from any thread.
+final class TimeoutFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import PipelineDSL
+
+/// A run's folder: `plan.json`, `logs/STAGE.log`, `outputs/STAGE.env` (written by the stage) and
+/// `outputs/STAGE.json` (read back), `artifacts/STAGE/`, and `workspace/` (the stages' working folder).
+public struct RunFolder: Sendable {
+    /// The folder.
+    public let root: URL
+
+    /// The folder at `root`.
+    public init(root: URL) {
+        self.root = root
+    }
+
+    /// Makes the folders (owner only) and writes the plan the run runs.
+    public func create(plan: Plan) throws {
+        let previous = umask(0o077)
+        defer { umask(previous) }
+        for sub in ["logs", "outputs", "artifacts", "workspace"] {
+            try FileManager.default.createDirectory(at: root.appending(path: sub), withIntermediateDirectories: true)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        try encoder.encode(plan).write(to: planFile)
+    }
+
+    /// The plan the run runs.
+    public var planFile: URL { root.appending(path: "plan.json") }
+    /// The stages' working folder.
+    public var workspace: URL { root.appending(path: "workspace") }
+
+    /// Reads the plan back.
+    public func readPlan() throws -> Plan {
+        try JSONDecoder().decode(Plan.self, from: Data(contentsOf: planFile))
+    }
+
+    /// A stage's log.
+    public func log(_ stage: String) -> URL { root.appending(path: "logs/\(Self.fileName(stage)).log") }
+    /// The file a stage writes its outputs to.
+    public func outputsFile(_ stage: String) -> URL { root.appending(path: "outputs/\(Self.fileName(stage)).env") }
+    /// The folder a stage keeps its artifacts in.
+    public func artifacts(_ stage: String) -> URL { root.appending(path: "artifacts/\(Self.fileName(stage))") }
+
+    /// The outputs each finished stage produced.
+    public func outputs() -> [String: [String: String]] {
+        let folder = root.appending(path: "outputs")
+        var all: [String: [String: String]] = [:]
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [] where name.hasSuffix(".json") {
+            if let data = FileManager.default.contents(atPath: folder.appending(path: name).path),
+                let values = try? JSONDecoder().decode([String: String].self, from: data)
+            {
+                all[String(name.dropLast(5))] = values
+            }
+        }
+        return all
+    }
+
+    /// Reads what the stage wrote to its outputs file, masks it, and keeps it as `outputs/STAGE.json`.
+    func collectOutputs(of stage: String, masker: SecretMasker) {
+        let file = outputsFile(stage)
+        guard let text = try? String(contentsOf: file, encoding: .utf8) else { return }
+        let values = StageOutputs.parse(text).mapValues(masker.mask)
+        try? masker.mask(text).write(to: file, atomically: true, encoding: .utf8)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        try? encoder.encode(values).write(to: root.appending(path: "outputs/\(Self.fileName(stage)).json"))
+    }
+
+    /// Masks every secret in the files the stage left in its artifacts folder.
+    func maskArtifacts(of stage: String, with masker: SecretMasker) {
+        let folder = artifacts(stage)
+        guard !masker.currentPatterns.isEmpty,
+            let walker = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: [.isRegularFileKey])
+        else { return }
+        for case let file as URL in walker {
+            guard (try? file.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true,
+                let data = FileManager.default.contents(atPath: file.path)
+            else { continue }
+            var out: [UInt8] = []
+            _ = SecretMasker.replace(Array(data)[...], patterns: masker.currentPatterns, into: &out, final: true)
+            if out.count != data.count || !out.elementsEqual(data) { try? Data(out).write(to: file) }
+        }
+    }
+
+    /// The last line the stage wrote to stderr, for the failure message.
+    func lastErrorLine(of stage: String) -> String? {
+        guard let handle = try? FileHandle(forReadingFrom: log(stage)) else { return nil }
+        defer { try? handle.close() }
+        let size = (try? handle.seekToEnd()) ?? 0
+        try? handle.seek(toOffset: size > 8192 ? size - 8192 : 0)
+        let tail = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+        let line = tail.split(separator: "\n").last { $0.dropFirst(25).hasPrefix("err ") }
+        return line.map { String($0.dropFirst(29)).trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : String($0.prefix(300)) }
+    }
+
+    /// Stage ids as file names: `/` and other awkward characters become `_`.
+    static func fileName(_ stage: String) -> String {
+        String(stage.map { $0.isLetter || $0.isNumber || "._-".contains($0) ? $0 : "_" })
+    }
+}

@@ -1,0 +1,193 @@
+import Foundation
+import PipelineDSL
+
+/// Takes a run from "asked for" to "ended": records it, waits its turn for the environment's lock, runs its
+/// stages, and turns Ctrl-C or SIGTERM into a cancelled run with every stage process stopped.
+public final class RunSession: @unchecked Sendable {
+    /// Who asks for the run, and how.
+    public struct Request: Sendable {
+        /// The environment.
+        public var environment: String
+        /// `--sha`, as given.
+        public var sha: String?
+        /// `--ref`, or the environment's branch.
+        public var ref: String?
+        /// The branch being deployed, for conditions.
+        public var branch: String?
+        /// `cli`, `resume`, `hook`, ...
+        public var trigger: String
+        /// Who.
+        public var user: String
+        /// Refuse at once when another run holds the environment.
+        public var noWait: Bool
+
+        /// A request.
+        public init(environment: String, sha: String?, ref: String?, branch: String?, trigger: String, user: String, noWait: Bool) {
+            self.environment = environment
+            self.sha = sha
+            self.ref = ref
+            self.branch = branch
+            self.trigger = trigger
+            self.user = user
+            self.noWait = noWait
+        }
+    }
+
+    /// Why a run did not start.
+    public enum Refusal: Error, CustomStringConvertible {
+        /// `--no-wait`, and another run holds the environment.
+        case busy(RunRecord)
+        /// Cancelled while it waited in the queue.
+        case cancelledWhileQueued(Int)
+
+        /// One line saying why, and whose run is in the way.
+        public var description: String {
+            switch self {
+            case .busy(let owner):
+                "environment '\(owner.environment)' is busy: run \(owner.id) (pid \(owner.pid ?? 0), started by \(owner.user)) holds it; wait for it, or run without --no-wait to queue"
+            case .cancelledWhileQueued(let id): "run \(id) was cancelled while it waited for the environment"
+            }
+        }
+    }
+
+    private let store: StateStore
+    private let console: any RunConsole
+    private let lock = NSLock()
+    private var executor: RunExecutor?
+    private var cancelled = false
+    private var signalSources: [any DispatchSourceSignal] = []
+
+    /// A session recording into `store` and reporting to `console`.
+    public init(store: StateStore, console: any RunConsole) {
+        self.store = store
+        self.console = console
+    }
+
+    /// Runs `plan` as a new run (or, given `resuming`, continues that run from its first stage that did not
+    /// succeed), and returns the run and how it ended.
+    public func execute(
+        plan: Plan, request: Request, options: RunOptions, executable: String, secrets: [String: [String: String]],
+        environment: [String: String], resuming: RunRecord? = nil
+    ) throws -> (RunRecord, RunStatus) {
+        if request.noWait, let owner = try store.lockOwner(environment: request.environment),
+            owner.id != resuming?.id, OwnerLiveness.isAlive(pid: owner.pid, heartbeat: nil)
+        {
+            throw Refusal.busy(owner)
+        }
+        trapSignals()
+        defer { releaseSignals() }
+        let run: RunRecord
+        if let resuming {
+            StrayProcesses.kill(variable: StrayProcesses.runMarkerVariable, value: resuming.marker)
+            try store.adopt(resuming.id, pid: getpid(), trigger: "resume")
+            run = try store.run(resuming.id) ?? resuming
+        } else {
+            run = try store.createRun(
+                environment: request.environment, sha: request.sha, ref: request.ref, trigger: request.trigger,
+                user: request.user, pid: getpid())
+        }
+        let folder = RunFolder(root: store.runFolder(run.id))
+        if resuming == nil { try folder.create(plan: plan) }
+        let heartbeat = Heartbeat(store: store, run: run.id)
+        defer { heartbeat.stop() }
+        try waitForLock(run: run, noWait: request.noWait)
+
+        let masker = SecretMasker()
+        masker.add(SecretResolver.maskedValues(secrets, environment: environment))
+        var initial: [String: StageStatus] = [:]
+        var attempts: [String: Int] = [:]
+        if resuming != nil {
+            for record in try store.stageRuns(run.id) {
+                attempts[record.stageID] = record.attempts
+                if record.status.letsDependentsRun { initial[record.stageID] = record.status }
+            }
+            try store.addEvent(run.id, stage: nil, kind: "run.resumed", message: "\(initial.count) stages already done")
+            console.note("resuming run \(run.id): \(initial.count) of \(plan.stages.count) stages already done")
+        }
+        let launcher = StageLauncher(
+            context: RunContext(
+                runID: run.id, environment: plan.environment.name, sha: request.sha ?? run.sha, ref: request.ref ?? run.ref,
+                branch: request.branch, marker: run.marker),
+            executable: executable, environment: environment, secrets: secrets)
+        let executor = RunExecutor(
+            store: store, plan: plan, run: run, folder: folder, options: options, masker: masker, console: console,
+            launcher: launcher, initial: initial, attempts: attempts)
+        let alreadyCancelled: Bool = lock.withLock {
+            self.executor = executor
+            return cancelled
+        }
+        if alreadyCancelled { executor.cancel("cancelled before the first stage") }
+        let outcome = executor.execute()
+        return (try store.run(run.id) ?? run, outcome)
+    }
+
+    private func waitForLock(run: RunRecord, noWait: Bool) throws {
+        var announced: Int?
+        while true {
+            if lock.withLock({ cancelled }) {
+                try store.setRunStatus(run.id, .cancelled, message: "cancelled while waiting for the environment")
+                throw Refusal.cancelledWhileQueued(run.id)
+            }
+            switch try store.tryAcquireLock(environment: run.environment, run: run.id) {
+            case .acquired:
+                return
+            case .busy(let owner), .queuedBehind(let owner):
+                if noWait {
+                    try store.setRunStatus(run.id, .cancelled, message: "environment busy with run \(owner.id)")
+                    throw Refusal.busy(owner)
+                }
+                if announced != owner.id {
+                    console.note(
+                        "waiting for run \(owner.id) (\(owner.status.rawValue), pid \(owner.pid ?? 0), started by \(owner.user)) to finish with \(owner.environment)")
+                    announced = owner.id
+                }
+                Thread.sleep(forTimeInterval: 0.25)
+            }
+        }
+    }
+
+    private func trapSignals() {
+        for number in [SIGINT, SIGTERM] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [weak self] in
+                self?.cancel(number == SIGINT ? "cancelled (Ctrl-C)" : "cancelled (SIGTERM)")
+            }
+            source.resume()
+            signalSources.append(source)
+        }
+    }
+
+    private func releaseSignals() {
+        for source in signalSources { source.cancel() }
+        signalSources.removeAll()
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
+    }
+
+    /// Stops the run: every stage process group gets SIGTERM, then SIGKILL after the grace period.
+    public func cancel(_ reason: String) {
+        let executor: RunExecutor? = lock.withLock {
+            cancelled = true
+            return self.executor
+        }
+        console.note(reason)
+        executor?.cancel(reason)
+    }
+}
+
+/// Tells other runners every two seconds that this run's owner is alive.
+final class Heartbeat: @unchecked Sendable {
+    private let timer: any DispatchSourceTimer
+
+    init(store: StateStore, run: Int) {
+        timer = DispatchSource.makeTimerSource(queue: .global())
+        timer.schedule(deadline: .now() + 2, repeating: 2)
+        timer.setEventHandler { try? store.heartbeat(run) }
+        timer.resume()
+    }
+
+    func stop() {
+        timer.cancel()
+    }
+}

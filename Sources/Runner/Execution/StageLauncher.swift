@@ -1,0 +1,96 @@
+import Foundation
+import PipelineDSL
+
+/// What every stage of a run shares.
+public struct RunContext: Sendable {
+    /// The run's number.
+    public let runID: Int
+    /// The environment.
+    public let environment: String
+    /// The commit being deployed, when known.
+    public let sha: String?
+    /// The ref asked for.
+    public let ref: String?
+    /// The branch being deployed (for conditions), when known.
+    public let branch: String?
+    /// The run's marker, carried by every stage process.
+    public let marker: String
+
+    /// A context.
+    public init(runID: Int, environment: String, sha: String?, ref: String?, branch: String?, marker: String) {
+        self.runID = runID
+        self.environment = environment
+        self.sha = sha
+        self.ref = ref
+        self.branch = branch
+        self.marker = marker
+    }
+}
+
+/// Starts stage processes: shell stages run their command; built-in stages run the `pipeline` executable
+/// itself (`pipeline __stage RUN_FOLDER STAGE`) on the stage's spec in the run folder.
+public struct StageLauncher: Sendable {
+    /// The run's shared context.
+    public let context: RunContext
+    /// The `pipeline` executable, for built-in stages.
+    public let executable: String
+    /// The runner's own environment, which stages inherit.
+    public let environment: [String: String]
+    /// Resolved secrets per stage id, by variable name.
+    public let secrets: [String: [String: String]]
+
+    /// A launcher.
+    public init(context: RunContext, executable: String, environment: [String: String], secrets: [String: [String: String]]) {
+        self.context = context
+        self.executable = executable
+        self.environment = environment
+        self.secrets = secrets
+    }
+
+    /// A started attempt.
+    struct Launch {
+        let process: StageProcess
+        let stdout: Int32
+        let stderr: Int32
+        let stageMarker: String
+    }
+
+    /// The environment a stage attempt gets.
+    public func environment(for stage: Stage, attempt: Int, folder: RunFolder) -> [String: String] {
+        var env = environment
+        for (stageID, values) in folder.outputs() {
+            for (key, value) in values { env[StageOutputs.variableName(stage: stageID, key: key)] = value }
+        }
+        env["PIPELINE_RUN_ID"] = String(context.runID)
+        env["PIPELINE_ENV"] = context.environment
+        env["PIPELINE_SHA"] = context.sha ?? ""
+        env["PIPELINE_REF"] = context.ref ?? ""
+        env["PIPELINE_STAGE"] = stage.id
+        env["PIPELINE_SERVICE"] = stage.service ?? ""
+        env["PIPELINE_ATTEMPT"] = String(attempt)
+        env["PIPELINE_RUN_DIR"] = folder.root.path
+        env["PIPELINE_WORKSPACE"] = folder.workspace.path
+        env["PIPELINE_OUTPUTS"] = folder.outputsFile(stage.id).path
+        env["PIPELINE_ARTIFACTS"] = folder.artifacts(stage.id).path
+        env[StrayProcesses.runMarkerVariable] = context.marker
+        env[StrayProcesses.stageMarkerVariable] = "\(context.marker)/\(stage.id)/\(attempt)"
+        for (name, value) in stage.environment { env[name] = value }
+        for (name, value) in secrets[stage.id] ?? [:] { env[name] = value }
+        return env
+    }
+
+    func launch(_ stage: Stage, attempt: Int, folder: RunFolder, masker: SecretMasker) throws -> Launch {
+        try FileManager.default.createDirectory(at: folder.artifacts(stage.id), withIntermediateDirectories: true)
+        try? FileManager.default.removeItem(at: folder.outputsFile(stage.id))
+        let env = environment(for: stage, attempt: attempt, folder: folder)
+        let (program, arguments): (String, [String]) = switch stage.spec {
+        case .shell(let spec): (spec.shell, ["-c", spec.command])
+        default: (executable, ["__stage", folder.root.path, stage.id])
+        }
+        let started = try StageProcess.start(
+            executable: program, arguments: arguments, environment: env, directory: folder.workspace.path)
+        return Launch(
+            process: started.process, stdout: started.stdout, stderr: started.stderr,
+            stageMarker: env[StrayProcesses.stageMarkerVariable]!)
+    }
+}

@@ -1,0 +1,35 @@
+import Foundation
+
+/// Finds the processes of a run by the marker in their environment, wherever they went (a new session, a
+/// re-parented grandchild), so none outlives its run.
+public enum StrayProcesses {
+    /// The variable every stage process carries: `RUN_MARKER` for the run.
+    public static let runMarkerVariable = "PIPELINE_RUN_MARKER"
+    /// The variable every stage process carries: `RUN_MARKER/STAGE/ATTEMPT` for one attempt of one stage.
+    public static let stageMarkerVariable = "PIPELINE_STAGE_MARKER"
+
+    /// The processes whose environment has `variable=value`, except this one.
+    public static func find(variable: String, value: String) -> [pid_t] {
+        let wanted = Array("\(variable)=\(value)".utf8)
+        let me = getpid()
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        var found: [pid_t] = []
+        for entry in entries {
+            guard let pid = pid_t(entry), pid != me,
+                let environ = FileManager.default.contents(atPath: "/proc/\(entry)/environ")
+            else { continue }
+            if environ.split(separator: 0, omittingEmptySubsequences: true).contains(where: { Array($0) == wanted }) {
+                found.append(pid)
+            }
+        }
+        return found
+    }
+
+    /// Kills (SIGKILL) every process carrying `variable=value`; returns how many there were.
+    @discardableResult
+    public static func kill(variable: String, value: String) -> Int {
+        let pids = find(variable: variable, value: value)
+        for pid in pids { Foundation.kill(pid, SIGKILL) }
+        return pids.count
+    }
+}
