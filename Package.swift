@@ -46,6 +46,6 @@ let package = Package(
         .testTarget(name: "RunnerTests", dependencies: ["Runner", "PipelineDSL", "TestSupport"]),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "PipelineDSL", "TestSupport"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["Git", "HTTP", "Hashing", "AWS", "OCI"]),
-        .testTarget(name: "CLITests", dependencies: ["pipeline", "PipelineDSL", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["pipeline", "PipelineDSL", "Runner", "TestSupport"]),
     ]
 )

@@ -241,6 +241,7 @@ public final class RunExecutor: @unchecked Sendable {
         condition.unlock()
 
         folder.maskArtifacts(of: stage.id, with: masker)
+        folder.maskOutputs(of: stage.id, with: masker)
         let status: StageStatus
         var message: String?
         if timedOut.isSet {

@@ -55,12 +55,18 @@ public struct RunFolder: Sendable {
         return all
     }
 
-    /// Reads what the stage wrote to its outputs file, masks it, and keeps it as `outputs/STAGE.json`.
-    func collectOutputs(of stage: String, masker: SecretMasker) {
+    /// Masks every secret in the outputs file the stage wrote, whether or not it succeeded.
+    func maskOutputs(of stage: String, with masker: SecretMasker) {
         let file = outputsFile(stage)
         guard let text = try? String(contentsOf: file, encoding: .utf8) else { return }
+        let masked = masker.mask(text)
+        if masked != text { try? masked.write(to: file, atomically: true, encoding: .utf8) }
+    }
+
+    /// Reads the (masked) outputs file of a stage that succeeded and keeps it as `outputs/STAGE.json`.
+    func collectOutputs(of stage: String, masker: SecretMasker) {
+        guard let text = try? String(contentsOf: outputsFile(stage), encoding: .utf8) else { return }
         let values = StageOutputs.parse(text).mapValues(masker.mask)
-        try? masker.mask(text).write(to: file, atomically: true, encoding: .utf8)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         try? encoder.encode(values).write(to: root.appending(path: "outputs/\(Self.fileName(stage)).json"))

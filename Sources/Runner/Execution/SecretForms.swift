@@ -13,7 +13,8 @@ enum SecretForms {
         var forms: [[UInt8]] = []
         for text in texts {
             forms.append(Array(text.utf8))
-            forms.append(Array(jsonEscaped(text).utf8))
+            forms.append(Array(jsonEscaped(text, slash: false).utf8))
+            forms.append(Array(jsonEscaped(text, slash: true).utf8))
             forms.append(Array(urlEncoded(text, spaceAsPlus: false).utf8))
             forms.append(Array(urlEncoded(text, spaceAsPlus: true).utf8))
             for alignment in 0..<3 {
@@ -39,7 +40,8 @@ enum SecretForms {
         return String(characters[first..<min(last, characters.count)])
     }
 
-    static func jsonEscaped(_ text: String) -> String {
+    /// The text as inside a JSON string; encoders differ on whether `/` is escaped, so both are made.
+    static func jsonEscaped(_ text: String, slash: Bool) -> String {
         var out = ""
         for scalar in text.unicodeScalars {
             switch scalar {
@@ -48,7 +50,7 @@ enum SecretForms {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
-            case "/": out += "\\/"
+            case "/" where slash: out += "\\/"
             default:
                 if scalar.value < 0x20 {
                     out += String(format: "\\u%04x", scalar.value)

@@ -6,11 +6,15 @@ public struct Workspace: Sendable {
     public let pipelinesDirectory: URL
     /// The state folder (`PIPELINE_HOME`): database, run folders, caches.
     public let home: URL
+    /// Where compiled pipeline programs are kept: `PIPELINE_CACHE_DIR`, else `PIPELINE_HOME/cache/pipelines`.
+    public let programCache: URL
 
     /// The variable naming the pipelines folder when `--pipelines` is not given.
     public static let pipelinesVariable = "PIPELINE_PIPELINES"
     /// The variable naming the state folder.
     public static let homeVariable = "PIPELINE_HOME"
+    /// The variable naming a compile cache shared between state folders (CI, tests).
+    public static let cacheVariable = "PIPELINE_CACHE_DIR"
 
     /// Resolves the folders: `pipelines` (or `PIPELINE_PIPELINES`, or the nearest `pipelines/` at or above
     /// `currentDirectory`), and `PIPELINE_HOME` (or `.pipeline/` beside the pipelines folder).
@@ -33,7 +37,10 @@ public struct Workspace: Sendable {
         } else {
             home = pipelinesDirectory.deletingLastPathComponent().appending(path: ".pipeline")
         }
-        return Workspace(pipelinesDirectory: pipelinesDirectory, home: home)
+        let cache = environment[cacheVariable].flatMap { $0.isEmpty ? nil : resolve($0, against: currentDirectory) }
+        return Workspace(
+            pipelinesDirectory: pipelinesDirectory, home: home,
+            programCache: cache ?? home.appending(path: "cache/pipelines"))
     }
 
     /// Makes the state folder, readable by its owner only.
@@ -46,9 +53,6 @@ public struct Workspace: Sendable {
             throw LoadError(.environment, "cannot create the state folder \(home.path): \(error.localizedDescription)")
         }
     }
-
-    /// Where compiled pipeline programs are kept.
-    public var programCache: URL { home.appending(path: "cache/pipelines") }
 
     private static func resolve(_ path: String, against folder: URL) -> URL {
         (path.hasPrefix("/") ? URL(filePath: path) : folder.appending(path: path)).standardizedFileURL
