@@ -116,13 +116,14 @@ private func store(_ home: TemporaryDirectory) throws -> StateStore { try StateS
         #expect(size > bytes + lines * 28, "each of the \(lines) lines has a timestamp and stream")
     }
 
-    @Test func ctrlCStopsEveryProcessOfTheRunAndRecordsItCancelled() throws {
+    @Test(arguments: [SIGINT, SIGTERM])
+    func ctrlCOrSIGTERMStopsEveryProcessOfTheRunAndRecordsItCancelled(signal: Int32) throws {
         let home = TemporaryDirectory()
         let runner = try RunFixture.start(["run", "slow", "--kill-grace", "1"], home: home)
         #expect(RunFixture.waitFor(home.url.appending(path: "started")))
         let run = try #require(try store(home).run(1))
         #expect(RunFixture.processes(withMarker: run.marker).count >= 3)
-        kill(runner.processIdentifier, SIGINT)
+        kill(runner.processIdentifier, signal)
         runner.waitUntilExit()
         #expect(runner.terminationStatus == 130)
         #expect(try store(home).run(1)?.status == .cancelled)
@@ -197,6 +198,8 @@ private func store(_ home: TemporaryDirectory) throws -> StateStore { try StateS
             print(key, file=sys.stderr)
             open(os.environ["PIPELINE_OUTPUTS"], "a").write("leaked=" + token + "\\n")
             open(os.path.join(os.environ["PIPELINE_ARTIFACTS"], "report.txt"), "w").write("report " + token)
+            for pid in [os.getpid(), os.getppid()]:
+                if token.encode() in open(f"/proc/{pid}/cmdline", "rb").read(): print("SECRET ON A COMMAND LINE")
             print("failing with", token, file=sys.stderr)
             sys.exit(1)
             """)
@@ -205,6 +208,7 @@ private func store(_ home: TemporaryDirectory) throws -> StateStore { try StateS
         #expect(result.status == 1)
         #expect(result.stdout.contains("[leak] raw ***"))
         #expect(result.stdout.contains("failing with ***"))
+        #expect(!result.stdout.contains("SECRET ON A COMMAND LINE"))
 
         var forms = [secret, "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", "pa55-w0rd%2Fwith", "pa55-w0rd/with+odd \\\"chars"]
         for prefix in ["", "a", "ab"] {
@@ -212,15 +216,17 @@ private func store(_ home: TemporaryDirectory) throws -> StateStore { try StateS
             forms.append(String(encoded.dropFirst(4).prefix(16)))
         }
         let files = FileManager.default.enumerator(atPath: home.url.path)!.compactMap { $0 as? String }
-        var scanned = 0
+        var scanned: [String] = []
         for file in files {
             let path = home.url.appending(path: file).path
             guard file != "leak.py", let data = FileManager.default.contents(atPath: path) else { continue }
-            scanned += 1
+            scanned.append(file)
             let text = String(decoding: data, as: UTF8.self)
             for form in forms { #expect(!text.contains(form), "\(file) contains \(form)") }
         }
-        #expect(scanned >= 6, "logs, outputs, artifacts and the database were scanned")
+        for file in ["state.db", "runs/1/logs/leak.log", "runs/1/outputs/leak.env", "runs/1/artifacts/leak/report.txt"] {
+            #expect(scanned.contains(file), "\(file) was scanned")
+        }
         #expect(!result.stdout.contains(secret) && !result.stderr.contains(secret))
         let report = try String(contentsOf: home.url.appending(path: "runs/1/artifacts/leak/report.txt"), encoding: .utf8)
         #expect(report == "report ***")
@@ -244,6 +250,21 @@ private func store(_ home: TemporaryDirectory) throws -> StateStore { try StateS
         #expect(gc.stdout == "deleted 2 runs: 2, 1\n")
         #expect(!FileManager.default.fileExists(atPath: home.url.appending(path: "runs/1").path))
         #expect(try store(home).runs().map(\.id) == [3])
+    }
+
+    @Test func onATerminalALiveStatusLineShowsWhatRunsAndWaits() throws {
+        let home = TemporaryDirectory()
+        let command = "\(Project.executable.path) run slow --kill-grace 1"
+        let script = try RunFixture.start(["-qfec", command, "/dev/null"], home: home, executable: URL(filePath: "/usr/bin/script"), capture: true)
+        #expect(RunFixture.waitFor(home.url.appending(path: "started")))
+        Thread.sleep(forTimeInterval: 1.5)
+        kill(Int32(try #require(try store(home).run(1)?.pid)), SIGINT)
+        script.waitUntilExit()
+        let screen = String(decoding: (script.standardOutput as! Pipe).fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(screen.contains("\u{1B}[K"))
+        #expect(screen.contains("running: slow "))
+        #expect(screen.contains("waiting: 1"))
+        #expect(screen.contains("[slow] started"))
     }
 
     @Test func theReferencePlanRunsUntilItsFirstBuiltInStageAndSaysWhy() throws {

@@ -71,15 +71,18 @@ enum RunFixture {
     }
 
     /// Starts `pipeline ARGS` without waiting for it.
-    static func start(_ arguments: [String], home: TemporaryDirectory, environment: [String: String] = [:]) throws -> Process {
+    static func start(
+        _ arguments: [String], home: TemporaryDirectory, environment: [String: String] = [:],
+        executable: URL = Project.executable, capture: Bool = false
+    ) throws -> Process {
         let process = Process()
-        process.executableURL = Project.executable
+        process.executableURL = executable
         process.arguments = arguments
         process.currentDirectoryURL = folder.url
         process.environment = ProcessInfo.processInfo.environment.merging(
             environment.merging(["PIPELINE_HOME": home.url.path, "PIPELINE_CACHE_DIR": cache.url.path, "TEST_DIR": home.url.path]) { a, _ in a }
         ) { _, new in new }
-        process.standardOutput = FileHandle.nullDevice
+        process.standardOutput = capture ? Pipe() : FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
         return process
