@@ -165,10 +165,18 @@ public final class RunExecutor: @unchecked Sendable {
             }
             console.stageFinished(stage.id, status: status, attempt: attempt, seconds: elapsed, message: message)
             if final { return cancelled && status != .succeeded ? .cancelled : status }
-            console.note("\(stage.id): retrying in \(Int(backoff))s (attempt \(attempt + 1) of \(maximum))")
+            console.note(
+                "\(stage.id): retrying in \(String(format: "%.1f", backoff))s (attempt \(attempt + 1) of \(maximum))")
+            let deadline = Date().addingTimeInterval(backoff)
             condition.lock()
-            _ = condition.wait(until: Date().addingTimeInterval(backoff))
+            while cancelReason == nil && Date() < deadline { _ = condition.wait(until: deadline) }
+            let stopped = cancelReason != nil
             condition.unlock()
+            if stopped {
+                record { try store.setStageStatus(run.id, stage.id, .cancelled, attempt: attempt, message: "cancelled") }
+                console.stageFinished(stage.id, status: .cancelled, attempt: attempt, seconds: 0, message: "cancelled")
+                return .cancelled
+            }
             backoff *= 2
         }
     }
