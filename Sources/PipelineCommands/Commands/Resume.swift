@@ -15,14 +15,7 @@ extension PipelineCommand {
         @Argument(help: ArgumentHelp("The run's number.", valueName: "run"))
         var runID: Int
 
-        @Flag(help: "Refuse at once when another run holds the environment, instead of waiting.")
-        var noWait = false
-
-        @Flag(help: "Print machine-readable events instead of text.")
-        var json = false
-
-        @Option(help: ArgumentHelp("Seconds between SIGTERM and SIGKILL when a stage is stopped.", valueName: "seconds"))
-        var killGrace: Double = 10
+        @OptionGroup var execution: ExecutionOptions
 
         func run() throws {
             do {
@@ -44,20 +37,15 @@ extension PipelineCommand {
                 }
                 let environment = ProcessInfo.processInfo.environment
                 let secrets = try SecretResolver.resolve(plan, environment: environment)
-                let console: any RunConsole = json ? JSONConsole() : TextConsole(live: isatty(1) == 1)
-                let session = RunSession(store: store, console: console)
+                let session = RunSession(store: store, console: execution.makeConsole())
                 let request = RunSession.Request(
                     environment: record.environment, sha: record.sha, ref: record.ref, branch: record.ref,
-                    trigger: "resume", user: StateAccess.currentUser, noWait: noWait)
+                    trigger: "resume", user: StateAccess.currentUser, noWait: execution.noWait)
                 let (_, outcome) = try session.execute(
-                    plan: plan, request: request, options: RunOptions(parallelism: plan.parallelism, killGrace: killGrace),
-                    executable: DSLLibrary.currentExecutable?.path ?? CommandLine.arguments[0], secrets: secrets,
-                    environment: environment, resuming: record)
-                switch outcome {
-                case .succeeded: return
-                case .cancelled: throw Exit.cancelled
-                default: throw Exit.stageFailed
-                }
+                    plan: plan, request: request,
+                    options: RunOptions(parallelism: plan.parallelism, killGrace: execution.killGrace),
+                    executable: execution.executable, secrets: secrets, environment: environment, resuming: record)
+                try ExecutionOptions.finish(outcome)
             } catch {
                 throw error.reported()
             }

@@ -34,22 +34,14 @@ extension PipelineCommand {
         @Flag(help: "Stop starting stages after the first failure.")
         var failFast = false
 
-        @Flag(help: "Refuse at once when another run holds the environment, instead of waiting.")
-        var noWait = false
-
         @Flag(help: "Print what would run, in order, and run nothing.")
         var dryRun = false
 
-        @Flag(help: "Print machine-readable events (one JSON object per line) instead of text.")
-        var json = false
-
-        @Option(help: ArgumentHelp("Seconds between SIGTERM and SIGKILL when a stage is stopped.", valueName: "seconds"))
-        var killGrace: Double = 10
+        @OptionGroup var execution: ExecutionOptions
 
         func validate() throws {
             if sha != nil && ref != nil { throw ValidationError("--sha and --ref name the same thing: give one of them") }
             if let parallel, parallel < 1 { throw ValidationError("--parallel must be at least 1, got \(parallel)") }
-            if killGrace < 0 { throw ValidationError("--kill-grace must be 0 or more seconds") }
         }
 
         func run() throws {
@@ -70,22 +62,17 @@ extension PipelineCommand {
                 return
             }
             let store = try StateAccess.open(loading.workspace)
-            let console: any RunConsole = json ? JSONConsole() : TextConsole(live: isatty(1) == 1)
-            let session = RunSession(store: store, console: console)
+            let session = RunSession(store: store, console: execution.makeConsole())
             let request = RunSession.Request(
                 environment: environment, sha: sha, ref: ref ?? (sha == nil ? plan.environment.branch : nil),
                 branch: ref ?? (sha == nil ? plan.environment.branch : nil), trigger: "cli", user: StateAccess.currentUser,
-                noWait: noWait)
-            let options = RunOptions(parallelism: parallel ?? plan.parallelism, failFast: failFast, killGrace: killGrace)
-            let executable = DSLLibrary.currentExecutable?.path ?? CommandLine.arguments[0]
+                noWait: execution.noWait)
+            let options = RunOptions(
+                parallelism: parallel ?? plan.parallelism, failFast: failFast, killGrace: execution.killGrace)
             let (_, outcome) = try session.execute(
-                plan: plan, request: request, options: options, executable: executable, secrets: secrets,
+                plan: plan, request: request, options: options, executable: execution.executable, secrets: secrets,
                 environment: processEnvironment)
-            switch outcome {
-            case .succeeded: return
-            case .cancelled: throw Exit.cancelled
-            default: throw Exit.stageFailed
-            }
+            try ExecutionOptions.finish(outcome)
         }
 
         private func printDryRun(_ plan: PipelineDSL.Plan) {

@@ -1,0 +1,36 @@
+import ArgumentParser
+import Foundation
+import Runner
+
+/// Flags of the commands that execute a run (`run`, `resume`).
+struct ExecutionOptions: ParsableArguments {
+    @Flag(help: "Refuse at once when another run holds the environment, instead of waiting.")
+    var noWait = false
+
+    @Flag(help: "Print machine-readable events (one JSON object per line) instead of text.")
+    var json = false
+
+    @Option(help: ArgumentHelp("Seconds between SIGTERM and SIGKILL when a stage is stopped.", valueName: "seconds"))
+    var killGrace: Double = 10
+
+    func validate() throws {
+        if killGrace < 0 { throw ValidationError("--kill-grace must be 0 or more seconds") }
+    }
+
+    /// The console for these flags: JSON events, or text (live on a terminal).
+    func makeConsole() -> any RunConsole {
+        json ? JSONConsole() : TextConsole(live: isatty(1) == 1)
+    }
+
+    /// The running `pipeline` executable, which built-in stages run as.
+    var executable: String { DSLLibrary.currentExecutable?.path ?? CommandLine.arguments[0] }
+
+    /// Returns for a succeeded run, throws the exit code of any other ending.
+    static func finish(_ outcome: RunStatus) throws {
+        switch outcome {
+        case .succeeded: return
+        case .cancelled: throw Exit.cancelled
+        default: throw Exit.stageFailed
+        }
+    }
+}
