@@ -26,7 +26,7 @@ let package = Package(
             name: "Runner",
             dependencies: ["PipelineDSL", "Hashing", "CSQLite", "CSpawn", .product(name: "Logging", package: "swift-log")]
         ),
-        .target(name: "Git", dependencies: ["CGit2"]),
+        .target(name: "Git", dependencies: ["CGit2", "Hashing"]),
         .target(name: "HTTP", dependencies: ["CCurl"]),
         .target(name: "AWS", dependencies: ["HTTP", "Hashing"]),
         .target(name: "OCI", dependencies: ["HTTP", "Hashing"]),

@@ -1,8 +1,19 @@
 import CGit2
+import Foundation
 
 /// libgit2, initialised once per process.
 public enum LibGit2 {
-    private static let initialised: Int32 = git_libgit2_init()
+    private static let initialised: Int32 = {
+        let result = git_libgit2_init()
+        // The mirrors live in the state folder, owned by whoever runs pipeline; a CA file named the usual way is
+        // honoured for HTTPS remotes.
+        _ = pipeline_git_set_owner_validation(0)
+        let environment = ProcessInfo.processInfo.environment
+        if let file = environment["SSL_CERT_FILE"] ?? environment["GIT_SSL_CAINFO"] {
+            _ = pipeline_git_set_ssl_cert_locations(file, nil)
+        }
+        return result
+    }()
 
     /// Makes sure `git_libgit2_init` has run; every entry point of this module calls it first.
     public static func ensureInitialised() {
@@ -22,10 +33,12 @@ public enum LibGit2 {
 
 /// An error from libgit2, naming the call that failed and libgit2's own message.
 public struct GitError: Error, CustomStringConvertible {
-    /// The libgit2 function that failed.
+    /// The libgit2 function that failed, or what was being done.
     public let call: String
     /// libgit2's return code.
     public let code: Int32
+    /// libgit2's error class (`GIT_ERROR_NET`, ...).
+    public let errorClass: Int32
     /// libgit2's message, read right after the failing call.
     public let message: String
 
@@ -35,11 +48,41 @@ public struct GitError: Error, CustomStringConvertible {
         self.code = code
         if let last = git_error_last(), let text = last.pointee.message {
             message = String(cString: text)
+            errorClass = last.pointee.klass
         } else {
             message = "no message (code \(code))"
+            errorClass = 0
         }
+    }
+
+    /// An error of our own making; `damaged` when it means the repository on disk is damaged.
+    public init(call: String, message: String, damaged: Bool = false) {
+        self.call = call
+        self.code = -1
+        self.errorClass = damaged ? Int32(GIT_ERROR_ODB.rawValue) : 0
+        self.message = message
+    }
+
+    /// Whether the error came from talking to the remote (network, TLS, SSH, HTTP, authentication).
+    public var isRemote: Bool {
+        code == GIT_EAUTH.rawValue || code == GIT_ECERTIFICATE.rawValue
+            || [GIT_ERROR_NET, GIT_ERROR_SSL, GIT_ERROR_SSH, GIT_ERROR_HTTP, GIT_ERROR_CALLBACK]
+                .map { Int32($0.rawValue) }.contains(errorClass)
+    }
+
+    /// Whether the error means the repository on disk is damaged (objects, packs, refs, config).
+    public var isDamage: Bool {
+        [GIT_ERROR_ODB, GIT_ERROR_ZLIB, GIT_ERROR_OBJECT, GIT_ERROR_REPOSITORY, GIT_ERROR_REFERENCE, GIT_ERROR_CONFIG]
+            .map { Int32($0.rawValue) }.contains(errorClass)
     }
 
     /// "git_remote_fetch failed: ..."
     public var description: String { "\(call) failed: \(message)" }
+}
+
+/// Calls a libgit2 function and throws its error when it fails.
+@discardableResult
+func check(_ call: String, _ result: Int32) throws(GitError) -> Int32 {
+    guard result >= 0 else { throw GitError(call: call, code: result) }
+    return result
 }

@@ -93,3 +93,22 @@ extension Sequence<UInt8> {
         return String(decoding: out, as: UTF8.self)
     }
 }
+
+/// HMAC-SHA1 through OpenSSL's libcrypto; OpenSSH's hashed known-hosts entries use it.
+public enum HMACSHA1 {
+    /// The HMAC-SHA1 of `message` under `key`.
+    public static func authenticate(_ message: some Sequence<UInt8>, key: some Sequence<UInt8>) -> [UInt8] {
+        let keyBytes = Array(key)
+        let messageBytes = Array(message)
+        var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        _ = keyBytes.withUnsafeBytes { k in
+            messageBytes.withUnsafeBytes { m in
+                HMAC(
+                    EVP_sha1(), k.baseAddress, Int32(k.count), m.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                    m.count, &out, &length)
+            }
+        }
+        return Array(out.prefix(Int(length)))
+    }
+}

@@ -4,7 +4,8 @@ import PipelineDSL
 /// Runs one built-in stage in its own process (`pipeline __stage RUN_FOLDER STAGE`).
 public enum BuiltinStages {
     /// Runs `stage` of `plan`; returns the process's exit status. Messages go to stderr, which is the stage log.
-    public static func run(_ stage: Stage, plan: Plan, runFolder: URL) -> Int32 {
+    public static func run(_ stage: Stage, plan: Plan, runFolder: URL, environment: [String: String]) -> Int32 {
+        if case .checkout(let spec) = stage.spec { return CheckoutStage.run(spec, environment: environment) }
         if let missing = unavailable[stage.kind] {
             FileHandle.standardError.write(
                 Data("error: the \(stage.kind.rawValue) stage is not available in this build of pipeline yet: \(missing)\n".utf8))
@@ -16,7 +17,6 @@ public enum BuiltinStages {
 
     /// Kinds whose implementation has not landed, and what brings it.
     static let unavailable: [StageKind: String] = [
-        .checkout: "checking commits out arrives with the libgit2 checkout work",
         .build: "image builds arrive with the image build and push work",
         .push: "pushes to ECR arrive with the image build and push work",
         .registerTaskDefinition: "task-definition registration arrives with the AWS client",

@@ -40,7 +40,8 @@ extension PipelineCommand {
                 let session = RunSession(store: store, console: execution.makeConsole())
                 let request = RunSession.Request(
                     environment: record.environment, sha: record.sha, ref: record.ref, branch: record.ref,
-                    trigger: "resume", user: StateAccess.currentUser, noWait: execution.noWait)
+                    trigger: "resume", user: StateAccess.currentUser, noWait: execution.noWait,
+                    stageEnvironment: SourceResolution.stageEnvironment(source: record.source, workspace: workspace))
                 let (_, outcome) = try session.execute(
                     plan: plan, request: request,
                     options: RunOptions(parallelism: plan.parallelism, killGrace: execution.killGrace),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Git
 import PipelineDSL
 import Runner
 
@@ -57,16 +58,22 @@ extension PipelineCommand {
             let plan = try loading.plan(for: environment).selecting(services: only)
             let processEnvironment = ProcessInfo.processInfo.environment
             let secrets = try SecretResolver.resolve(plan, environment: processEnvironment)
+            try loading.workspace.prepareHome()
+            let resolution = try SourceResolution.resolve(
+                plan: plan, workspace: loading.workspace, sha: sha, ref: ref, environment: processEnvironment)
             if dryRun {
-                printDryRun(plan)
+                printDryRun(plan, commit: resolution.commit)
                 return
             }
             let store = try StateAccess.open(loading.workspace)
             let session = RunSession(store: store, console: execution.makeConsole())
+            let branch = ref ?? (sha == nil ? plan.environment.branch : nil)
             let request = RunSession.Request(
-                environment: environment, sha: sha, ref: ref ?? (sha == nil ? plan.environment.branch : nil),
-                branch: ref ?? (sha == nil ? plan.environment.branch : nil), trigger: "cli", user: StateAccess.currentUser,
-                noWait: execution.noWait)
+                environment: environment, sha: resolution.commit?.sha ?? sha, ref: branch, branch: branch,
+                trigger: "cli", user: StateAccess.currentUser, noWait: execution.noWait,
+                source: resolution.source?.url, commit: resolution.facts,
+                stageEnvironment: SourceResolution.stageEnvironment(
+                    source: resolution.source?.url, workspace: loading.workspace))
             let options = RunOptions(
                 parallelism: parallel ?? plan.parallelism, failFast: failFast, killGrace: execution.killGrace)
             let (_, outcome) = try session.execute(
@@ -75,8 +82,9 @@ extension PipelineCommand {
             try ExecutionOptions.finish(outcome)
         }
 
-        private func printDryRun(_ plan: PipelineDSL.Plan) {
+        private func printDryRun(_ plan: PipelineDSL.Plan, commit: ResolvedCommit?) {
             print("dry run of \(plan.environment.name): \(plan.stages.count) stages, up to \(parallel ?? plan.parallelism) at once; nothing runs")
+            if let commit { print("would deploy \(commit.sha) by \(commit.author): \(commit.subject)") }
             for (index, wave) in plan.waves().enumerated() {
                 print("\(index + 1). \(wave.joined(separator: ", "))")
             }

@@ -30,7 +30,8 @@ extension PipelineCommand {
                 FileHandle.standardError.write(Data("error: the plan of \(runFolder) has no stage '\(stage)'\n".utf8))
                 throw Exit.badInput
             }
-            let status = BuiltinStages.run(spec, plan: plan, runFolder: folder.root)
+            let status = BuiltinStages.run(
+                spec, plan: plan, runFolder: folder.root, environment: ProcessInfo.processInfo.environment)
             if status != 0 { throw ExitCode(status) }
         }
     }

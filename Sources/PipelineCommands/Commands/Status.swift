@@ -42,6 +42,9 @@ extension PipelineCommand {
                 facts.append("took \(TextConsole.format((run.finishedAt ?? Date()).timeIntervalSince(started)))")
             }
             out += "  " + facts.joined(separator: " · ") + "\n"
+            if let commit = run.commit, let sha = run.sha {
+                out += "  commit \(sha) by \(commit.author), \(Dates.format(commit.time)): \(commit.subject)\n"
+            }
             if let message = run.message { out += "  \(message)\n" }
             let stages = try store.stageRuns(run.id)
             if !stages.isEmpty {

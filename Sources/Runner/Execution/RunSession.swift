@@ -20,9 +20,18 @@ public final class RunSession: @unchecked Sendable {
         public var user: String
         /// Refuse at once when another run holds the environment.
         public var noWait: Bool
+        /// The repository deployed from, when the run has one.
+        public var source: String?
+        /// The commit deployed, when the run has one.
+        public var commit: CommitFacts?
+        /// Variables every stage of the run gets on top of the usual ones.
+        public var stageEnvironment: [String: String]
 
         /// A request.
-        public init(environment: String, sha: String?, ref: String?, branch: String?, trigger: String, user: String, noWait: Bool) {
+        public init(
+            environment: String, sha: String?, ref: String?, branch: String?, trigger: String, user: String, noWait: Bool,
+            source: String? = nil, commit: CommitFacts? = nil, stageEnvironment: [String: String] = [:]
+        ) {
             self.environment = environment
             self.sha = sha
             self.ref = ref
@@ -30,6 +39,9 @@ public final class RunSession: @unchecked Sendable {
             self.trigger = trigger
             self.user = user
             self.noWait = noWait
+            self.source = source
+            self.commit = commit
+            self.stageEnvironment = stageEnvironment
         }
     }
 
@@ -84,7 +96,7 @@ public final class RunSession: @unchecked Sendable {
         } else {
             run = try store.createRun(
                 environment: request.environment, sha: request.sha, ref: request.ref, trigger: request.trigger,
-                user: request.user, pid: getpid())
+                user: request.user, pid: getpid(), source: request.source, commit: request.commit)
         }
         let folder = RunFolder(root: store.runFolder(run.id))
         if resuming == nil { try folder.create(plan: plan) }
@@ -108,7 +120,8 @@ public final class RunSession: @unchecked Sendable {
             context: RunContext(
                 runID: run.id, environment: plan.environment.name, sha: request.sha ?? run.sha, ref: request.ref ?? run.ref,
                 branch: request.branch, marker: run.marker),
-            executable: executable, environment: environment, secrets: secrets)
+            executable: executable, environment: environment.merging(request.stageEnvironment) { _, new in new },
+            secrets: secrets)
         let executor = RunExecutor(
             store: store, plan: plan, run: run, folder: folder, options: options, masker: masker, console: console,
             launcher: launcher, initial: initial, attempts: attempts)

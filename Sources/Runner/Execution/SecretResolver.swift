@@ -3,7 +3,9 @@ import PipelineDSL
 /// Reads the values of the secrets a plan names, before anything runs.
 public enum SecretResolver {
     /// Variables of the runner's environment that are always masked.
-    public static let alwaysMasked = ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]
+    public static let alwaysMasked = [
+        "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PIPELINE_GIT_TOKEN", "PIPELINE_GIT_SSH_PASSPHRASE",
+    ]
 
     /// Every stage's secrets by variable name; refused, naming each stage, when one cannot be read.
     public static func resolve(_ plan: Plan, environment: [String: String]) throws(LoadError) -> [String: [String: String]] {

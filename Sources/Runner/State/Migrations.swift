@@ -47,7 +47,13 @@ enum Migrations {
             run_id INTEGER NOT NULL REFERENCES runs (id),
             stage_id TEXT NOT NULL, user TEXT NOT NULL, decision TEXT NOT NULL, comment TEXT, at REAL NOT NULL
         );
+        """,
         """
+        ALTER TABLE runs ADD COLUMN source TEXT;
+        ALTER TABLE runs ADD COLUMN commit_author TEXT;
+        ALTER TABLE runs ADD COLUMN commit_time REAL;
+        ALTER TABLE runs ADD COLUMN commit_subject TEXT;
+        """,
     ]
 
     static func apply(to database: Database) throws {

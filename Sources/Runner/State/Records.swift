@@ -74,6 +74,27 @@ public struct RunRecord: Sendable, Equatable {
     public let finishedAt: Date?
     /// Why it ended as it did, in one line.
     public let message: String?
+    /// The repository deployed from, when the run has one.
+    public let source: String?
+    /// The commit deployed, when the run has one.
+    public let commit: CommitFacts?
+}
+
+/// What a run records of the commit it deploys.
+public struct CommitFacts: Sendable, Equatable {
+    /// The author's name and email.
+    public let author: String
+    /// When it was committed.
+    public let time: Date
+    /// The first line of its message.
+    public let subject: String
+
+    /// Facts about a commit.
+    public init(author: String, time: Date, subject: String) {
+        self.author = author
+        self.time = time
+        self.subject = subject
+    }
 }
 
 /// One stage of a run.

@@ -33,16 +33,20 @@ public final class StateStore: Sendable {
 
     /// Records a new run, queued for its environment's lock, and returns it.
     public func createRun(
-        environment: String, sha: String?, ref: String?, trigger: String, user: String, pid: Int32
+        environment: String, sha: String?, ref: String?, trigger: String, user: String, pid: Int32,
+        source: String? = nil, commit: CommitFacts? = nil
     ) throws -> RunRecord {
         let rows = try database.query(
             """
-            INSERT INTO runs (environment, status, sha, ref, trigger, user, pid, marker, created_at, heartbeat_at)
-            VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
+            INSERT INTO runs (environment, status, sha, ref, trigger, user, pid, marker, created_at, heartbeat_at,
+                source, commit_author, commit_time, commit_subject)
+            VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
             """,
             [
                 .text(environment), sha.map(SQLValue.text) ?? .null, ref.map(SQLValue.text) ?? .null, .text(trigger),
                 .text(user), .integer(Int64(pid)), .text(UUID().uuidString.lowercased()), .real(now()), .real(now()),
+                source.map(SQLValue.text) ?? .null, commit.map { .text($0.author) } ?? .null,
+                commit.map { .real($0.time.timeIntervalSince1970) } ?? .null, commit.map { .text($0.subject) } ?? .null,
             ])
         guard let id = rows.first?["id"].int, let run = try run(id) else {
             throw DatabaseError(code: -1, description: "the new run was not recorded")
@@ -201,7 +205,13 @@ public final class StateStore: Sendable {
             pid: row["pid"].int, marker: row["marker"].string ?? "",
             createdAt: Date(timeIntervalSince1970: row["created_at"].double ?? 0),
             startedAt: row["started_at"].double.map(Date.init(timeIntervalSince1970:)),
-            finishedAt: row["finished_at"].double.map(Date.init(timeIntervalSince1970:)), message: row["message"].string)
+            finishedAt: row["finished_at"].double.map(Date.init(timeIntervalSince1970:)), message: row["message"].string,
+            source: row["source"].string,
+            commit: row["commit_author"].string.map { author in
+                CommitFacts(
+                    author: author, time: Date(timeIntervalSince1970: row["commit_time"].double ?? 0),
+                    subject: row["commit_subject"].string ?? "")
+            })
     }
 }
 

@@ -1,0 +1,155 @@
+import CGit2
+import Foundation
+import Hashing
+
+/// A commit a run deploys, resolved to its full SHA.
+public struct ResolvedCommit: Sendable, Equatable, Codable {
+    /// The full SHA.
+    public let sha: String
+    /// The author's name and email.
+    public let author: String
+    /// When it was committed.
+    public let time: Date
+    /// The first line of its message.
+    public let subject: String
+}
+
+/// Why the commit to deploy could not be had. Every case is the user's to fix and changes nothing.
+public enum SourceError: Error, CustomStringConvertible {
+    /// The remote could not be reached or refused us.
+    case remote(url: String, reason: String)
+    /// No commit starts with that SHA.
+    case unknownSHA(String)
+    /// Several objects start with that SHA.
+    case ambiguousSHA(String, candidates: [String])
+    /// The SHA names something other than a commit.
+    case notACommit(String, kind: String)
+    /// No branch or tag has that name.
+    case unknownRef(String, known: [String])
+    /// The SHA is not hexadecimal, or too short.
+    case invalidSHA(String)
+    /// Something else went wrong in libgit2.
+    case git(GitError)
+
+    /// One line saying what is wrong and what to do.
+    public var description: String {
+        switch self {
+        case .remote(let url, let reason): "cannot fetch \(url): \(reason)"
+        case .unknownSHA(let sha): "no commit \(sha) in the repository (after fetching it); check the SHA, or push the commit first"
+        case .ambiguousSHA(let sha, let candidates):
+            "SHA \(sha) is ambiguous: it could be \(candidates.joined(separator: ", ")); give more digits"
+        case .notACommit(let sha, let kind): "\(sha) is a \(kind), not a commit; give the SHA of a commit"
+        case .unknownRef(let ref, let known):
+            "no branch or tag '\(ref)' in the repository; it has \(known.isEmpty ? "no branches or tags" : known.prefix(20).joined(separator: ", "))"
+        case .invalidSHA(let sha): "'\(sha)' is not a SHA: give 4 to 40 hexadecimal digits"
+        case .git(let error): "\(error)"
+        }
+    }
+}
+
+/// A repository to deploy from, kept as a bare mirror in the cache and fetched at the start of each run.
+public struct GitSource: Sendable {
+    /// The remote: a path, `file://`, `git://`, `https://` or `ssh://` URL.
+    public let url: String
+    /// The mirror's folder.
+    public let mirror: URL
+
+    /// The source `url`, mirrored under `cache` (`PIPELINE_HOME/cache/git`).
+    public init(url: String, cache: URL) {
+        let isURL = url.contains("://") || (url.contains("@") && url.contains(":") && !url.hasPrefix("/"))
+        self.url = isURL ? url : URL(filePath: url).standardizedFileURL.path
+        let components = self.url.split(separator: "/").filter { $0 != ".git" }
+        let last = components.last.map { $0.hasSuffix(".git") ? String($0.dropLast(4)) : String($0) }
+        let name = (last?.isEmpty ?? true) ? "repo" : last!
+        let safe = String(name.map { $0.isLetter || $0.isNumber || "-_.".contains($0) ? $0 : "_" }).prefix(40)
+        mirror = cache.appending(path: "\(safe)-\(SHA256.hex(self.url).prefix(12)).git")
+    }
+
+    /// Fetches the remote into the mirror (made anew if missing or damaged) and resolves `sha`, else `ref`,
+    /// else `branch`, to a commit whose tree is readable.
+    public func resolve(
+        sha: String?, ref: String?, branch: String, credentials: GitCredentials
+    ) throws(SourceError) -> ResolvedCommit {
+        let lock = try FileLock(mirror.path + ".lock")
+        defer { lock.release() }
+        var rebuilt = false
+        while true {
+            do {
+                let repository = try fetch(credentials: credentials, fresh: rebuilt)
+                return try Resolver(repository: repository).resolve(sha: sha, ref: ref, branch: branch)
+            } catch let error as GitError where error.isDamage && !rebuilt {
+                // A damaged mirror is made again from the remote rather than failing every later run.
+                rebuilt = true
+                _ = error
+            } catch let error as GitError {
+                throw SourceError.git(error)
+            } catch let error as SourceError {
+                throw error
+            } catch {
+                throw SourceError.git(GitError(call: "resolving", message: "\(error)"))
+            }
+        }
+    }
+
+    /// Opens the mirror, creating it when missing (or when `fresh`), and fetches every branch and tag.
+    func fetch(credentials: GitCredentials, fresh: Bool) throws -> Repository {
+        let files = FileManager.default
+        if fresh { try? files.removeItem(at: mirror) }
+        let repository: Repository
+        if files.fileExists(atPath: mirror.path), let opened = try? Repository.open(mirror) {
+            repository = opened
+        } else {
+            try? files.removeItem(at: mirror)
+            try files.createDirectory(at: mirror.deletingLastPathComponent(), withIntermediateDirectories: true)
+            repository = try Repository.createBare(mirror)
+        }
+        var remote: OpaquePointer?
+        try check("git_remote_create_anonymous(\(url))", git_remote_create_anonymous(&remote, repository.handle, url))
+        defer { git_remote_free(remote) }
+        let context = RemoteContext(credentials: credentials, url: url)
+        var options = git_fetch_options()
+        git_fetch_options_init(&options, UInt32(GIT_FETCH_OPTIONS_VERSION))
+        options.prune = GIT_FETCH_PRUNE
+        options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE
+        context.install(in: &options.callbacks)
+        let refspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
+        let result = withStringArray(refspecs) { array in
+            withUnsafePointer(to: &options) { git_remote_fetch(remote, array, $0, "pipeline fetch") }
+        }
+        if result < 0 {
+            let error = GitError(call: "git_remote_fetch", code: result)
+            if error.isDamage && context.refusal == nil { throw error }
+            throw SourceError.remote(url: url, reason: context.refusal ?? error.message)
+        }
+        return repository
+    }
+}
+
+/// Calls `body` with a `git_strarray` of `strings`.
+func withStringArray<T>(_ strings: [String], _ body: (UnsafePointer<git_strarray>) -> T) -> T {
+    var pointers = strings.map { strdup($0) }
+    defer { pointers.forEach { free($0) } }
+    return pointers.withUnsafeMutableBufferPointer { buffer in
+        var array = git_strarray(strings: buffer.baseAddress, count: buffer.count)
+        return body(&array)
+    }
+}
+
+/// An exclusive `flock` on a file, so two runs never fetch into one mirror at once.
+struct FileLock {
+    let fd: Int32
+
+    init(_ path: String) throws(SourceError) {
+        try? FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0, flock(fd, LOCK_EX) == 0 else {
+            throw SourceError.git(GitError(call: "flock(\(path))", message: String(cString: strerror(errno))))
+        }
+    }
+
+    func release() {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+}
