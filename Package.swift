@@ -44,6 +44,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Runner"], path: "Tests/TestSupport"),
         .testTarget(name: "PipelineDSLTests", dependencies: ["PipelineDSL"]),
         .testTarget(name: "RunnerTests", dependencies: ["Runner", "PipelineDSL", "TestSupport"]),
+        .testTarget(name: "GitTests", dependencies: ["Git", "TestSupport"]),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "PipelineDSL", "TestSupport"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["Git", "HTTP", "Hashing", "AWS", "OCI"]),
         .testTarget(name: "CLITests", dependencies: ["pipeline", "PipelineDSL", "Runner", "TestSupport"]),

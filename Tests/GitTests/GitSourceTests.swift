@@ -1,0 +1,135 @@
+import Foundation
+@testable import Git
+import TestSupport
+import Testing
+
+private let noCredentials = GitCredentials.fromEnvironment([:])
+
+@Suite struct GitSourceTests {
+    let fixture: GitFixture
+    let cache = TemporaryDirectory("pipeline-git-cache")
+
+    init() throws {
+        fixture = GitFixture()
+        try fixture.makeApplication()
+    }
+
+    var source: GitSource { GitSource(url: fixture.root.appending(path: "app").path, cache: cache.url) }
+
+    @Test func shasBranchesAndTagsResolveToFullSHAs() throws {
+        let first = try fixture.sha("v1")
+        let second = try fixture.sha("main")
+        #expect(try source.resolve(sha: nil, ref: nil, branch: "staging", credentials: noCredentials).sha == first)
+        #expect(try source.resolve(sha: nil, ref: nil, branch: "main", credentials: noCredentials).sha == second)
+        #expect(try source.resolve(sha: nil, ref: "v1", branch: "x", credentials: noCredentials).sha == first)
+        #expect(try source.resolve(sha: nil, ref: "v1-annotated", branch: "x", credentials: noCredentials).sha == first)
+        #expect(try source.resolve(sha: String(first.prefix(7)), ref: nil, branch: "x", credentials: noCredentials).sha == first)
+        let commit = try source.resolve(sha: first.uppercased(), ref: nil, branch: "x", credentials: noCredentials)
+        #expect(commit.author == "Alice Example <alice@example.com>")
+        #expect(commit.subject == "first commit")
+        #expect(abs(commit.time.timeIntervalSinceNow) < 600)
+    }
+
+    @Test func wrongSHAsAndRefsAreRefusedWithTheReason() throws {
+        let tree = try fixture.sha("HEAD:deep")
+        let blob = try fixture.sha("HEAD:run.sh")
+        func error(sha: String? = nil, ref: String? = nil) -> String {
+            do {
+                _ = try source.resolve(sha: sha, ref: ref, branch: "main", credentials: noCredentials)
+                return "resolved"
+            } catch {
+                return error.description
+            }
+        }
+        #expect(error(sha: "deadbeef") == "no commit deadbeef in the repository (after fetching it); check the SHA, or push the commit first")
+        #expect(error(sha: tree) == "\(tree) is a tree, not a commit; give the SHA of a commit")
+        #expect(error(sha: blob) == "\(blob) is a blob, not a commit; give the SHA of a commit")
+        #expect(error(sha: "xyz") == "'xyz' is not a SHA: give 4 to 40 hexadecimal digits")
+        #expect(error(ref: "nope") == "no branch or tag 'nope' in the repository; it has main, staging, tag v1, tag v1-annotated")
+    }
+
+    @Test func anAmbiguousShortSHAListsTheCandidates() throws {
+        // Make blobs until two share their first four hex digits.
+        var seen: [String: String] = [:]
+        var pair: (String, String)?
+        var index = 0
+        while pair == nil {
+            index += 1
+            fixture.folder.write("app/blob-\(index).txt", "content \(index)\n")
+            let sha = try fixture.git(["hash-object", "-w", "blob-\(index).txt"], in: "app")
+            if let other = seen[String(sha.prefix(4))] { pair = (other, sha) } else { seen[String(sha.prefix(4))] = sha }
+        }
+        try fixture.git(["add", "."], in: "app")
+        try fixture.git(["commit", "-qm", "blobs"], in: "app")
+        let prefix = String(pair!.0.prefix(4))
+        let result = Result { () throws(SourceError) in
+            try source.resolve(sha: prefix, ref: nil, branch: "main", credentials: noCredentials)
+        }
+        guard case .failure(let error) = result, case .ambiguousSHA(let sha, let candidates) = error else {
+            Issue.record("an ambiguous SHA was not refused: \(result)")
+            return
+        }
+        #expect(sha == prefix)
+        #expect(candidates.contains("\(pair!.0) (blob)"))
+        #expect(candidates.contains("\(pair!.1) (blob)"))
+    }
+
+    @Test func checkoutWritesModesSymlinksFoldersAndSubmodulesAndNothingElse() throws {
+        let workspace = TemporaryDirectory()
+        workspace.write("left-over.txt", "from another run")
+        let sha = try fixture.sha("v1")
+        _ = try source.resolve(sha: sha, ref: nil, branch: "main", credentials: noCredentials)
+        try source.checkout(sha: sha, into: workspace.url, submodules: true, credentials: noCredentials)
+        let files = FileManager.default
+        #expect(!files.fileExists(atPath: workspace.url.appending(path: "left-over.txt").path))
+        #expect(try String(contentsOf: workspace.url.appending(path: "deep/er/file.txt"), encoding: .utf8) == "hello\n")
+        #expect(files.isExecutableFile(atPath: workspace.url.appending(path: "run.sh").path))
+        #expect(!files.isExecutableFile(atPath: workspace.url.appending(path: "deep/er/file.txt").path))
+        #expect(try files.destinationOfSymbolicLink(atPath: workspace.url.appending(path: "link").path) == "deep/er/file.txt")
+        #expect(try String(contentsOf: workspace.url.appending(path: "vendor/lib/lib.txt"), encoding: .utf8) == "library one\n")
+        #expect(!files.fileExists(atPath: workspace.url.appending(path: ".git").path))
+        #expect(!files.fileExists(atPath: source.mirror.appending(path: "index").path), "the mirror is never written by a checkout")
+
+        try source.checkout(sha: sha, into: workspace.url, submodules: false, credentials: noCredentials)
+        #expect(!files.fileExists(atPath: workspace.url.appending(path: "vendor/lib/lib.txt").path))
+    }
+
+    @Test func newCommitsArriveOnTheNextResolve() throws {
+        _ = try source.resolve(sha: nil, ref: nil, branch: "main", credentials: noCredentials)
+        fixture.folder.write("app/new.txt", "new\n")
+        try fixture.git(["add", "."], in: "app")
+        try fixture.git(["commit", "-qm", "third commit"], in: "app")
+        #expect(try source.resolve(sha: nil, ref: nil, branch: "main", credentials: noCredentials).subject == "third commit")
+        try fixture.git(["branch", "-D", "staging"], in: "app")
+        #expect(throws: SourceError.self) { try source.resolve(sha: nil, ref: "staging", branch: "main", credentials: noCredentials) }
+    }
+
+    @Test func aDamagedMirrorIsClonedAgain() throws {
+        let sha = try fixture.sha("main")
+        _ = try source.resolve(sha: nil, ref: nil, branch: "main", credentials: noCredentials)
+        let objects = source.mirror.appending(path: "objects")
+        for case let file as URL in FileManager.default.enumerator(at: objects, includingPropertiesForKeys: nil)! {
+            if !file.hasDirectoryPath { try? FileManager.default.removeItem(at: file) }
+        }
+        #expect(try source.resolve(sha: nil, ref: nil, branch: "main", credentials: noCredentials).sha == sha)
+        try "garbage".write(to: source.mirror.appending(path: "config"), atomically: true, encoding: .utf8)
+        #expect(try source.resolve(sha: nil, ref: nil, branch: "main", credentials: noCredentials).sha == sha)
+        try "garbage".write(to: source.mirror.appending(path: "HEAD"), atomically: true, encoding: .utf8)
+        #expect(try source.resolve(sha: String(sha.prefix(8)), ref: nil, branch: "main", credentials: noCredentials).sha == sha)
+    }
+
+    @Test func anUnreachableRemoteSaysSo() throws {
+        let remote = GitSource(url: "git://127.0.0.1:\(freePort())/app", cache: cache.url)
+        #expect {
+            try remote.resolve(sha: nil, ref: nil, branch: "main", credentials: noCredentials)
+        } throws: { error in
+            "\(error)".hasPrefix("cannot fetch git://127.0.0.1:") && "\(error)".contains("onnection refused")
+        }
+    }
+
+    @Test func submoduleURLsResolveAgainstTheSuperproject() {
+        #expect(GitSource.resolve("../lib.git", relativeTo: "https://example.com/team/app.git") == "https://example.com/team/lib.git")
+        #expect(GitSource.resolve("./sub", relativeTo: "/srv/app") == "/srv/app/sub")
+        #expect(GitSource.resolve("git://x/y", relativeTo: "/srv/app") == "git://x/y")
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+
+/// Real repositories for the tests, made with the git command line (the product itself only uses libgit2).
+public final class GitFixture: @unchecked Sendable {
+    /// The folder holding the repositories.
+    public let folder = TemporaryDirectory("pipeline-git")
+    /// Its URL.
+    public var root: URL { folder.url }
+
+    /// An empty fixture.
+    public init() {}
+
+    /// Runs git in `directory` (relative to the fixture), failing the test's setup if git fails.
+    @discardableResult
+    public func git(_ arguments: [String], in directory: String) throws -> String {
+        let result = try runProcess(
+            URL(filePath: "/usr/bin/git"),
+            ["-c", "user.name=Alice Example", "-c", "user.email=alice@example.com", "-c", "protocol.file.allow=always",
+             "-c", "init.defaultBranch=main"] + arguments,
+            in: root.appending(path: directory))
+        guard result.status == 0 else {
+            throw NSError(domain: "git", code: Int(result.status), userInfo: [NSLocalizedDescriptionKey: "git \(arguments): \(result.stderr)"])
+        }
+        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// A library repository and an application repository that uses it as a submodule (by relative URL), with
+    /// an executable file, a symlink, nested folders, a `staging` branch, tags, and a second commit on main.
+    public func makeApplication() throws {
+        try FileManager.default.createDirectory(at: root.appending(path: "lib"), withIntermediateDirectories: true)
+        try git(["init", "-q"], in: "lib")
+        folder.write("lib/lib.txt", "library one\n")
+        try git(["add", "."], in: "lib")
+        try git(["commit", "-qm", "library one"], in: "lib")
+
+        try FileManager.default.createDirectory(at: root.appending(path: "app"), withIntermediateDirectories: true)
+        try git(["init", "-q"], in: "app")
+        folder.write("app/deep/er/file.txt", "hello\n")
+        folder.write("app/run.sh", "#!/bin/sh\necho run\n")
+        chmod(root.appending(path: "app/run.sh").path, 0o755)
+        try FileManager.default.createSymbolicLink(atPath: root.appending(path: "app/link").path, withDestinationPath: "deep/er/file.txt")
+        try git(["submodule", "add", "-q", "../lib", "vendor/lib"], in: "app")
+        try git(["add", "-A"], in: "app")
+        try git(["commit", "-qm", "first commit"], in: "app")
+        try git(["branch", "staging"], in: "app")
+        try git(["tag", "v1"], in: "app")
+        try git(["tag", "-a", "v1-annotated", "-m", "annotated"], in: "app")
+        folder.write("app/deep/er/file.txt", "hello again\n")
+        try git(["commit", "-qam", "second commit"], in: "app")
+    }
+
+    /// The full SHA of `revision`.
+    public func sha(_ revision: String, in repository: String = "app") throws -> String {
+        try git(["rev-parse", revision], in: repository)
+    }
+}
+
+/// A port on 127.0.0.1 that nothing listens on right now.
+public func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            _ = bind(fd, $0, length)
+            _ = getsockname(fd, $0, &length)
+        }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// A background server process, killed when the test is done with it.
+///
+/// Started with posix_spawn rather than Foundation's Process: servers such as sshd close every descriptor they
+/// inherit, which Foundation takes for the process having exited, and it then blocks in waitpid for good.
+public final class ServerProcess: @unchecked Sendable {
+    /// The server's process id.
+    public let pid: pid_t
+
+    /// Starts `executable` with `arguments`, `environment` added to ours, its stdout to `stdout` (else discarded).
+    public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], stdout: Pipe? = nil) throws {
+        var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if let stdout {
+            posix_spawn_file_actions_adddup2(&actions, stdout.fileHandleForWriting.fileDescriptor, 1)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        }
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let env = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            env.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let code = posix_spawn(&pid, executable, &actions, &attributes, argv, env)
+        guard code == 0 else { throw POSIXError(POSIXErrorCode(rawValue: code) ?? .EIO) }
+        self.pid = pid
+        if let stdout { try? stdout.fileHandleForWriting.close() }
+    }
+
+    deinit {
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+    }
+}
+
+/// Waits until something accepts connections on `port`.
+public func waitForPort(_ port: Int, seconds: Double = 10) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        close(fd)
+        if connected == 0 { return true }
+        Thread.sleep(forTimeInterval: 0.05)
+    }
+    return false
+}
