@@ -93,6 +93,7 @@ public struct GitSource: Sendable {
 
     /// Opens the mirror, creating it when missing (or when `fresh`), and fetches every branch and tag.
     func fetch(credentials: GitCredentials, fresh: Bool) throws -> Repository {
+        LibGit2.ensureInitialised()
         let files = FileManager.default
         if fresh { try? files.removeItem(at: mirror) }
         let repository: Repository
@@ -101,7 +102,12 @@ public struct GitSource: Sendable {
         } else {
             try? files.removeItem(at: mirror)
             try files.createDirectory(at: mirror.deletingLastPathComponent(), withIntermediateDirectories: true)
-            repository = try Repository.createBare(mirror)
+            if let local = localRepositoryPath, (try? cloneLocally(from: local)) != nil, let cloned = try? Repository.open(mirror) {
+                repository = cloned
+            } else {
+                try? files.removeItem(at: mirror)
+                repository = try Repository.createBare(mirror)
+            }
         }
         var remote: OpaquePointer?
         try check("git_remote_create_anonymous(\(url))", git_remote_create_anonymous(&remote, repository.handle, url))
@@ -122,6 +128,33 @@ public struct GitSource: Sendable {
             throw SourceError.remote(url: url, reason: context.refusal ?? error.message)
         }
         return repository
+    }
+}
+
+extension GitSource {
+    /// The repository's folder, when the remote is on this machine (a path or a `file://` URL).
+    var localRepositoryPath: String? {
+        if url.hasPrefix("file://") { return String(url.dropFirst(7)) }
+        return url.contains("://") ? nil : url
+    }
+
+    /// A first mirror of a repository on this machine: its object files are copied as they are, as
+    /// `git clone --local` does, instead of being packed and indexed again through the transport. The fetch that
+    /// follows sets the branches and tags.
+    func cloneLocally(from path: String) throws(GitError) {
+        LibGit2.ensureInitialised()
+        var options = git_clone_options()
+        git_clone_options_init(&options, UInt32(GIT_CLONE_OPTIONS_VERSION))
+        options.bare = 1
+        options.local = GIT_CLONE_LOCAL_NO_LINKS
+        options.checkout_opts.checkout_strategy = GIT_CHECKOUT_NONE.rawValue
+        options.remote_cb = { out, repository, name, url, _ in
+            git_remote_create_with_fetchspec(out, repository, name, url, "+refs/heads/*:refs/heads/*")
+        }
+        var cloned: OpaquePointer?
+        let result = withUnsafePointer(to: &options) { git_clone(&cloned, path, mirror.path, $0) }
+        git_repository_free(cloned)
+        try check("git_clone(\(path))", result)
     }
 }
 

@@ -95,6 +95,7 @@ struct Resolver {
         guard git_reference_list(&array, repository.handle) == 0 else { return [] }
         defer { git_strarray_dispose(&array) }
         return (0..<array.count).compactMap { array.strings[$0].map { String(cString: $0) } }
+            .filter { $0.hasPrefix("refs/heads/") || $0.hasPrefix("refs/tags/") }
             .map { $0.replacingOccurrences(of: "refs/heads/", with: "").replacingOccurrences(of: "refs/tags/", with: "tag ") }
             .sorted()
     }

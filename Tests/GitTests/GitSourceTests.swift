@@ -133,3 +133,20 @@ private let noCredentials = GitCredentials.fromEnvironment([:])
         #expect(GitSource.resolve("git://x/y", relativeTo: "/srv/app") == "git://x/y")
     }
 }
+
+@Suite struct LocalMirrorTests {
+    @Test func aFirstMirrorOfALocalRepositoryCopiesItsPacks() throws {
+        let fixture = GitFixture()
+        try fixture.makeApplication()
+        try fixture.git(["gc", "-q"], in: "app")
+        let cache = TemporaryDirectory()
+        let source = GitSource(url: "file://" + fixture.root.appending(path: "app").path, cache: cache.url)
+        try source.cloneLocally(from: fixture.root.appending(path: "app").path)
+        let packs = { (folder: URL) in
+            try FileManager.default.contentsOfDirectory(atPath: folder.appending(path: "objects/pack").path).sorted()
+        }
+        #expect(try packs(source.mirror) == packs(fixture.root.appending(path: "app/.git")))
+        let commit = try source.resolve(sha: nil, ref: "v1", branch: "main", credentials: GitCredentials.fromEnvironment([:]))
+        #expect(commit.sha == (try fixture.sha("v1")))
+    }
+}
