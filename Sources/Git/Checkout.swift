@@ -7,42 +7,14 @@ extension GitSource {
     public func checkout(
         sha: String, into folder: URL, submodules: Bool, credentials: GitCredentials
     ) throws(SourceError) {
-        let lock = try FileLock(mirror.path + ".lock")
-        let repository: Repository
-        do {
-            repository = try Repository.open(mirror)
-        } catch {
-            lock.release()
-            throw SourceError.git(error)
-        }
-        let nested: [(path: String, url: String, sha: String)]
-        do {
+        let nested = try withMirrorLocked { () throws -> [(path: String, url: String, sha: String)] in
+            let repository = try Repository.open(mirror)
             try Self.empty(folder)
-            nested = try Self.writeTree(of: sha, from: repository, into: folder, submodules: submodules)
-        } catch let error as GitError {
-            lock.release()
-            throw SourceError.git(error)
-        } catch {
-            lock.release()
-            throw SourceError.git(GitError(call: "checkout", message: "\(error)"))
+            return try Self.writeTree(of: sha, from: repository, into: folder, submodules: submodules)
         }
-        lock.release()
         for submodule in nested {
             let source = GitSource(url: Self.resolve(submodule.url, relativeTo: url), cache: mirror.deletingLastPathComponent())
-            let lock = try FileLock(source.mirror.path + ".lock")
-            do {
-                _ = try source.fetch(credentials: credentials, fresh: false)
-            } catch let error as SourceError {
-                lock.release()
-                throw error
-            } catch let error as GitError {
-                lock.release()
-                throw SourceError.git(error)
-            } catch {
-                lock.release()
-                throw SourceError.git(GitError(call: "fetching submodule", message: "\(error)"))
-            }
-            lock.release()
+            _ = try source.withMirrorLocked { try source.fetch(credentials: credentials, fresh: false) }
             do {
                 try source.checkout(
                     sha: submodule.sha, into: folder.appending(path: submodule.path), submodules: true,
@@ -51,6 +23,21 @@ extension GitSource {
                 throw SourceError.git(
                     GitError(call: "submodule \(submodule.path)", message: "commit \(submodule.sha) is not on any branch or tag of \(source.url)"))
             }
+        }
+    }
+
+    /// Runs `body` holding the mirror's lock, with every error as a `SourceError`.
+    func withMirrorLocked<T>(_ body: () throws -> T) throws(SourceError) -> T {
+        let lock = try FileLock(mirror.path + ".lock")
+        defer { lock.release() }
+        do {
+            return try body()
+        } catch let error as SourceError {
+            throw error
+        } catch let error as GitError {
+            throw SourceError.git(error)
+        } catch {
+            throw SourceError.git(GitError(call: "checkout", message: "\(error)"))
         }
     }
 

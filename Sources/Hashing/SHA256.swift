@@ -54,20 +54,28 @@ public final class SHA256 {
 public enum HMACSHA256 {
     /// The HMAC-SHA256 of `message` under `key`.
     public static func authenticate(_ message: some Sequence<UInt8>, key: some Sequence<UInt8>) -> [UInt8] {
-        let keyBytes = Array(key)
-        let messageBytes = Array(message)
-        var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        let result = keyBytes.withUnsafeBytes { k in
-            messageBytes.withUnsafeBytes { m in
-                HMAC(
-                    EVP_sha256(), k.baseAddress, Int32(k.count), m.baseAddress?.assumingMemoryBound(to: UInt8.self),
-                    m.count, &out, &length)
-            }
-        }
-        guard result != nil else { fatalError("HMAC(sha256) failed: \(OpenSSLError.last())") }
-        return Array(out.prefix(Int(length)))
+        hmac(EVP_sha256(), message: Array(message), key: Array(key))
     }
+}
+
+/// HMAC-SHA1 through OpenSSL's libcrypto; OpenSSH's hashed known-hosts entries use it.
+public enum HMACSHA1 {
+    /// The HMAC-SHA1 of `message` under `key`.
+    public static func authenticate(_ message: some Sequence<UInt8>, key: some Sequence<UInt8>) -> [UInt8] {
+        hmac(EVP_sha1(), message: Array(message), key: Array(key))
+    }
+}
+
+private func hmac(_ digest: OpaquePointer?, message: [UInt8], key: [UInt8]) -> [UInt8] {
+    var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+    var length: UInt32 = 0
+    let result = key.withUnsafeBytes { k in
+        message.withUnsafeBytes { m in
+            HMAC(digest, k.baseAddress, Int32(k.count), m.baseAddress?.assumingMemoryBound(to: UInt8.self), m.count, &out, &length)
+        }
+    }
+    guard result != nil else { fatalError("HMAC failed: \(OpenSSLError.last())") }
+    return Array(out.prefix(Int(length)))
 }
 
 /// The last error on OpenSSL's error queue, as text.
@@ -94,21 +102,3 @@ extension Sequence<UInt8> {
     }
 }
 
-/// HMAC-SHA1 through OpenSSL's libcrypto; OpenSSH's hashed known-hosts entries use it.
-public enum HMACSHA1 {
-    /// The HMAC-SHA1 of `message` under `key`.
-    public static func authenticate(_ message: some Sequence<UInt8>, key: some Sequence<UInt8>) -> [UInt8] {
-        let keyBytes = Array(key)
-        let messageBytes = Array(message)
-        var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        _ = keyBytes.withUnsafeBytes { k in
-            messageBytes.withUnsafeBytes { m in
-                HMAC(
-                    EVP_sha1(), k.baseAddress, Int32(k.count), m.baseAddress?.assumingMemoryBound(to: UInt8.self),
-                    m.count, &out, &length)
-            }
-        }
-        return Array(out.prefix(Int(length)))
-    }
-}
