@@ -30,7 +30,7 @@ public struct CurlError: Error, CustomStringConvertible {
 }
 
 /// One libcurl easy handle, freed with its owner.
-public final class EasyHandle {
+public final class EasyHandle: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
 
     /// Makes a new handle.
