@@ -1,0 +1,107 @@
+import Foundation
+import HTTP
+
+/// A small, exact AWS client: signs with SigV4, retries as botocore's standard mode, and speaks the JSON 1.1 and
+/// Query protocols (REST-XML arrives with the Route 53 calls).
+public final class AWSClient: @unchecked Sendable {
+    /// The resolved settings.
+    public let configuration: AWSConfiguration
+    private let http: HTTPClient
+    private let lock = NSLock()
+    private var retry: RetryPolicy
+
+    /// A client for `configuration`.
+    public init(configuration: AWSConfiguration, http: HTTPClient = HTTPClient(), retry: RetryPolicy = RetryPolicy()) {
+        self.configuration = configuration
+        self.http = http
+        self.retry = retry
+    }
+
+    /// Calls a JSON 1.1 operation (`X-Amz-Target: PREFIX.Operation`) and decodes the answer.
+    public func json<Output: Decodable>(
+        _ service: AWSService, targetPrefix: String, operation: String, input: some Encodable, as output: Output.Type
+    ) async throws(AWSError) -> Output {
+        let body: [UInt8]
+        do {
+            body = Array(try JSONEncoder().encode(input))
+        } catch {
+            throw AWSError(service: service.signingName, operation: operation, code: "Encoding", message: "\(error)", requestID: nil, status: 0)
+        }
+        let response = try await send(
+            service, operation: operation, method: "POST", path: "/", query: [],
+            headers: [("Content-Type", "application/x-amz-json-1.1"), ("X-Amz-Target", "\(targetPrefix).\(operation)")],
+            body: body)
+        do {
+            return try JSONDecoder().decode(Output.self, from: Data(response.body))
+        } catch {
+            throw AWSError(
+                service: service.signingName, operation: operation, code: "Decoding",
+                message: "the answer is not what the API model says: \(error)", requestID: response.header("x-amzn-requestid"),
+                status: response.status)
+        }
+    }
+
+    /// Calls a Query-protocol operation (`Action=...&Version=...`) and returns the XML answer.
+    public func query(
+        _ service: AWSService, action: String, version: String, parameters: [(String, String)] = []
+    ) async throws(AWSError) -> String {
+        let form = ([("Action", action), ("Version", version)] + parameters)
+            .map { "\(SigV4.encode($0.0))=\(SigV4.encode($0.1))" }.joined(separator: "&")
+        let response = try await send(
+            service, operation: action, method: "POST", path: "/", query: [],
+            headers: [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")], body: Array(form.utf8))
+        return response.text
+    }
+
+    /// Signs and sends one request, retrying what the policy allows.
+    public func send(
+        _ service: AWSService, operation: String, method: String, path: String, query: [(String, String)],
+        headers: [(String, String)], body: [UInt8]
+    ) async throws(AWSError) -> HTTPResponse {
+        let endpoint = configuration.endpoint(service)
+        guard let base = URLComponents(string: endpoint.url), let host = base.host else {
+            throw AWSError(service: service.signingName, operation: operation, code: "BadEndpoint", message: "cannot use endpoint \(endpoint)", requestID: nil, status: 0)
+        }
+        let hostHeader = base.port.map { "\(host):\($0)" } ?? host
+        let region = service == .route53 ? "us-east-1" : configuration.region
+        var attempt = 0
+        while true {
+            attempt += 1
+            let signer = SigV4(service: service.signingName, region: region, credentials: configuration.credentials, date: Date())
+            let unsigned = SigningRequest(
+                method: method, path: path, query: query, headers: [("Host", hostHeader)] + headers, body: body)
+            let signed = unsigned.headers + signer.signatureHeaders(for: unsigned)
+            let queryString = query.isEmpty ? "" : "?" + query.map { "\(SigV4.encode($0.0))=\(SigV4.encode($0.1))" }.joined(separator: "&")
+            let request = HTTPRequest(
+                method: method, url: endpoint.url.trimmingSuffix("/") + path + queryString, headers: signed,
+                body: body.isEmpty ? .none : .bytes(body))
+            let failure: AWSError
+            do {
+                let response = try await http.send(request)
+                if (200..<300).contains(response.status) {
+                    lock.withLock { retry.refund() }
+                    return response
+                }
+                failure = AWSError.decode(
+                    service: service.signingName, operation: operation, status: response.status, headers: response.headers,
+                    body: response.body)
+            } catch {
+                failure = AWSError(
+                    service: service.signingName, operation: operation, code: "\(error.kind)", message: error.message,
+                    requestID: nil, status: 0)
+            }
+            let policy = lock.withLock { retry }
+            guard attempt < policy.maxAttempts, RetryPolicy.isRetryable(failure), lock.withLock({ retry.spend(for: failure) }) else {
+                throw failure
+            }
+            let wait = policy.backoff(afterAttempt: attempt, unit: Double.random(in: 0..<1))
+            try? await Task.sleep(nanoseconds: UInt64(wait * 1_000_000_000))
+        }
+    }
+}
+
+extension String {
+    func trimmingSuffix(_ suffix: String) -> String {
+        hasSuffix(suffix) ? String(dropLast(suffix.count)) : self
+    }
+}
