@@ -81,27 +81,20 @@ private func expectDeployed(_ result: ProcessOutput, sha: String, _ comment: Str
     @Test func httpsWithATokenThatNeverShows() throws {
         let fixture = GitFixture()
         try fixture.makeApplication()
-        let tls = TemporaryDirectory("pipeline-tls")
-        let openssl = { (arguments: [String]) throws -> Void in
-            let result = try runProcess(URL(filePath: "/usr/bin/openssl"), arguments, in: tls.url)
-            try #require(result.status == 0, "openssl \(arguments): \(result.stderr)")
-        }
-        try openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test CA"])
-        try openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"])
-        tls.write("san.ext", "subjectAltName=DNS:localhost\n")
-        try openssl(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext"])
+        let folder = TemporaryDirectory("pipeline-tls")
+        let tls = try TestCertificates(in: folder)
 
         let token = "tok-\(UUID().uuidString)"
         let output = Pipe()
         let server = try ServerProcess(
             "/usr/bin/env",
             ["python3", Project.root.appending(path: "runner/dev/git-http-server").path, fixture.root.path,
-             "--cert", tls.url.appending(path: "server.pem").path, "--key", tls.url.appending(path: "server.key").path],
+             "--cert", tls.certificate, "--key", tls.key],
             environment: ["GIT_SERVER_TOKEN": token], stdout: output)
         let portLine = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
         let port = try #require(Int(portLine.trimmingCharacters(in: .whitespacesAndNewlines)))
         let app = project(repository: "https://localhost:\(port)/app")
-        let ca = ["SSL_CERT_FILE": tls.url.appending(path: "ca.pem").path]
+        let ca = ["SSL_CERT_FILE": tls.ca]
         let sha = try fixture.sha("staging")
 
         let deployed = try run(app, ["run", "staging"], environment: ca.merging(["PIPELINE_GIT_TOKEN": token]) { a, _ in a })

@@ -40,7 +40,7 @@ enum RunFixture {
                 .retries(2, backoff: .milliseconds(100))
                 .when(.environment("retry"))
 
-            Shell("stubborn", "trap '' TERM; echo ignoring TERM; sleep 30 & wait; sleep 30").timeout(.seconds(1))
+            Shell("stubborn", "trap '' TERM; echo ignoring TERM; sleep 30 & wait; echo survived > $TEST_DIR/survived").timeout(.seconds(1))
                 .when(.environment("timeout"))
 
             Shell("flood", "head -c $FLOOD_BYTES /dev/zero | tr '\\\\0' 'x' | fold -w 99")

@@ -98,21 +98,14 @@ private func json(_ response: HTTPResponse) throws -> [String: Any] {
     }
 
     @Test func tlsIsVerifiedAgainstTheCAItIsGiven() async throws {
-        let tls = TemporaryDirectory("pipeline-tls")
-        let openssl = { (arguments: [String]) throws -> Void in
-            let result = try runProcess(URL(filePath: "/usr/bin/openssl"), arguments, in: tls.url)
-            try #require(result.status == 0, "openssl \(arguments): \(result.stderr)")
-        }
-        try openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test CA"])
-        try openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"])
-        tls.write("san.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-        try openssl(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext"])
-        let secure = try TestServer(tls: (tls.url.appending(path: "server.pem").path, tls.url.appending(path: "server.key").path))
+        let folder = TemporaryDirectory("pipeline-tls")
+        let tls = try TestCertificates(in: folder)
+        let secure = try TestServer(tls: (tls.certificate, tls.key))
         let url = secure.url("/echo", scheme: "https", host: "localhost")
         await #expect {
             try await HTTPClient(caFile: nil).send(HTTPRequest(url: url))
         } throws: { ($0 as? HTTPError)?.kind == .tls }
-        let trusted = HTTPClient(caFile: tls.url.appending(path: "ca.pem").path)
+        let trusted = HTTPClient(caFile: tls.ca)
         #expect(try await trusted.send(HTTPRequest(url: url)).status == 200)
     }
 }

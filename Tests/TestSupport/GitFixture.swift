@@ -83,36 +83,7 @@ public final class ServerProcess: @unchecked Sendable {
 
     /// Starts `executable` with `arguments`, `environment` added to ours, its stdout to `stdout` (else discarded).
     public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], stdout: Pipe? = nil) throws {
-        var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        if let stdout {
-            posix_spawn_file_actions_adddup2(&actions, stdout.fileHandleForWriting.fileDescriptor, 1)
-        } else {
-            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        }
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let env = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            env.forEach { free($0) }
-        }
-        var pid: pid_t = 0
-        let code = posix_spawn(&pid, executable, &actions, &attributes, argv, env)
-        guard code == 0 else { throw POSIXError(POSIXErrorCode(rawValue: code) ?? .EIO) }
-        self.pid = pid
+        pid = try spawn(executable, arguments, environment: environment, output: stdout.map { .descriptor($0.fileHandleForWriting.fileDescriptor) } ?? .discard)
         if let stdout { try? stdout.fileHandleForWriting.close() }
     }
 
@@ -121,6 +92,82 @@ public final class ServerProcess: @unchecked Sendable {
         var status: Int32 = 0
         waitpid(pid, &status, 0)
     }
+}
+
+extension ServerProcess {
+    /// A Python server given as source, which prints its port first.
+    public static func python(_ source: String) -> PortServer {
+        let output = Pipe()
+        let server = try? ServerProcess("/usr/bin/python3", ["-c", source], stdout: output)
+        return PortServer(server: server, output: output)
+    }
+}
+
+/// A server that prints the port it listens on as its first line.
+public final class PortServer: @unchecked Sendable {
+    let server: ServerProcess?
+    let output: Pipe
+
+    init(server: ServerProcess?, output: Pipe) {
+        self.server = server
+        self.output = output
+    }
+
+    /// The port it printed.
+    public func port() throws -> Int {
+        let line = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
+        guard server != nil, let port = Int(line.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw POSIXError(.ECONNREFUSED)
+        }
+        return port
+    }
+}
+
+/// Where a spawned process's stdout goes (stderr goes along with it to a file, else to /dev/null).
+enum SpawnOutput {
+    case discard
+    case descriptor(Int32)
+    case file(String)
+}
+
+/// posix_spawn with stdin from /dev/null and the signal mask and dispositions reset (a test thread may block
+/// SIGTERM, and a server that inherited that could not be stopped).
+func spawn(_ executable: String, _ arguments: [String], environment: [String: String], output: SpawnOutput) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    switch output {
+    case .discard:
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    case .descriptor(let fd):
+        posix_spawn_file_actions_adddup2(&actions, fd, 1)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    case .file(let path):
+        posix_spawn_file_actions_addopen(&actions, 1, path, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    }
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var none = sigset_t()
+    sigemptyset(&none)
+    var all = sigset_t()
+    sigfillset(&all)
+    posix_spawnattr_setsigmask(&attributes, &none)
+    posix_spawnattr_setsigdefault(&attributes, &all)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    let envp = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer {
+        argv.forEach { free($0) }
+        envp.forEach { free($0) }
+    }
+    var pid: pid_t = 0
+    let code = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+    guard code == 0 else { throw POSIXError(POSIXErrorCode(rawValue: code) ?? .EIO) }
+    return pid
 }
 
 /// Waits until something accepts connections on `port`.

@@ -108,3 +108,32 @@ public func runProcess(
         status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
         stderr: String(decoding: errData, as: UTF8.self))
 }
+
+/// A test CA and a server certificate for `localhost` and 127.0.0.1 signed by it, made with the openssl command.
+public struct TestCertificates: Sendable {
+    /// The folder holding `ca.pem`, `server.pem` and `server.key`.
+    public let folder: URL
+    /// The CA to trust.
+    public var ca: String { folder.appending(path: "ca.pem").path }
+    /// The server's certificate.
+    public var certificate: String { folder.appending(path: "server.pem").path }
+    /// The server's key.
+    public var key: String { folder.appending(path: "server.key").path }
+
+    /// Makes the certificates in `directory`.
+    public init(in directory: TemporaryDirectory) throws {
+        folder = directory.url
+        directory.write("san.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+        for arguments in [
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test CA"],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"],
+            ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem",
+             "-days", "2", "-extfile", "san.ext"],
+        ] {
+            let result = try runProcess(URL(filePath: "/usr/bin/openssl"), arguments, in: folder)
+            guard result.status == 0 else {
+                throw NSError(domain: "openssl", code: Int(result.status), userInfo: [NSLocalizedDescriptionKey: result.stderr])
+            }
+        }
+    }
+}

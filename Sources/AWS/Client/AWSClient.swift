@@ -75,7 +75,7 @@ public final class AWSClient: @unchecked Sendable {
             let request = HTTPRequest(
                 method: method, url: endpoint.url.trimmingSuffix("/") + path + queryString, headers: signed,
                 body: body.isEmpty ? .none : .bytes(body))
-            let failure: AWSError
+            var failure: AWSError
             do {
                 let response = try await http.send(request)
                 if (200..<300).contains(response.status) {
@@ -90,6 +90,7 @@ public final class AWSClient: @unchecked Sendable {
                     service: service.signingName, operation: operation, code: "\(error.kind)", message: error.message,
                     requestID: nil, status: 0)
             }
+            failure.attempts = attempt
             let policy = lock.withLock { retry }
             guard attempt < policy.maxAttempts, RetryPolicy.isRetryable(failure), lock.withLock({ retry.spend(for: failure) }) else {
                 throw failure

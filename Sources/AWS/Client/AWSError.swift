@@ -14,6 +14,8 @@ public struct AWSError: Error, CustomStringConvertible, Sendable {
     public let requestID: String?
     /// The HTTP status (0 when no answer came).
     public let status: Int
+    /// How many attempts were made before giving up.
+    public var attempts = 1
 
     /// One readable line: "ecs UpdateService: ClientException: ... (request id ...)".
     public var description: String {
