@@ -152,3 +152,37 @@ private func error(_ code: String, status: Int) -> AWSError {
         #expect(!refused.stderr.contains("not-the-secret"))
     }
 }
+
+/// The ECS calls against moto with signatures checked.
+@Suite struct ECSCallsTests {
+    @Test func registerDescribeListAndUpdate() async throws {
+        let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: LocalAWS.environment))
+        let family = "api-service-staging"
+        let request = Data(
+            """
+            {"family": "\(family)", "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"], "cpu": "256", "memory": "512",
+             "containerDefinitions": [{"name": "api-service", "image": "sv-core-api@sha256:\(String(repeating: "a", count: 64))",
+                                       "essential": true, "portMappings": [{"containerPort": 5003}]}]}
+            """.utf8)
+        let registered = try await client.registerTaskDefinition(request)
+        #expect(registered.family == family)
+        #expect(registered.revision >= 2, "the bootstrap revision came first")
+        #expect(registered.images == ["sv-core-api@sha256:\(String(repeating: "a", count: 64))"])
+        #expect(try await client.describeTaskDefinition(registered.taskDefinitionArn) == registered)
+        let revisions = try await client.listTaskDefinitions(family: family)
+        #expect(revisions.first == registered.taskDefinitionArn)
+
+        let updated = try await client.updateService(cluster: "staging-cluster", service: family, taskDefinition: registered.taskDefinitionArn)
+        #expect(updated.taskDefinition == registered.taskDefinitionArn)
+        let described = try await client.describeService(cluster: "staging-cluster", service: family)
+        #expect(described.taskDefinition == registered.taskDefinitionArn)
+        #expect(described.runningCount == 1)
+
+        await #expect {
+            try await client.describeService(cluster: "staging-cluster", service: "no-such-service")
+        } throws: { "\($0)".contains("no service no-such-service in cluster staging-cluster") }
+        await #expect {
+            try await client.registerTaskDefinition(Data(#"{"family": "x"}"#.utf8))
+        } throws: { ($0 as? AWSError)?.status == 400 || ($0 as? AWSError)?.status == 500 }
+    }
+}

@@ -17,7 +17,7 @@ public final class AWSClient: @unchecked Sendable {
         self.retry = retry
     }
 
-    /// Calls a JSON 1.1 operation (`X-Amz-Target: PREFIX.Operation`) and decodes the answer.
+    /// Calls a JSON 1.1 operation (`X-Amz-Target: PREFIX.Operation`) with `input` encoded, and decodes the answer.
     public func json<Output: Decodable>(
         _ service: AWSService, targetPrefix: String, operation: String, input: some Encodable, as output: Output.Type
     ) async throws(AWSError) -> Output {
@@ -27,6 +27,13 @@ public final class AWSClient: @unchecked Sendable {
         } catch {
             throw AWSError(service: service.signingName, operation: operation, code: "Encoding", message: "\(error)", requestID: nil, status: 0)
         }
+        return try await json(service, targetPrefix: targetPrefix, operation: operation, body: body, as: output)
+    }
+
+    /// Calls a JSON 1.1 operation with a body that is already JSON (a rendered template), and decodes the answer.
+    public func json<Output: Decodable>(
+        _ service: AWSService, targetPrefix: String, operation: String, body: [UInt8], as output: Output.Type
+    ) async throws(AWSError) -> Output {
         let response = try await send(
             service, operation: operation, method: "POST", path: "/", query: [],
             headers: [("Content-Type", "application/x-amz-json-1.1"), ("X-Amz-Target", "\(targetPrefix).\(operation)")],
