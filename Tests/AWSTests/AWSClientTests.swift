@@ -186,3 +186,27 @@ private func error(_ code: String, status: Int) -> AWSError {
         } throws: { ($0 as? AWSError)?.status == 400 || ($0 as? AWSError)?.status == 500 }
     }
 }
+
+/// The Route 53 calls against the Route 53 moto (runner/local-aws).
+@Suite struct Route53CallsTests {
+    @Test func findTheZoneUpsertARecordAndFollowTheChange() async throws {
+        let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: LocalAWS.environment))
+        let zone = try #require(try await client.hostedZone(named: "staging.comyno.net"))
+        #expect(zone.name == "staging.comyno.net.")
+        #expect(try await client.hostedZone(named: "nowhere.example") == nil)
+
+        let name = "user-service-\(UUID().uuidString.prefix(8).lowercased()).staging.comyno.net"
+        #expect(try await client.recordSet(zone: zone.id, name: name, type: "CNAME") == nil)
+        let change = Route53.Change(action: "UPSERT", name: name, type: "CNAME", ttl: 60, values: ["lb.example.com"])
+        let id = try await client.changeRecordSets(zone: zone.id, changes: [change], comment: "pipeline test")
+        #expect(!id.isEmpty)
+        #expect(try await client.changeStatus(id) == "INSYNC")
+        let record = try #require(try await client.recordSet(zone: zone.id, name: name, type: "CNAME"))
+        #expect(record.values == ["lb.example.com"])
+        #expect(record.ttl == 60)
+
+        await #expect {
+            try await client.changeRecordSets(zone: "NOSUCHZONE", changes: [change], comment: "x")
+        } throws: { ($0 as? AWSError)?.code == "NoSuchHostedZone" }
+    }
+}
