@@ -49,6 +49,6 @@ let package = Package(
         .testTarget(name: "AWSTests", dependencies: ["AWS", "HTTP", "TestSupport", "pipeline"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "Hashing", "TestSupport"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["Git", "HTTP", "Hashing", "AWS", "OCI"]),
-        .testTarget(name: "CLITests", dependencies: ["pipeline", "PipelineDSL", "Runner", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["pipeline", "PipelineDSL", "Runner", "AWS", "TestSupport"]),
     ]
 )

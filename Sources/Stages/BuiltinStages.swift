@@ -4,8 +4,13 @@ import PipelineDSL
 /// Runs one built-in stage in its own process (`pipeline __stage RUN_FOLDER STAGE`).
 public enum BuiltinStages {
     /// Runs `stage` of `plan`; returns the process's exit status. Messages go to stderr, which is the stage log.
-    public static func run(_ stage: Stage, plan: Plan, runFolder: URL, environment: [String: String]) -> Int32 {
-        if case .checkout(let spec) = stage.spec { return CheckoutStage.run(spec, environment: environment) }
+    public static func run(_ stage: Stage, plan: Plan, runFolder: URL, environment: [String: String]) async -> Int32 {
+        switch stage.spec {
+        case .checkout(let spec): return CheckoutStage.run(spec, environment: environment)
+        case .registerTaskDefinition(let spec):
+            return await RegisterStage.run(spec, plan: plan, runFolder: runFolder, environment: environment)
+        default: break
+        }
         if let missing = unavailable[stage.kind] {
             FileHandle.standardError.write(
                 Data("error: the \(stage.kind.rawValue) stage is not available in this build of pipeline yet: \(missing)\n".utf8))
@@ -19,7 +24,6 @@ public enum BuiltinStages {
     static let unavailable: [StageKind: String] = [
         .build: "image builds arrive with the image build and push work",
         .push: "pushes to ECR arrive with the image build and push work",
-        .registerTaskDefinition: "task-definition registration arrives with the AWS client",
         .updateService: "ECS service updates arrive with the AWS client",
         .dnsRecord: "Route 53 changes arrive with the AWS client",
         .healthCheck: "health checks arrive with the health-check and rollback work",

@@ -3,7 +3,8 @@ import Foundation
 /// The ECS calls the deploy stages make (JSON 1.1, `AmazonEC2ContainerServiceV20141113`), shaped after botocore's
 /// model; only the fields the stages read are decoded.
 public enum ECS {
-    static let targetPrefix = "AmazonEC2ContainerServiceV20141113"
+    /// The JSON 1.1 target prefix of ECS operations.
+    public static let targetPrefix = "AmazonEC2ContainerServiceV20141113"
 
     /// A registered task definition.
     public struct TaskDefinition: Decodable, Sendable, Equatable {

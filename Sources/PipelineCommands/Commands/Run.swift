@@ -68,18 +68,32 @@ extension PipelineCommand {
             let store = try StateAccess.open(loading.workspace)
             let session = RunSession(store: store, console: execution.makeConsole())
             let branch = ref ?? (sha == nil ? plan.environment.branch : nil)
-            let request = RunSession.Request(
+            var request = RunSession.Request(
                 environment: environment, sha: resolution.commit?.sha ?? sha, ref: branch, branch: branch,
                 trigger: "cli", user: StateAccess.currentUser, noWait: execution.noWait,
                 source: resolution.source?.url, commit: resolution.facts,
                 stageEnvironment: SourceResolution.stageEnvironment(
                     source: resolution.source?.url, workspace: loading.workspace))
+            request.pipelineFiles = try Self.templates(of: plan, in: loading.workspace.pipelinesDirectory)
             let options = RunOptions(
                 parallelism: parallel ?? plan.parallelism, failFast: failFast, killGrace: execution.killGrace)
             let (_, outcome) = try session.execute(
                 plan: plan, request: request, options: options, executable: execution.executable, secrets: secrets,
                 environment: processEnvironment)
             try ExecutionOptions.finish(outcome)
+        }
+
+        /// The task-definition templates the plan's register stages read.
+        static func templates(of plan: PipelineDSL.Plan, in folder: URL) throws(LoadError) -> [String: Data] {
+            var files: [String: Data] = [:]
+            for stage in plan.stages {
+                guard case .registerTaskDefinition(let spec) = stage.spec else { continue }
+                guard let data = FileManager.default.contents(atPath: folder.appending(path: spec.template).path) else {
+                    throw LoadError(.definition, "stage '\(stage.id)': cannot read \(spec.template)")
+                }
+                files[spec.template] = data
+            }
+            return files
         }
 
         private func printDryRun(_ plan: PipelineDSL.Plan, commit: ResolvedCommit?) {

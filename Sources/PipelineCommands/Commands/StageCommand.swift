@@ -6,7 +6,7 @@ import Stages
 
 extension PipelineCommand {
     /// `pipeline __stage RUN_FOLDER STAGE`: runs one built-in stage; the runner starts it, people do not.
-    struct StageCommand: ParsableCommand {
+    struct StageCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "__stage", abstract: "Run one built-in stage of a run (used by the runner).",
             shouldDisplay: false)
@@ -17,7 +17,7 @@ extension PipelineCommand {
         @Argument(help: "The stage's id.")
         var stage: String
 
-        func run() throws {
+        func run() async throws {
             let folder = RunFolder(root: URL(filePath: runFolder))
             let plan: PipelineDSL.Plan
             do {
@@ -30,7 +30,7 @@ extension PipelineCommand {
                 FileHandle.standardError.write(Data("error: the plan of \(runFolder) has no stage '\(stage)'\n".utf8))
                 throw Exit.badInput
             }
-            let status = BuiltinStages.run(
+            let status = await BuiltinStages.run(
                 spec, plan: plan, runFolder: folder.root, environment: ProcessInfo.processInfo.environment)
             if status != 0 { throw ExitCode(status) }
         }

@@ -9,12 +9,15 @@ struct SourceResolution {
     let source: GitSource?
     let commit: ResolvedCommit?
 
-    /// A plan that checks nothing out and asks for no commit needs no repository.
+    /// Stages that need the commit: checking it out, or building, pushing and registering the image tagged with it.
+    static let needCommit: Set<StageKind> = [.checkout, .build, .push, .registerTaskDefinition]
+
+    /// A plan none of whose stages needs the commit, and that asks for none, needs no repository.
     static func resolve(
         plan: PipelineDSL.Plan, workspace: Workspace, sha: String?, ref: String?, environment: [String: String]
     ) throws(LoadError) -> SourceResolution {
-        let checksOut = plan.stages.contains { $0.kind == .checkout }
-        guard checksOut || sha != nil || ref != nil || plan.source.repository != nil else {
+        let needsCommit = plan.stages.contains { needCommit.contains($0.kind) }
+        guard needsCommit || sha != nil || ref != nil || plan.source.repository != nil else {
             return SourceResolution(source: nil, commit: nil)
         }
         let project = workspace.pipelinesDirectory.deletingLastPathComponent()

@@ -12,17 +12,27 @@ public struct RunFolder: Sendable {
         self.root = root
     }
 
-    /// Makes the folders (owner only) and writes the plan the run runs.
-    public func create(plan: Plan) throws {
+    /// Makes the folders (owner only) and writes the plan the run runs, with a copy of the pipeline files its
+    /// stages read (task-definition templates, by their path in the pipelines folder), so that a resumed run
+    /// uses the same ones.
+    public func create(plan: Plan, pipelineFiles: [String: Data] = [:]) throws {
         let previous = umask(0o077)
         defer { umask(previous) }
-        for sub in ["logs", "outputs", "artifacts", "workspace"] {
+        for sub in ["logs", "outputs", "artifacts", "workspace", "pipelines"] {
             try FileManager.default.createDirectory(at: root.appending(path: sub), withIntermediateDirectories: true)
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         try encoder.encode(plan).write(to: planFile)
+        for (path, data) in pipelineFiles {
+            let file = pipelineFile(path)
+            try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try data.write(to: file)
+        }
     }
+
+    /// The run's copy of a pipeline file, by its path in the pipelines folder.
+    public func pipelineFile(_ path: String) -> URL { root.appending(path: "pipelines").appending(path: path) }
 
     /// The plan the run runs.
     public var planFile: URL { root.appending(path: "plan.json") }
@@ -68,7 +78,7 @@ public struct RunFolder: Sendable {
         guard let text = try? String(contentsOf: outputsFile(stage), encoding: .utf8) else { return }
         let values = StageOutputs.parse(text).mapValues(masker.mask)
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         try? encoder.encode(values).write(to: root.appending(path: "outputs/\(Self.fileName(stage)).json"))
     }
 

@@ -26,6 +26,8 @@ public final class RunSession: @unchecked Sendable {
         public var commit: CommitFacts?
         /// Variables every stage of the run gets on top of the usual ones.
         public var stageEnvironment: [String: String]
+        /// Pipeline files the stages read, by path in the pipelines folder, kept in the run folder.
+        public var pipelineFiles: [String: Data] = [:]
 
         /// A request.
         public init(
@@ -99,7 +101,7 @@ public final class RunSession: @unchecked Sendable {
                 user: request.user, pid: getpid(), source: request.source, commit: request.commit)
         }
         let folder = RunFolder(root: store.runFolder(run.id))
-        if resuming == nil { try folder.create(plan: plan) }
+        if resuming == nil { try folder.create(plan: plan, pipelineFiles: request.pipelineFiles) }
         let heartbeat = Heartbeat(store: store, run: run.id)
         defer { heartbeat.stop() }
         try waitForLock(run: run, noWait: request.noWait)

@@ -1,0 +1,53 @@
+import AWS
+import Foundation
+import TestSupport
+import Testing
+
+/// The register stage through `pipeline run`, against moto with signatures checked.
+@Suite struct RegisterStageTests {
+    @Test func registersOnceThenReusesTheSameRevision() async throws {
+        let project = GitFixture()
+        try FileManager.default.createDirectory(at: project.root.appending(path: "repo"), withIntermediateDirectories: true)
+        try project.git(["init", "-q"], in: "repo")
+        project.folder.write(
+            "repo/pipelines/Pipeline.swift",
+            """
+            import PipelineDSL
+
+            Pipeline("register-test") {
+                Environment("staging", branch: "main", region: "us-east-1", cluster: "staging-cluster")
+                    .serviceName("{service}-staging")
+                    .variables(["LOG_LEVEL": "debug", "EXECUTION_ROLE": "arn:aws:iam::123456789012:role/ecsTaskExecutionRole"])
+                Service("notification-service", repository: "sv-notify", port: 5002, protocol: .grpc)
+                EachService { RegisterTaskDefinition() }
+            }
+            """)
+        try FileManager.default.copyItem(
+            at: Project.root.appending(path: "pipelines/taskdefs"), to: project.root.appending(path: "repo/pipelines/taskdefs"))
+        try project.git(["add", "."], in: "repo")
+        try project.git(["commit", "-qm", "pipelines"], in: "repo")
+        let sha = try project.sha("HEAD", in: "repo")
+        let home = TemporaryDirectory()
+        let environment = LocalAWS.environment.merging(["PIPELINE_HOME": home.url.path]) { _, new in new }
+
+        let first = try runProcess(Project.executable, ["run", "staging"], in: project.root.appending(path: "repo"), environment: environment)
+        #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+        let registered = try #require(first.stdout.split(separator: "\n").first { $0.contains("] registered arn:") })
+        let arn = String(registered.split(separator: " ").last!)
+        #expect(arn.contains(":task-definition/notification-service-staging:"))
+
+        let rendered = try String(
+            contentsOf: home.url.appending(path: "runs/1/artifacts/notification-service.register/task-definition.json"), encoding: .utf8)
+        #expect(rendered.contains("\"image\" : \"123456789012.dkr.ecr.us-east-1.amazonaws.com/sv-notify:\(sha)\""))
+        #expect(rendered.contains("\"value\" : \"\(sha)\""))
+        let outputs = try String(contentsOf: home.url.appending(path: "runs/1/outputs/notification-service.register.json"), encoding: .utf8)
+        #expect(outputs.contains(arn))
+
+        let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: LocalAWS.environment))
+        #expect(try await client.describeTaskDefinition(arn).images == ["123456789012.dkr.ecr.us-east-1.amazonaws.com/sv-notify:\(sha)"])
+
+        let second = try runProcess(Project.executable, ["run", "staging"], in: project.root.appending(path: "repo"), environment: environment)
+        #expect(second.status == 0, "\(second.stdout)\(second.stderr)")
+        #expect(second.stdout.contains("task definition unchanged: reusing \(arn)"), "\(second.stdout)")
+    }
+}
