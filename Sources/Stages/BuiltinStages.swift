@@ -9,6 +9,8 @@ public enum BuiltinStages {
         case .checkout(let spec): return CheckoutStage.run(spec, environment: environment)
         case .registerTaskDefinition(let spec):
             return await RegisterStage.run(spec, plan: plan, runFolder: runFolder, environment: environment)
+        case .dnsRecord(let spec):
+            return await DNSStage.run(spec, environment: environment)
         default: break
         }
         if let missing = unavailable[stage.kind] {
@@ -25,7 +27,6 @@ public enum BuiltinStages {
         .build: "image builds arrive with the image build and push work",
         .push: "pushes to ECR arrive with the image build and push work",
         .updateService: "ECS service updates arrive with the AWS client",
-        .dnsRecord: "Route 53 changes arrive with the AWS client",
         .healthCheck: "health checks arrive with the health-check and rollback work",
         .approval: "approval gates arrive with the approvals work",
         .notify: "notifications arrive with the approvals and notifications work",

@@ -26,14 +26,10 @@ enum RegisterStage {
         let reused: Bool
     }
 
-    struct StageError: Error, CustomStringConvertible {
-        let description: String
-    }
-
     static func register(_ spec: RegisterTaskDefinitionSpec, plan: Plan, runFolder: URL, environment: [String: String]) async throws -> Result {
-        guard let service = plan.service(named: spec.service) else { throw StageError(description: "the plan has no service \(spec.service)") }
+        guard let service = plan.service(named: spec.service) else { throw StageError("the plan has no service \(spec.service)") }
         if let role = plan.environment.role {
-            throw StageError(description: "environment \(plan.environment.name) assumes \(role.arn), and assuming roles is not available in this build yet")
+            throw StageError("environment \(plan.environment.name) assumes \(role.arn), and assuming roles is not available in this build yet")
         }
         let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: environment))
         let sha = environment["PIPELINE_SHA"] ?? ""
@@ -42,10 +38,10 @@ enum RegisterStage {
             let outputs = runFolder.appending(path: "outputs/\(push).json")
             guard let data = FileManager.default.contents(atPath: outputs.path),
                 let values = try? JSONDecoder().decode([String: String].self, from: data), let pushed = values["image"]
-            else { throw StageError(description: "the push stage \(push) left no image output") }
+            else { throw StageError("the push stage \(push) left no image output") }
             image = pushed
         } else {
-            guard !sha.isEmpty else { throw StageError(description: "the run has no commit SHA to tag the image with") }
+            guard !sha.isEmpty else { throw StageError("the run has no commit SHA to tag the image with") }
             image = "\(try await client.repositoryURI(spec.repository)):\(sha)"
         }
         let template = try TaskDefinitionTemplate(
@@ -61,7 +57,7 @@ enum RegisterStage {
             try body.write(to: URL(filePath: artifacts).appending(path: "task-definition.json"))
         }
         guard case .object(let request) = rendered, case .string(let family)? = request["family"] else {
-            throw StageError(description: "the rendered template has no family")
+            throw StageError("the rendered template has no family")
         }
         if let latest = try await latestActive(family: family, client: client), rendered.isSubset(of: latest.body) {
             return Result(arn: latest.arn, image: image, reused: true)

@@ -1,0 +1,65 @@
+import AWS
+import Foundation
+import PipelineDSL
+
+/// The DNS stage: UPSERTs the service's Route 53 record, sends nothing when it already says the same, and waits
+/// until Route 53 reports the change INSYNC.
+enum DNSStage {
+    static func run(_ spec: DNSRecordSpec, environment: [String: String]) async -> Int32 {
+        do {
+            let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: environment))
+            let zone = try await zoneID(spec.zone, client: client)
+            let wanted = spec.record
+            let current = try await client.recordSet(zone: zone, name: spec.name, type: wanted.type)
+            let summary = wanted.alias.map { "alias \($0.dnsName)" } ?? wanted.values.joined(separator: ", ")
+            if let current, matches(current, wanted) {
+                print("\(spec.name) \(wanted.type) already points at \(summary): no change sent")
+                try writeOutputs("changed=false\n", environment: environment)
+                return 0
+            }
+            let change = Route53.Change(
+                action: "UPSERT", name: spec.name, type: wanted.type, ttl: wanted.alias == nil ? wanted.ttl : nil,
+                values: wanted.values,
+                alias: wanted.alias.map { ($0.dnsName, $0.hostedZoneId, $0.evaluateTargetHealth) })
+            let comment = "pipeline run \(environment["PIPELINE_RUN_ID"] ?? "?") of \(environment["PIPELINE_ENV"] ?? "?")"
+            let id = try await client.changeRecordSets(zone: zone, changes: [change], comment: comment)
+            print("UPSERT \(spec.name) \(wanted.type) → \(summary) (change \(id))")
+            if spec.waitForSync {
+                var status = try await client.changeStatus(id)
+                while status != "INSYNC" {
+                    print("change \(id) is \(status); waiting")
+                    try await Task.sleep(nanoseconds: 2_000_000_000)
+                    status = try await client.changeStatus(id)
+                }
+                print("change \(id) is INSYNC")
+            }
+            try writeOutputs("changed=true\nchangeId=\(id)\n", environment: environment)
+            return 0
+        } catch {
+            FileHandle.standardError.write(Data("error: changing \(spec.name) in \(spec.zone): \(error)\n".utf8))
+            return 1
+        }
+    }
+
+    /// A zone id as given (`Z...`), else the id of the zone of that name.
+    static func zoneID(_ zone: String, client: AWSClient) async throws -> String {
+        if zone.hasPrefix("Z") && !zone.contains(".") { return zone }
+        guard let found = try await client.hostedZone(named: zone) else {
+            throw StageError("no hosted zone named \(zone); create it or fix .dns(zone:)")
+        }
+        return found.id
+    }
+
+    static func matches(_ current: Route53.RecordSet, _ wanted: DNSRecordValue) -> Bool {
+        let bare = { (name: String) in name.lowercased().hasSuffix(".") ? String(name.lowercased().dropLast()) : name.lowercased() }
+        if let alias = wanted.alias {
+            return current.aliasDNSName.map { bare($0) == bare(alias.dnsName) } ?? false
+        }
+        return current.aliasDNSName == nil && current.ttl == wanted.ttl
+            && Set(current.values.map(bare)) == Set(wanted.values.map(bare))
+    }
+
+    private static func writeOutputs(_ text: String, environment: [String: String]) throws {
+        if let file = environment["PIPELINE_OUTPUTS"] { try text.write(toFile: file, atomically: true, encoding: .utf8) }
+    }
+}
