@@ -45,7 +45,7 @@ let package = Package(
         .testTarget(name: "PipelineDSLTests", dependencies: ["PipelineDSL"]),
         .testTarget(name: "RunnerTests", dependencies: ["Runner", "PipelineDSL", "TestSupport"]),
         .testTarget(name: "GitTests", dependencies: ["Git", "TestSupport"]),
-        .testTarget(name: "StagesTests", dependencies: ["Stages", "PipelineDSL", "TestSupport"]),
+        .testTarget(name: "StagesTests", dependencies: ["Stages", "PipelineDSL", "AWS", "TestSupport"]),
         .testTarget(name: "AWSTests", dependencies: ["AWS", "HTTP", "TestSupport", "pipeline"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "Hashing", "TestSupport"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["Git", "HTTP", "Hashing", "AWS", "OCI"]),
