@@ -41,7 +41,7 @@ let package = Package(
         ),
         .executableTarget(name: "pipeline", dependencies: ["PipelineCommands"]),
 
-        .target(name: "TestSupport", dependencies: ["Runner"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Runner", "CSpawn"], path: "Tests/TestSupport"),
         .testTarget(name: "PipelineDSLTests", dependencies: ["PipelineDSL"]),
         .testTarget(name: "RunnerTests", dependencies: ["Runner", "PipelineDSL", "TestSupport"]),
         .testTarget(name: "GitTests", dependencies: ["Git", "TestSupport"]),

@@ -11,6 +11,8 @@ public enum BuiltinStages {
             return await RegisterStage.run(spec, plan: plan, runFolder: runFolder, environment: environment)
         case .dnsRecord(let spec):
             return await DNSStage.run(spec, environment: environment)
+        case .updateService(let spec):
+            return await UpdateServiceStage.run(spec, runFolder: runFolder, environment: environment)
         default: break
         }
         if let missing = unavailable[stage.kind] {
@@ -22,11 +24,18 @@ public enum BuiltinStages {
         return 3
     }
 
+    /// The outputs a finished stage of the run left (`outputs/STAGE.json`).
+    static func outputs(of stage: String, in runFolder: URL) -> [String: String] {
+        guard let data = FileManager.default.contents(atPath: runFolder.appending(path: "outputs/\(stage).json").path) else {
+            return [:]
+        }
+        return (try? JSONDecoder().decode([String: String].self, from: data)) ?? [:]
+    }
+
     /// Kinds whose implementation has not landed, and what brings it.
     static let unavailable: [StageKind: String] = [
         .build: "image builds arrive with the image build and push work",
         .push: "pushes to ECR arrive with the image build and push work",
-        .updateService: "ECS service updates arrive with the AWS client",
         .healthCheck: "health checks arrive with the health-check and rollback work",
         .approval: "approval gates arrive with the approvals work",
         .notify: "notifications arrive with the approvals and notifications work",

@@ -35,10 +35,9 @@ enum RegisterStage {
         let sha = environment["PIPELINE_SHA"] ?? ""
         let image: String
         if let push = spec.pushStage {
-            let outputs = runFolder.appending(path: "outputs/\(push).json")
-            guard let data = FileManager.default.contents(atPath: outputs.path),
-                let values = try? JSONDecoder().decode([String: String].self, from: data), let pushed = values["image"]
-            else { throw StageError("the push stage \(push) left no image output") }
+            guard let pushed = BuiltinStages.outputs(of: push, in: runFolder)["image"] else {
+                throw StageError("the push stage \(push) left no image output")
+            }
             image = pushed
         } else {
             guard !sha.isEmpty else { throw StageError("the run has no commit SHA to tag the image with") }

@@ -51,3 +51,46 @@ import Testing
         #expect(second.stdout.contains("task definition unchanged: reusing \(arn)"), "\(second.stdout)")
     }
 }
+
+/// Register, then point the ECS service at the new revision, through `pipeline run` against moto.
+@Suite struct UpdateServiceStageTests {
+    @Test func theServiceIsPointedAtTheRegisteredRevision() async throws {
+        let project = GitFixture()
+        try FileManager.default.createDirectory(at: project.root.appending(path: "repo"), withIntermediateDirectories: true)
+        try project.git(["init", "-q"], in: "repo")
+        project.folder.write(
+            "repo/pipelines/Pipeline.swift",
+            """
+            import PipelineDSL
+
+            Pipeline("deploy-test") {
+                Environment("staging", branch: "main", region: "us-east-1", cluster: "staging-cluster")
+                    .serviceName("{service}-staging")
+                    .variables(["LOG_LEVEL": "debug", "EXECUTION_ROLE": "arn:aws:iam::123456789012:role/ecsTaskExecutionRole"])
+                Service("expense-service", repository: "sv-expense", port: 5001, protocol: .grpc)
+                EachService {
+                    RegisterTaskDefinition()
+                    UpdateService(waitForStable: false)
+                }
+            }
+            """)
+        try FileManager.default.copyItem(
+            at: Project.root.appending(path: "pipelines/taskdefs"), to: project.root.appending(path: "repo/pipelines/taskdefs"))
+        try project.git(["add", "."], in: "repo")
+        try project.git(["commit", "-qm", "pipelines"], in: "repo")
+        let home = TemporaryDirectory()
+        let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: LocalAWS.environment))
+        let before = try await client.describeService(cluster: "staging-cluster", service: "expense-service-staging")
+
+        let result = try runProcess(
+            Project.executable, ["run", "staging"], in: project.root.appending(path: "repo"),
+            environment: LocalAWS.environment.merging(["PIPELINE_HOME": home.url.path]) { _, new in new })
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        let outputs = try String(contentsOf: home.url.appending(path: "runs/1/outputs/expense-service.deploy.json"), encoding: .utf8)
+        #expect(outputs.contains("\"previousTaskDefinition\" : \"\(before.taskDefinition)\""))
+        let registered = try #require(
+            try JSONDecoder().decode([String: String].self, from: Data(contentsOf: home.url.appending(path: "runs/1/outputs/expense-service.register.json")))["taskDefinitionArn"])
+        #expect(try await client.describeService(cluster: "staging-cluster", service: "expense-service-staging").taskDefinition == registered)
+        #expect(registered != before.taskDefinition)
+    }
+}

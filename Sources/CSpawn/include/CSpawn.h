@@ -19,4 +19,7 @@ int pipeline_pipe(int *_Nonnull fds);
 /// `memmem`: the first place `needle` occurs in `haystack`, or NULL.
 const void *_Nullable pipeline_memmem(const void *_Nonnull haystack, size_t haystack_length,
                                       const void *_Nonnull needle, size_t needle_length);
+
+/// `posix_spawn_file_actions_addclosefrom_np`: the spawned program gets no descriptor from `from` on.
+int pipeline_spawn_actions_closefrom(void *_Nonnull actions, int from);
 #endif
