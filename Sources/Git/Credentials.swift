@@ -25,9 +25,6 @@ public struct GitCredentials: Sendable {
             sshPassphrase: environment["PIPELINE_GIT_SSH_PASSPHRASE"],
             knownHosts: environment["PIPELINE_GIT_KNOWN_HOSTS"] ?? "\(home)/.ssh/known_hosts")
     }
-
-    /// The values that must never be shown.
-    public var secrets: [String] { [token, sshPassphrase].compactMap { $0 } }
 }
 
 /// What the libgit2 callbacks of one fetch share; passed to them unretained, kept alive by the fetch.

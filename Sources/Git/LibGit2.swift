@@ -63,13 +63,6 @@ public struct GitError: Error, CustomStringConvertible {
         self.message = message
     }
 
-    /// Whether the error came from talking to the remote (network, TLS, SSH, HTTP, authentication).
-    public var isRemote: Bool {
-        code == GIT_EAUTH.rawValue || code == GIT_ECERTIFICATE.rawValue
-            || [GIT_ERROR_NET, GIT_ERROR_SSL, GIT_ERROR_SSH, GIT_ERROR_HTTP, GIT_ERROR_CALLBACK]
-                .map { Int32($0.rawValue) }.contains(errorClass)
-    }
-
     /// Whether the error means the repository on disk is damaged (objects, packs, refs, config).
     public var isDamage: Bool {
         [GIT_ERROR_ODB, GIT_ERROR_ZLIB, GIT_ERROR_OBJECT, GIT_ERROR_REPOSITORY, GIT_ERROR_REFERENCE, GIT_ERROR_CONFIG]

@@ -149,9 +149,6 @@ public final class Database: @unchecked Sendable {
         }
     }
 
-    /// The rowid of the last inserted row.
-    public var lastInsertID: Int64 { sqlite3_last_insert_rowid(handle) }
-
     private func failure(_ doing: String) -> DatabaseError {
         let code = sqlite3_errcode(handle)
         return DatabaseError(code: code, description: "SQLite error while \(doing): \(String(cString: sqlite3_errmsg(handle)))")
