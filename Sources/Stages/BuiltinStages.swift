@@ -10,9 +10,9 @@ public enum BuiltinStages {
         case .registerTaskDefinition(let spec):
             return await RegisterStage.run(spec, plan: plan, runFolder: runFolder, environment: environment)
         case .dnsRecord(let spec):
-            return await DNSStage.run(spec, environment: environment)
+            return await DNSStage.run(spec, plan: plan, environment: environment)
         case .updateService(let spec):
-            return await UpdateServiceStage.run(spec, runFolder: runFolder, environment: environment)
+            return await UpdateServiceStage.run(spec, plan: plan, runFolder: runFolder, environment: environment)
         default: break
         }
         if let missing = unavailable[stage.kind] {

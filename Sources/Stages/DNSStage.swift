@@ -5,9 +5,9 @@ import PipelineDSL
 /// The DNS stage: UPSERTs the service's Route 53 record, sends nothing when it already says the same, and waits
 /// until Route 53 reports the change INSYNC.
 enum DNSStage {
-    static func run(_ spec: DNSRecordSpec, environment: [String: String]) async -> Int32 {
+    static func run(_ spec: DNSRecordSpec, plan: Plan, environment: [String: String]) async -> Int32 {
         do {
-            let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: environment))
+            let client = try StageAWS.client(for: plan.environment, environment: environment)
             let zone = try await zoneID(spec.zone, client: client)
             let wanted = spec.record
             let current = try await client.recordSet(zone: zone, name: spec.name, type: wanted.type)

@@ -28,10 +28,7 @@ enum RegisterStage {
 
     static func register(_ spec: RegisterTaskDefinitionSpec, plan: Plan, runFolder: URL, environment: [String: String]) async throws -> Result {
         guard let service = plan.service(named: spec.service) else { throw StageError("the plan has no service \(spec.service)") }
-        if let role = plan.environment.role {
-            throw StageError("environment \(plan.environment.name) assumes \(role.arn), and assuming roles is not available in this build yet")
-        }
-        let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: environment))
+        let client = try StageAWS.client(for: plan.environment, environment: environment)
         let sha = environment["PIPELINE_SHA"] ?? ""
         let image: String
         if let push = spec.pushStage {

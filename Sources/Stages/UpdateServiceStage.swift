@@ -5,9 +5,9 @@ import PipelineDSL
 /// The deploy stage: points the ECS service at the task definition the register stage made and, unless told not
 /// to, waits until ECS calls the rollout done (see `ServiceStability`), polling at the plan's short interval.
 enum UpdateServiceStage {
-    static func run(_ spec: UpdateServiceSpec, runFolder: URL, environment: [String: String]) async -> Int32 {
+    static func run(_ spec: UpdateServiceSpec, plan: Plan, runFolder: URL, environment: [String: String]) async -> Int32 {
         do {
-            let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: environment))
+            let client = try StageAWS.client(for: plan.environment, environment: environment)
             guard let register = spec.registerStage,
                 let target = BuiltinStages.outputs(of: register, in: runFolder)["taskDefinitionArn"]
             else { throw StageError("the register stage left no taskDefinitionArn output") }

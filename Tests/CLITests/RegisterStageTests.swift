@@ -59,38 +59,100 @@ private func projectRepository(_ pipeline: String) throws -> (fixture: GitFixtur
     }
 }
 
-/// Register, then point the ECS service at the new revision, through `pipeline run` against moto.
+/// Register, then point the ECS service at the new revision and wait for the rollout, through `pipeline run`
+/// against moto, whose ECS deployments runner/dev/moto-server makes as ECS does (the template's LOCAL_ECS_ROLLOUT
+/// variable picks how the rollout ends). On the production cluster's services, which no other test touches.
 @Suite struct UpdateServiceStageTests {
-    @Test func theServiceIsPointedAtTheRegisteredRevision() async throws {
+    /// A project deploying expense-service to the service `ecsService` with the rollout ending as `rollout` says.
+    func project(ecsService: String, rollout: String, noProgress: String = ".minutes(5)") throws -> (GitFixture, URL) {
         let (project, repo) = try projectRepository(
             """
             import PipelineDSL
 
             Pipeline("deploy-test") {
-                Environment("staging", branch: "main", region: "us-east-1", cluster: "staging-cluster")
-                    .serviceName("{service}-staging")
-                    .variables(["LOG_LEVEL": "debug", "EXECUTION_ROLE": "arn:aws:iam::123456789012:role/ecsTaskExecutionRole"])
-                Service("expense-service", repository: "sv-expense", port: 5001, protocol: .grpc)
+                Environment("staging", branch: "main", region: "us-east-1", cluster: "production-cluster")
+                    .serviceName("\(ecsService)")
+                    .variables(["LOG_LEVEL": "debug", "EXECUTION_ROLE": "arn:aws:iam::123456789012:role/ecsTaskExecutionRole", "ROLLOUT": "\(rollout)"])
+                Service("expense-service", repository: "sv-expense", port: 5001, protocol: .grpc).taskDefinition("taskdefs/rollout.json")
                 EachService {
                     RegisterTaskDefinition()
-                    UpdateService(waitForStable: false)
+                    UpdateService(noProgressTimeout: \(noProgress), pollInterval: .milliseconds(100))
                 }
             }
             """)
-        let home = TemporaryDirectory()
-        let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: LocalAWS.environment))
-        let before = try await client.describeService(cluster: "staging-cluster", service: "expense-service-staging")
+        let template = try String(contentsOf: repo.appending(path: "pipelines/taskdefs/expense-service.json"), encoding: .utf8)
+            .replacingOccurrences(of: "\"environment\": [", with: "\"environment\": [\n        {\"name\": \"LOCAL_ECS_ROLLOUT\", \"value\": \"{{var.ROLLOUT}}\"},")
+        try template.write(to: repo.appending(path: "pipelines/taskdefs/rollout.json"), atomically: true, encoding: .utf8)
+        try project.git(["add", "."], in: "repo")
+        try project.git(["commit", "-qm", "rollout template"], in: "repo")
+        return (project, repo)
+    }
 
-        let result = try runProcess(
+    func run(_ repo: URL, home: TemporaryDirectory) throws -> ProcessOutput {
+        try runProcess(
             Project.executable, ["run", "staging"], in: repo,
             environment: LocalAWS.environment.merging(["PIPELINE_HOME": home.url.path]) { _, new in new })
+    }
+
+    func outputs(_ home: TemporaryDirectory, _ stage: String) throws -> [String: String] {
+        try JSONDecoder().decode([String: String].self, from: Data(contentsOf: home.url.appending(path: "runs/1/outputs/\(stage).json")))
+    }
+
+    @Test func theServiceRunsTheRegisteredRevisionWhenTheRolloutCompletes() async throws {
+        let (project, repo) = try project(ecsService: "expense-service", rollout: "COMPLETED")
+        let home = TemporaryDirectory()
+        let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: LocalAWS.environment))
+        let before = try await client.describeService(cluster: "production-cluster", service: "expense-service")
+
+        let result = try run(repo, home: home)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
-        let outputs = try String(contentsOf: home.url.appending(path: "runs/1/outputs/expense-service.deploy.json"), encoding: .utf8)
-        #expect(outputs.contains("\"previousTaskDefinition\" : \"\(before.taskDefinition)\""))
-        let registered = try #require(
-            try JSONDecoder().decode([String: String].self, from: Data(contentsOf: home.url.appending(path: "runs/1/outputs/expense-service.register.json")))["taskDefinitionArn"])
-        #expect(try await client.describeService(cluster: "staging-cluster", service: "expense-service-staging").taskDefinition == registered)
-        #expect(registered != before.taskDefinition)
+        let registered = try #require(try outputs(home, "expense-service.register")["taskDefinitionArn"])
+        let deploy = try outputs(home, "expense-service.deploy")
+        #expect(deploy["previousTaskDefinition"] == before.taskDefinition)
+        #expect(deploy["stable"] == "true")
+        #expect(result.stdout.contains("waiting: 0/1 running, 2 deployments, rollout IN_PROGRESS"), "\(result.stdout)")
+        #expect(result.stdout.contains("stable: \(registered) runs 1/1"), "\(result.stdout)")
+        let after = try await client.describeService(cluster: "production-cluster", service: "expense-service")
+        #expect(after.taskDefinition == registered && registered != before.taskDefinition)
+        #expect(after.deployments.map(\.taskDefinition) == [registered])
+        withExtendedLifetime(project) {}
+    }
+
+    @Test func aFailedRolloutFailsTheStageWithTheServiceEvents() async throws {
+        let (project, repo) = try project(ecsService: "user-service", rollout: "FAILED")
+        let home = TemporaryDirectory()
+        let result = try run(repo, home: home)
+        #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
+        let log = try String(contentsOf: home.url.appending(path: "runs/1/logs/expense-service.deploy.log"), encoding: .utf8)
+        #expect(log.contains("the rollout failed: ECS deployment circuit breaker: tasks failed to start."), "\(log)")
+        #expect(log.contains("latest events: (service user-service) deployment"), "\(log)")
+        // The live revision before the run is kept for a rollback even though the wait failed (a failed stage's
+        // outputs stay in its .env file; only a success publishes them to later stages).
+        let kept = try String(contentsOf: home.url.appending(path: "runs/1/outputs/expense-service.deploy.env"), encoding: .utf8)
+        #expect(kept.contains("previousTaskDefinition=arn:aws:ecs:us-east-1:123456789012:task-definition/user-service:"), "\(kept)")
+        withExtendedLifetime(project) {}
+    }
+
+    @Test func aRolloutTheCircuitBreakerRolledBackIsAFailureNotSuccess() async throws {
+        let (project, repo) = try project(ecsService: "notification-service", rollout: "ROLLED_BACK")
+        let home = TemporaryDirectory()
+        let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: LocalAWS.environment))
+        let before = try await client.describeService(cluster: "production-cluster", service: "notification-service")
+        let result = try run(repo, home: home)
+        #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
+        let log = try String(contentsOf: home.url.appending(path: "runs/1/logs/expense-service.deploy.log"), encoding: .utf8)
+        #expect(log.contains("did not become stable"), "\(log)")
+        #expect(try await client.describeService(cluster: "production-cluster", service: "notification-service").taskDefinition == before.taskDefinition)
+        withExtendedLifetime(project) {}
+    }
+
+    @Test func aRolloutWithoutProgressStopsAtTheLimitSayingWhatItLastSaw() async throws {
+        let (project, repo) = try project(ecsService: "frontend-service", rollout: "STUCK", noProgress: ".seconds(1)")
+        let home = TemporaryDirectory()
+        let result = try run(repo, home: home)
+        #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
+        let log = try String(contentsOf: home.url.appending(path: "runs/1/logs/expense-service.deploy.log"), encoding: .utf8)
+        #expect(log.contains("no progress for 1s; last seen: 0/1 running, 2 deployments, rollout IN_PROGRESS"), "\(log)")
         withExtendedLifetime(project) {}
     }
 }

@@ -102,6 +102,13 @@ extension ServerProcess {
         let server = try? ServerProcess("/usr/bin/python3", ["-c", source], stdout: output)
         return PortServer(server: server, output: output)
     }
+
+    /// One of the project's server scripts (`runner/dev/NAME`), which prints its port first.
+    public static func script(_ name: String, _ arguments: [String]) -> PortServer {
+        let output = Pipe()
+        let server = try? ServerProcess(Project.root.appending(path: "runner/dev/\(name)").path, arguments, stdout: output)
+        return PortServer(server: server, output: output)
+    }
 }
 
 /// A server that prints the port it listens on as its first line.

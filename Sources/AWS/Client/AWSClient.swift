@@ -2,7 +2,7 @@ import Foundation
 import HTTP
 
 /// A small, exact AWS client: signs with SigV4, retries as botocore's standard mode, and speaks the JSON 1.1 and
-/// Query protocols (REST-XML arrives with the Route 53 calls).
+/// Query protocols and REST-XML (Route 53).
 public final class AWSClient: @unchecked Sendable {
     /// The resolved settings.
     public let configuration: AWSConfiguration
@@ -50,20 +50,21 @@ public final class AWSClient: @unchecked Sendable {
 
     /// Calls a Query-protocol operation (`Action=...&Version=...`) and returns the XML answer.
     public func query(
-        _ service: AWSService, action: String, version: String, parameters: [(String, String)] = []
+        _ service: AWSService, action: String, version: String, parameters: [(String, String)] = [], signed: Bool = true
     ) async throws(AWSError) -> String {
         let form = ([("Action", action), ("Version", version)] + parameters)
             .map { "\(SigV4.encode($0.0))=\(SigV4.encode($0.1))" }.joined(separator: "&")
         let response = try await send(
             service, operation: action, method: "POST", path: "/", query: [],
-            headers: [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")], body: Array(form.utf8))
+            headers: [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")], body: Array(form.utf8),
+            signed: signed)
         return response.text
     }
 
     /// Signs and sends one request, retrying what the policy allows.
     public func send(
         _ service: AWSService, operation: String, method: String, path: String, query: [(String, String)],
-        headers: [(String, String)], body: [UInt8]
+        headers: [(String, String)], body: [UInt8], signed: Bool = true
     ) async throws(AWSError) -> HTTPResponse {
         let endpoint = configuration.endpoint(service)
         guard let base = URLComponents(string: endpoint.url), let host = base.host else {
@@ -74,13 +75,17 @@ public final class AWSClient: @unchecked Sendable {
         var attempt = 0
         while true {
             attempt += 1
-            let signer = SigV4(service: service.signingName, region: region, credentials: configuration.credentials, date: Date())
             let unsigned = SigningRequest(
                 method: method, path: path, query: query, headers: [("Host", hostHeader)] + headers, body: body)
-            let signed = unsigned.headers + signer.signatureHeaders(for: unsigned)
+            var sent = unsigned.headers
+            if signed {
+                let credentials = try await configuration.credentials.credentials()
+                let signer = SigV4(service: service.signingName, region: region, credentials: credentials, date: Date())
+                sent += signer.signatureHeaders(for: unsigned)
+            }
             let queryString = query.isEmpty ? "" : "?" + query.map { "\(SigV4.encode($0.0))=\(SigV4.encode($0.1))" }.joined(separator: "&")
             let request = HTTPRequest(
-                method: method, url: endpoint.url.trimmingSuffix("/") + path + queryString, headers: signed,
+                method: method, url: endpoint.url.trimmingSuffix("/") + path + queryString, headers: sent,
                 body: body.isEmpty ? .none : .bytes(body))
             var failure: AWSError
             do {

@@ -9,12 +9,15 @@ public struct AWSCredentials: Sendable, Equatable {
     public let secretAccessKey: String
     /// The session token of temporary credentials.
     public let sessionToken: String?
+    /// When temporary credentials stop working (nil: they do not expire).
+    public let expiration: Date?
 
     /// Credentials.
-    public init(accessKeyID: String, secretAccessKey: String, sessionToken: String? = nil) {
+    public init(accessKeyID: String, secretAccessKey: String, sessionToken: String? = nil, expiration: Date? = nil) {
         self.accessKeyID = accessKeyID
         self.secretAccessKey = secretAccessKey
         self.sessionToken = sessionToken
+        self.expiration = expiration
     }
 }
 

@@ -36,7 +36,8 @@ extension PipelineCommand {
                     throw LoadError(.environment, "cannot read the plan of run \(runID) (\(folder.planFile.path)): \(error)")
                 }
                 let environment = ProcessInfo.processInfo.environment
-                let secrets = try SecretResolver.resolve(plan, environment: environment)
+                let lookup = SecretsManagerLookup(plan.environment, environment: environment)
+                let secrets = try SecretResolver.resolve(plan, environment: environment, secretsManager: lookup.value)
                 let session = RunSession(store: store, console: execution.makeConsole())
                 let request = RunSession.Request(
                     environment: record.environment, sha: record.sha, ref: record.ref, branch: record.ref,

@@ -57,7 +57,8 @@ extension PipelineCommand {
             let loading = try PlanLoading(global)
             let plan = try loading.plan(for: environment).selecting(services: only)
             let processEnvironment = ProcessInfo.processInfo.environment
-            let secrets = try SecretResolver.resolve(plan, environment: processEnvironment)
+            let lookup = SecretsManagerLookup(plan.environment, environment: processEnvironment)
+            let secrets = try SecretResolver.resolve(plan, environment: processEnvironment, secretsManager: lookup.value)
             try loading.workspace.prepareHome()
             let resolution = try SourceResolution.resolve(
                 plan: plan, workspace: loading.workspace, sha: sha, ref: ref, environment: processEnvironment)

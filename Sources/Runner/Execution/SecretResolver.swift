@@ -7,10 +7,15 @@ public enum SecretResolver {
         "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PIPELINE_GIT_TOKEN", "PIPELINE_GIT_SSH_PASSPHRASE",
     ]
 
-    /// Every stage's secrets by variable name; refused, naming each stage, when one cannot be read.
-    public static func resolve(_ plan: Plan, environment: [String: String]) throws(LoadError) -> [String: [String: String]] {
+    /// Every stage's secrets by variable name; refused, naming each stage, when one cannot be read. Secrets
+    /// Manager references are read through `secretsManager` (each reference once), which throws an error that
+    /// says what went wrong without the value.
+    public static func resolve(
+        _ plan: Plan, environment: [String: String], secretsManager: (SecretReference) throws -> String
+    ) throws(LoadError) -> [String: [String: String]] {
         var resolved: [String: [String: String]] = [:]
         var problems: [String] = []
+        var fetched: [SecretReference: Result<String, any Error>] = [:]
         for stage in plan.stages {
             for binding in stage.secrets {
                 switch binding.reference.store {
@@ -22,8 +27,13 @@ public enum SecretResolver {
                             "stage '\(stage.id)': secret \(binding.name) comes from the environment variable \(binding.reference.name), which is not set; export it before the run")
                     }
                 case .secretsManager:
-                    problems.append(
-                        "stage '\(stage.id)': secret \(binding.name) comes from AWS Secrets Manager (\(binding.reference.name)), which this build of pipeline cannot read yet; it arrives with the AWS client")
+                    let result = fetched[binding.reference] ?? Result { try secretsManager(binding.reference) }
+                    fetched[binding.reference] = result
+                    switch result {
+                    case .success(let value): resolved[stage.id, default: [:]][binding.name] = value
+                    case .failure(let error):
+                        problems.append("stage '\(stage.id)': secret \(binding.name) cannot be read from AWS Secrets Manager: \(error)")
+                    }
                 }
             }
         }
