@@ -15,6 +15,9 @@ public struct HTTPRequest: Sendable {
     public var timeout: Double
     /// Seconds connecting may take.
     public var connectTimeout: Double
+    /// Seconds the transfer may go without moving a byte before it is given up (0: no such limit); for long
+    /// uploads whose total time cannot be bounded in advance.
+    public var stallTimeout: Double = 0
 
     /// A request; by default a 30-second exchange with a 10-second connect.
     public init(

@@ -36,6 +36,11 @@ final class Transfer {
         _ = pipeline_curl_setopt_long(curl, CURLOPT_TIMEOUT_MS, Int(request.timeout * 1000))
         _ = pipeline_curl_setopt_long(curl, CURLOPT_CONNECTTIMEOUT_MS, Int(request.connectTimeout * 1000))
         _ = pipeline_curl_setopt_long(curl, CURLOPT_NOSIGNAL, 1)
+        if request.stallTimeout > 0 {
+            _ = pipeline_curl_setopt_long(curl, CURLOPT_LOW_SPEED_LIMIT, 1)
+            _ = pipeline_curl_setopt_long(curl, CURLOPT_LOW_SPEED_TIME, max(1, Int(request.stallTimeout)))
+        }
+        _ = pipeline_curl_setopt_long(curl, CURLOPT_UPLOAD_BUFFERSIZE, 1 << 20)
         _ = pipeline_curl_setopt_long(curl, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
         _ = pipeline_curl_setopt_long(curl, CURLOPT_SSL_VERIFYPEER, 1)
         _ = pipeline_curl_setopt_long(curl, CURLOPT_SSL_VERIFYHOST, 2)

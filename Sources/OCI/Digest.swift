@@ -23,6 +23,12 @@ public struct Digest: Hashable, Sendable, CustomStringConvertible {
         hex = SHA256.hash(bytes).hexString
     }
 
+    /// The digest whose SHA-256 is `hash`.
+    public init(hashed hash: [UInt8]) {
+        algorithm = "sha256"
+        hex = hash.hexString
+    }
+
     /// `sha256:...`
     public var description: String { "\(algorithm):\(hex)" }
 }

@@ -7,6 +7,8 @@ public enum BuiltinStages {
     public static func run(_ stage: Stage, plan: Plan, runFolder: URL, environment: [String: String]) async -> Int32 {
         switch stage.spec {
         case .checkout(let spec): return CheckoutStage.run(spec, environment: environment)
+        case .build(let spec): return BuildStage.run(spec, environment: environment)
+        case .push(let spec): return await PushStage.run(spec, plan: plan, runFolder: runFolder, environment: environment)
         case .registerTaskDefinition(let spec):
             return await RegisterStage.run(spec, plan: plan, runFolder: runFolder, environment: environment)
         case .dnsRecord(let spec):
@@ -34,8 +36,6 @@ public enum BuiltinStages {
 
     /// Kinds whose implementation has not landed, and what brings it.
     static let unavailable: [StageKind: String] = [
-        .build: "image builds arrive with the image build and push work",
-        .push: "pushes to ECR arrive with the image build and push work",
         .healthCheck: "health checks arrive with the health-check and rollback work",
         .approval: "approval gates arrive with the approvals work",
         .notify: "notifications arrive with the approvals and notifications work",

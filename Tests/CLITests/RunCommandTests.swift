@@ -266,16 +266,17 @@ private func store(_ home: TemporaryDirectory) throws -> StateStore { try StateS
         #expect(screen.contains("[slow] started"))
     }
 
-    @Test func theReferencePlanRunsUntilItsFirstBuiltInStageAndSaysWhy() throws {
+    @Test func theReferencePlanChecksOutThenSaysWhyTheBuildCannotRun() throws {
         let home = TemporaryDirectory()
-        // This repository holds the reference pipelines; its main branch is what prod deploys.
+        // This repository holds the reference pipelines, not the platform's services: the checkout works, the
+        // build finds no services/user-service/Dockerfile and says what to check.
         let result = try runProcess(
             Project.executable, ["run", "prod", "--only", "user-service"], in: Project.root,
             environment: ["PIPELINE_HOME": home.url.path, "PIPELINE_CACHE_DIR": RunFixture.cache.url.path])
         #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("[checkout] checked out "))
         #expect(FileManager.default.fileExists(atPath: home.url.appending(path: "runs/1/workspace/pipelines/Pipeline.swift").path))
-        #expect(result.stdout.contains("[user-service.build] error: the build stage is not available in this build of pipeline yet"))
+        #expect(result.stdout.contains("[user-service.build] error: building the image of user-service: no Dockerfile in services/user-service of the checked-out commit"))
         #expect(result.stdout.contains("↷ user-service.push skipped: user-service.build did not succeed"))
         #expect(result.stdout.contains("run 1 failed"))
     }

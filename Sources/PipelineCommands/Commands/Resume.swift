@@ -42,7 +42,7 @@ extension PipelineCommand {
                 let request = RunSession.Request(
                     environment: record.environment, sha: record.sha, ref: record.ref, branch: record.ref,
                     trigger: "resume", user: StateAccess.currentUser, noWait: execution.noWait,
-                    stageEnvironment: SourceResolution.stageEnvironment(source: record.source, workspace: workspace))
+                    stageEnvironment: SourceResolution.stageEnvironment(source: record.source, workspace: workspace, commit: record.commit))
                 let (_, outcome) = try session.execute(
                     plan: plan, request: request,
                     options: RunOptions(parallelism: plan.parallelism, killGrace: execution.killGrace),

@@ -74,7 +74,7 @@ extension PipelineCommand {
                 trigger: "cli", user: StateAccess.currentUser, noWait: execution.noWait,
                 source: resolution.source?.url, commit: resolution.facts,
                 stageEnvironment: SourceResolution.stageEnvironment(
-                    source: resolution.source?.url, workspace: loading.workspace))
+                    source: resolution.source?.url, workspace: loading.workspace, commit: resolution.facts))
             request.pipelineFiles = try Self.templates(of: plan, in: loading.workspace.pipelinesDirectory)
             let options = RunOptions(
                 parallelism: parallel ?? plan.parallelism, failFast: failFast, killGrace: execution.killGrace)

@@ -46,9 +46,13 @@ struct SourceResolution {
     static func cache(_ workspace: Workspace) -> URL { workspace.home.appending(path: "cache/git") }
 
     /// What the checkout stage needs to find the mirror again.
-    static func stageEnvironment(source: String?, workspace: Workspace) -> [String: String] {
-        guard let source else { return [:] }
-        return ["PIPELINE_SOURCE": source, "PIPELINE_GIT_CACHE": cache(workspace).path]
+    /// What stages learn of the source: where it is, the mirror cache, and the commit's time (`PIPELINE_COMMIT_TIME`,
+    /// seconds since 1970, which image builds use as their timestamp so one commit always builds the same image).
+    static func stageEnvironment(source: String?, workspace: Workspace, commit: CommitFacts? = nil) -> [String: String] {
+        var environment: [String: String] = [:]
+        if let commit { environment["PIPELINE_COMMIT_TIME"] = String(Int(commit.time.timeIntervalSince1970)) }
+        guard let source else { return environment }
+        return environment.merging(["PIPELINE_SOURCE": source, "PIPELINE_GIT_CACHE": cache(workspace).path]) { _, new in new }
     }
 
     var facts: CommitFacts? {

@@ -1,0 +1,147 @@
+import AWS
+import Foundation
+import Hashing
+import Testing
+import TestSupport
+
+/// Images through the CLI against the local stand-ins: `pipeline image push`, and `pipeline run` building with
+/// buildah and pushing to the local registry with ECR's credentials from moto.
+@Suite struct BuildAndPushRunTests {
+    var registryHost: String { String(LocalAWS.environment["PIPELINE_REGISTRY"]!.dropFirst("http://".count)) }
+    let ecrCredentials = "AWS:123456789012-auth-token"
+
+    func served(_ reference: String) throws -> String {
+        let result = try skopeo(["inspect", "--raw", "--tls-verify=false", "--creds", ecrCredentials, "docker://\(registryHost)/\(reference)"])
+        return result.status == 0 ? "sha256:" + SHA256.hash(Data(result.stdout.utf8)).hexString : "missing: \(result.stderr)"
+    }
+
+    @Test func imagePushPrintsTheDigestAndRefusesToMoveATag() throws {
+        let first = ImageFixture.image(seed: 101)
+        let second = ImageFixture.image(seed: 102)
+        let tag = "cli-\(UUID().uuidString.prefix(8))"
+        let pushed = try runProcess(Project.executable, ["image", "push", first.folder.path, "sv-expense:\(tag)"], environment: LocalAWS.environment)
+        #expect(pushed.status == 0, "\(pushed.stderr)")
+        #expect(pushed.stdout == "\(first.digest)\n")
+        #expect(pushed.stderr.contains("3 blobs uploaded"))
+        #expect(try served("sv-expense:\(tag)") == first.digest)
+
+        let moved = try runProcess(Project.executable, ["image", "push", second.folder.path, "sv-expense:\(tag)"], environment: LocalAWS.environment)
+        #expect(moved.status == 2)
+        #expect(moved.stderr.contains("already points at \(first.digest)"), "\(moved.stderr)")
+        #expect(try served("sv-expense:\(tag)") == first.digest)
+
+        let missing = try runProcess(Project.executable, ["image", "push", "/nonexistent", "sv-expense:x"], environment: LocalAWS.environment)
+        #expect(missing.status == 2 && missing.stderr.contains("/nonexistent does not exist"))
+
+        let noRepository = try runProcess(Project.executable, ["image", "push", first.folder.path, "no-such-repo:x"], environment: LocalAWS.environment)
+        #expect(noRepository.status == 1)
+        #expect(noRepository.stderr.contains("the ECR repository no-such-repo does not exist"), "\(noRepository.stderr)")
+
+        var wrong = LocalAWS.environment
+        wrong["PIPELINE_REGISTRY_USERNAME"] = "AWS"
+        wrong["PIPELINE_REGISTRY_PASSWORD"] = "not-the-token"
+        let refused = try runProcess(Project.executable, ["image", "push", second.folder.path, "sv-expense:other"], environment: wrong)
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("refused the credentials") && !refused.stderr.contains("not-the-token"), "\(refused.stderr)")
+    }
+
+    /// A repository with pipelines and two services, each with a Dockerfile buildah can build here (FROM scratch).
+    func project(
+        dockerfile: String = "FROM scratch\nARG GREETING\nCOPY app.txt /app.txt\nLABEL greeting=$GREETING\n", apiBuilder: String = "buildah"
+    ) throws -> (GitFixture, URL) {
+        let project = GitFixture()
+        try FileManager.default.createDirectory(at: project.root.appending(path: "repo"), withIntermediateDirectories: true)
+        try project.git(["init", "-q", "-b", "main"], in: "repo")
+        project.folder.write(
+            "repo/pipelines/Pipeline.swift",
+            """
+            import PipelineDSL
+
+            Pipeline("images", parallelism: 4) {
+                Environment("staging", branch: "main", region: "us-east-1", cluster: "staging-cluster")
+                    .serviceName("{service}-images")
+                    .variables(["LOG_LEVEL": "debug", "EXECUTION_ROLE": "arn:aws:iam::123456789012:role/ecsTaskExecutionRole"])
+                Service("user-service", repository: "sv-user", port: 5000, protocol: .http)
+                    .build(context: "services/user", arguments: ["GREETING": "hello"])
+                Service("api-service", repository: "sv-core-api", port: 5003, protocol: .http)
+                    .build(context: "services/api", builder: "\(apiBuilder)")
+                Checkout()
+                EachService {
+                    BuildImage()
+                    PushImage()
+                    RegisterTaskDefinition()
+                }
+            }
+            """)
+        for service in ["user", "api"] {
+            project.folder.write("repo/services/\(service)/Dockerfile", dockerfile)
+            project.folder.write("repo/services/\(service)/app.txt", "the \(service) service\n")
+        }
+        try FileManager.default.copyItem(
+            at: Project.root.appending(path: "pipelines/taskdefs"), to: project.root.appending(path: "repo/pipelines/taskdefs"))
+        try project.git(["add", "."], in: "repo")
+        try project.git(["commit", "-qm", "two services"], in: "repo")
+        return (project, project.root.appending(path: "repo"))
+    }
+
+    func outputs(_ home: TemporaryDirectory, _ run: Int, _ stage: String) throws -> [String: String] {
+        try JSONDecoder().decode([String: String].self, from: Data(contentsOf: home.url.appending(path: "runs/\(run)/outputs/\(stage).json")))
+    }
+
+    @Test func aRunBuildsWithBuildahPushesWithECRAuthAndRegistersByDigest() async throws {
+        let (project, repo) = try project()
+        let sha = try project.sha("HEAD", in: "repo")
+        let home = TemporaryDirectory()
+        let environment = LocalAWS.environment.merging(["PIPELINE_HOME": home.url.path]) { _, new in new }
+        let result = try runProcess(Project.executable, ["run", "staging"], in: repo, environment: environment)
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+
+        let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: LocalAWS.environment))
+        for (service, repository) in [("user-service", "sv-user"), ("api-service", "sv-core-api")] {
+            let pushed = try outputs(home, 1, "\(service).push")
+            let digest = try #require(pushed["digest"])
+            #expect(pushed["image"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com/\(repository)@\(digest)")
+            #expect(try served("\(repository):\(sha)") == digest)
+            let registered = try #require(try outputs(home, 1, "\(service).register")["taskDefinitionArn"])
+            #expect(try await client.describeTaskDefinition(registered).images == [pushed["image"]!])
+        }
+        let log = try String(contentsOf: home.url.appending(path: "runs/1/logs/user-service.build.log"), encoding: .utf8)
+        #expect(log.contains("--build-arg GREETING=hello"), "\(log)")
+        #expect(log.contains("STEP 2/4: ARG GREETING") || log.contains("ARG GREETING"), "\(log)")
+
+        // The same commit again: the same image (stamped with the commit's time), so nothing to send and no refusal.
+        let again = try runProcess(Project.executable, ["run", "staging"], in: repo, environment: environment)
+        #expect(again.status == 0, "\(again.stdout)\(again.stderr)")
+        #expect(try outputs(home, 2, "user-service.push")["digest"] == (try outputs(home, 1, "user-service.push")["digest"]))
+        let pushLog = try String(contentsOf: home.url.appending(path: "runs/2/logs/user-service.push.log"), encoding: .utf8)
+        #expect(pushLog.contains("0 blobs uploaded"), "\(pushLog)")
+        withExtendedLifetime(project) {}
+    }
+
+    @Test func aFailingBuildShowsTheBuildersLastLines() throws {
+        let (project, repo) = try project(dockerfile: "FROM scratch\nCOPY missing-file.txt /x\n")
+        let home = TemporaryDirectory()
+        let result = try runProcess(
+            Project.executable, ["run", "staging", "--only", "api-service"], in: repo,
+            environment: LocalAWS.environment.merging(["PIPELINE_HOME": home.url.path]) { _, new in new })
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("api-service.build failed"), "\(result.stdout)")
+        let log = try String(contentsOf: home.url.appending(path: "runs/1/logs/api-service.build.log"), encoding: .utf8)
+        #expect(log.contains("buildah bud failed with exit status"), "\(log)")
+        #expect(log.contains("missing-file.txt"), "\(log)")
+        #expect(result.stdout.contains("api-service.push") && !FileManager.default.fileExists(atPath: home.url.appending(path: "runs/1/outputs/api-service.push.json").path))
+        withExtendedLifetime(project) {}
+    }
+
+    @Test func aMissingBuilderIsNamed() throws {
+        // podman is not installed on these machines.
+        let (project, repo) = try project(apiBuilder: "podman")
+        let home = TemporaryDirectory()
+        let environment = LocalAWS.environment.merging(["PIPELINE_HOME": home.url.path]) { _, new in new }
+        let result = try runProcess(Project.executable, ["run", "staging", "--only", "api-service"], in: repo, environment: environment)
+        #expect(result.status == 1, "\(result.stderr)")
+        let log = try String(contentsOf: home.url.appending(path: "runs/1/logs/api-service.build.log"), encoding: .utf8)
+        #expect(log.contains("the service builds with podman, which is not on PATH"), "\(log)")
+        withExtendedLifetime(project) {}
+    }
+}
