@@ -40,6 +40,9 @@ enum RegisterStage {
             guard !sha.isEmpty else { throw StageError("the run has no commit SHA to tag the image with") }
             image = "\(try await client.repositoryURI(spec.repository)):\(sha)"
         }
+        if spec.verifyImage ?? true {
+            try await ImagePresence.require(image, repository: spec.repository, aws: client, environment: environment)
+        }
         let template = try TaskDefinitionTemplate(
             contentsOf: runFolder.appending(path: "pipelines").appending(path: spec.template), path: spec.template)
         var values = TaskDefinitionTemplate.values(environment: plan.environment, service: service)

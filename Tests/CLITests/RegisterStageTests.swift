@@ -29,7 +29,7 @@ private func projectRepository(_ pipeline: String) throws -> (fixture: GitFixtur
                     .serviceName("{service}-staging")
                     .variables(["LOG_LEVEL": "debug", "EXECUTION_ROLE": "arn:aws:iam::123456789012:role/ecsTaskExecutionRole"])
                 Service("notification-service", repository: "sv-notify", port: 5002, protocol: .grpc)
-                EachService { RegisterTaskDefinition() }
+                EachService { RegisterTaskDefinition(verifyImage: false) }
             }
             """)
         let sha = try project.sha("HEAD", in: "repo")
@@ -59,6 +59,58 @@ private func projectRepository(_ pipeline: String) throws -> (fixture: GitFixtur
     }
 }
 
+/// The register stage refuses an image the registry does not have, before registering anything.
+@Suite struct ImageVerificationTests {
+    func project() throws -> (GitFixture, URL) {
+        try projectRepository(
+            """
+            import PipelineDSL
+
+            Pipeline("verify-test") {
+                Environment("staging", branch: "main", region: "us-east-1", cluster: "staging-cluster")
+                    .serviceName("{service}-verify")
+                    .variables(["LOG_LEVEL": "debug", "EXECUTION_ROLE": "arn:aws:iam::123456789012:role/ecsTaskExecutionRole"])
+                Service("frontend-service", repository: "frontend-svc", port: 4201, protocol: .http)
+                EachService { RegisterTaskDefinition() }
+            }
+            """)
+    }
+
+    struct PutImage: Encodable {
+        let repositoryName: String
+        let imageManifest: String
+        let imageTag: String
+    }
+    struct Put: Decodable {}
+
+    @Test(arguments: [true, false]) func anImageNeverPushedIsRefusedAndOneThatIsThereIsUsed(localRegistry: Bool) async throws {
+        let (project, repo) = try project()
+        let sha = try project.sha("HEAD", in: "repo")
+        let home = TemporaryDirectory()
+        var environment = LocalAWS.environment.merging(["PIPELINE_HOME": home.url.path]) { _, new in new }
+        if !localRegistry { environment["PIPELINE_REGISTRY"] = nil }
+        let refused = try runProcess(Project.executable, ["run", "staging"], in: repo, environment: environment)
+        #expect(refused.status == 1)
+        let expected = localRegistry
+            ? "has no image frontend-svc:\(sha); push it first" : "ECR has no image frontend-svc:\(sha) (DescribeImages)"
+        #expect(refused.stdout.contains(expected), "\(refused.stdout)")
+        #expect(!refused.stdout.contains("registered arn:"))
+
+        if !localRegistry {
+            // ECR (moto) gets the image through its own API: then DescribeImages finds the tag.
+            let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: LocalAWS.environment))
+            let manifest = #"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#
+            _ = try await client.json(
+                .ecr, targetPrefix: "AmazonEC2ContainerRegistry_V20150921", operation: "PutImage",
+                input: PutImage(repositoryName: "frontend-svc", imageManifest: manifest, imageTag: sha), as: Put.self)
+            let accepted = try runProcess(Project.executable, ["run", "staging"], in: repo, environment: environment)
+            #expect(accepted.status == 0, "\(accepted.stdout)")
+            #expect(accepted.stdout.contains("registered arn:"), "\(accepted.stdout)")
+        }
+        withExtendedLifetime(project) {}
+    }
+}
+
 /// Register, then point the ECS service at the new revision and wait for the rollout, through `pipeline run`
 /// against moto, whose ECS deployments runner/dev/moto-server makes as ECS does (the template's LOCAL_ECS_ROLLOUT
 /// variable picks how the rollout ends). On the production cluster's services, which no other test touches.
@@ -75,7 +127,7 @@ private func projectRepository(_ pipeline: String) throws -> (fixture: GitFixtur
                     .variables(["LOG_LEVEL": "debug", "EXECUTION_ROLE": "arn:aws:iam::123456789012:role/ecsTaskExecutionRole", "ROLLOUT": "\(rollout)"])
                 Service("expense-service", repository: "sv-expense", port: 5001, protocol: .grpc).taskDefinition("taskdefs/rollout.json")
                 EachService {
-                    RegisterTaskDefinition()
+                    RegisterTaskDefinition(verifyImage: false)
                     UpdateService(noProgressTimeout: \(noProgress), pollInterval: .milliseconds(100))
                 }
             }

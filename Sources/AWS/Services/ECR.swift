@@ -85,6 +85,18 @@ extension AWSClient {
         }
     }
 
+    /// ECR DescribeImages by tag: the digest `tag` names in `repository`, or nil when there is no such image.
+    public func imageDigest(repository: String, tag: String) async throws(AWSError) -> String? {
+        do {
+            let answer = try await json(
+                .ecr, targetPrefix: ECR.targetPrefix, operation: "DescribeImages",
+                input: DescribeImages(repositoryName: repository, imageIds: [["imageTag": tag]]), as: ECR.Images.self)
+            return answer.imageDetails.first?.imageDigest
+        } catch where error.code == "ImageNotFoundException" {
+            return nil
+        }
+    }
+
     private struct DescribeImages: Encodable {
         let repositoryName: String
         let imageIds: [[String: String]]

@@ -54,8 +54,14 @@ public struct RegisterTaskDefinition: StageComponent {
     /// See ``StageComponent/needsService``.
     public var needsService: Bool { true }
 
-    /// Registers the template the service declares, with the image pushed earlier in the chain.
-    public init() {}
+    private let verifyImage: Bool
+
+    /// Registers the template the service declares, with the image pushed earlier in the chain (else the
+    /// repository's image tagged with the commit SHA). With `verifyImage`, refuses when the registry does not have
+    /// that image: a task definition naming a missing image would only fail later, when ECS starts tasks.
+    public init(verifyImage: Bool = true) {
+        self.verifyImage = verifyImage
+    }
 
     /// See ``StageComponent/makeSpec(in:)``.
     public func makeSpec(in context: StageContext) -> StageSpec? {
@@ -63,7 +69,7 @@ public struct RegisterTaskDefinition: StageComponent {
         return .registerTaskDefinition(
             RegisterTaskDefinitionSpec(
                 service: service.name, template: service.taskDefinition, repository: service.repository,
-                pushStage: context.earlier[.push]))
+                pushStage: context.earlier[.push], verifyImage: verifyImage ? nil : false))
     }
 }
 

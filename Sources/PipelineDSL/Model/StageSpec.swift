@@ -123,13 +123,16 @@ public struct RegisterTaskDefinitionSpec: Codable, Sendable, Equatable {
     public var repository: String
     /// The push stage whose digest output becomes the image; without one, the image is `repository:{sha}`.
     public var pushStage: String?
+    /// Check that the registry has the image before registering (nil: yes).
+    public var verifyImage: Bool?
 
     /// Creates a register spec.
-    public init(service: String, template: String, repository: String, pushStage: String?) {
+    public init(service: String, template: String, repository: String, pushStage: String?, verifyImage: Bool? = nil) {
         self.service = service
         self.template = template
         self.repository = repository
         self.pushStage = pushStage
+        self.verifyImage = verifyImage
     }
 }
 
