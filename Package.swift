@@ -47,6 +47,7 @@ let package = Package(
         .testTarget(name: "GitTests", dependencies: ["Git", "TestSupport"]),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "PipelineDSL", "AWS", "TestSupport"]),
         .testTarget(name: "AWSTests", dependencies: ["AWS", "HTTP", "TestSupport", "pipeline"]),
+        .testTarget(name: "DeployTests", dependencies: ["Stages", "AWS", "HTTP", "Runner", "PipelineDSL", "TestSupport", "pipeline"]),
         .testTarget(name: "ImageTests", dependencies: ["OCI", "Stages", "AWS", "HTTP", "Hashing", "TestSupport", "pipeline"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "Hashing", "TestSupport"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["Git", "HTTP", "Hashing", "AWS", "OCI"]),

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -92,4 +93,8 @@ const void *pipeline_memmem(const void *haystack, size_t haystack_length, const 
 
 int pipeline_spawn_actions_closefrom(void *actions, int from) {
     return posix_spawn_file_actions_addclosefrom_np((posix_spawn_file_actions_t *)actions, from);
+}
+
+void pipeline_line_buffered_stdout(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
 }

@@ -18,6 +18,15 @@ public struct HTTPRequest: Sendable {
     /// Seconds the transfer may go without moving a byte before it is given up (0: no such limit); for long
     /// uploads whose total time cannot be bounded in advance.
     public var stallTimeout: Double = 0
+    /// Speak HTTP/2 from the first byte over plain TCP (h2c, as gRPC servers without TLS expect).
+    public var http2PriorKnowledge = false
+    /// Open a new connection for this request and close it after (a health probe should see what a new client sees).
+    public var freshConnection = false
+    /// Connect, then stop: no request is sent (a TCP probe).
+    public var connectOnly = false
+    /// Where to connect instead, in curl's `--connect-to` form `HOST:PORT:CONNECT_HOST:CONNECT_PORT`: the
+    /// request still names (and for TLS, verifies) the original host.
+    public var connectTo: [String] = []
 
     /// A request; by default a 30-second exchange with a 10-second connect.
     public init(
@@ -97,7 +106,6 @@ public final class HTTPClient: @unchecked Sendable {
     private let lock = NSLock()
     private var idle: [EasyHandle] = []
     private let caFile: String?
-    private let queue = DispatchQueue(label: "pipeline.http", attributes: .concurrent)
 
     /// A client; `caFile` is a PEM bundle of the CAs to trust instead of the system's.
     public init(caFile: String? = ProcessInfo.processInfo.environment["SSL_CERT_FILE"]) {
@@ -117,8 +125,10 @@ public final class HTTPClient: @unchecked Sendable {
     public func send(
         _ request: HTTPRequest, onBody: @escaping @Sendable (UnsafeRawBufferPointer) -> Void
     ) async throws(HTTPError) -> HTTPResponse {
+        // A thread of its own for the blocking transfer: a shared pool (GCD's) can run out of threads when many
+        // transfers and other blocking work wait at once, and a request would then wait for a thread, not the network.
         let result: Result<HTTPResponse, HTTPError> = await withCheckedContinuation { continuation in
-            queue.async {
+            Thread.detachNewThread {
                 continuation.resume(returning: self.perform(request, onBody: onBody))
             }
         }

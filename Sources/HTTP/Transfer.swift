@@ -27,6 +27,9 @@ final class Transfer {
         for header in request.headers { list = curl_slist_append(list, "\(header.name): \(header.value)") }
         list = curl_slist_append(list, "Expect:")
         defer { curl_slist_free_all(list) }
+        var redirects: UnsafeMutablePointer<curl_slist>?
+        for entry in request.connectTo { redirects = curl_slist_append(redirects, entry) }
+        defer { if redirects != nil { curl_slist_free_all(redirects) } }
 
         let context = Unmanaged.passUnretained(self).toOpaque()
         _ = pipeline_curl_setopt_string(curl, CURLOPT_URL, request.url)
@@ -41,7 +44,14 @@ final class Transfer {
             _ = pipeline_curl_setopt_long(curl, CURLOPT_LOW_SPEED_TIME, max(1, Int(request.stallTimeout)))
         }
         _ = pipeline_curl_setopt_long(curl, CURLOPT_UPLOAD_BUFFERSIZE, 1 << 20)
-        _ = pipeline_curl_setopt_long(curl, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
+        _ = pipeline_curl_setopt_long(
+            curl, CURLOPT_HTTP_VERSION, Int(request.http2PriorKnowledge ? CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : CURL_HTTP_VERSION_2TLS))
+        if redirects != nil { _ = pipeline_curl_setopt_pointer(curl, CURLOPT_CONNECT_TO, UnsafeMutableRawPointer(redirects)) }
+        if request.connectOnly { _ = pipeline_curl_setopt_long(curl, CURLOPT_CONNECT_ONLY, 1) }
+        if request.freshConnection || request.connectOnly {
+            _ = pipeline_curl_setopt_long(curl, CURLOPT_FRESH_CONNECT, 1)
+            _ = pipeline_curl_setopt_long(curl, CURLOPT_FORBID_REUSE, 1)
+        }
         _ = pipeline_curl_setopt_long(curl, CURLOPT_SSL_VERIFYPEER, 1)
         _ = pipeline_curl_setopt_long(curl, CURLOPT_SSL_VERIFYHOST, 2)
         if let caFile { _ = pipeline_curl_setopt_string(curl, CURLOPT_CAINFO, caFile) }

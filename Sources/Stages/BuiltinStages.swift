@@ -15,6 +15,10 @@ public enum BuiltinStages {
             return await DNSStage.run(spec, plan: plan, environment: environment)
         case .updateService(let spec):
             return await UpdateServiceStage.run(spec, plan: plan, runFolder: runFolder, environment: environment)
+        case .healthCheck(let spec):
+            return await HealthCheckStage.run(spec, plan: plan, runFolder: runFolder, environment: environment)
+        case .rollback(let spec):
+            return await RollbackStage.run(spec, plan: plan, environment: environment)
         default: break
         }
         if let missing = unavailable[stage.kind] {
@@ -36,7 +40,6 @@ public enum BuiltinStages {
 
     /// Kinds whose implementation has not landed, and what brings it.
     static let unavailable: [StageKind: String] = [
-        .healthCheck: "health checks arrive with the health-check and rollback work",
         .approval: "approval gates arrive with the approvals work",
         .notify: "notifications arrive with the approvals and notifications work",
     ]

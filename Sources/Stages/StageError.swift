@@ -1,8 +1,10 @@
 /// Why a built-in stage cannot go on, in words for the stage log.
-struct StageError: Error, CustomStringConvertible {
-    let description: String
+public struct StageError: Error, CustomStringConvertible {
+    /// What went wrong and what to do.
+    public let description: String
 
-    init(_ description: String) {
+    /// An error saying `description`.
+    public init(_ description: String) {
         self.description = description
     }
 }

@@ -3,9 +3,11 @@ import Foundation
 import PipelineDSL
 
 /// The deploy stage: points the ECS service at the task definition the register stage made and, unless told not
-/// to, waits until ECS calls the rollout done (see `ServiceStability`), polling at the plan's short interval.
+/// to, waits until ECS calls the rollout done (see `ServiceStability`), polling at the plan's short interval. A
+/// rollout that fails puts the service back on the task definition it ran before (see `AutoRollback`).
 enum UpdateServiceStage {
     static func run(_ spec: UpdateServiceSpec, plan: Plan, runFolder: URL, environment: [String: String]) async -> Int32 {
+        let outputs = StageOutputFile(environment: environment)
         do {
             let client = try StageAWS.client(for: plan.environment, environment: environment)
             guard let register = spec.registerStage,
@@ -13,41 +15,71 @@ enum UpdateServiceStage {
             else { throw StageError("the register stage left no taskDefinitionArn output") }
             let before = try await client.describeService(cluster: spec.cluster, service: spec.ecsService)
             print("\(spec.ecsService) in \(spec.cluster) runs \(before.taskDefinition); updating to \(target)")
-            var result = "previousTaskDefinition=\(before.taskDefinition)\ntaskDefinitionArn=\(target)\n"
             // Written before the wait: a failed rollout still tells a rollback where the service was.
-            try write(result, environment: environment)
+            try outputs.set(["previousTaskDefinition": before.taskDefinition, "taskDefinitionArn": target])
             _ = try await client.updateService(cluster: spec.cluster, service: spec.ecsService, taskDefinition: target)
             guard spec.waitForStable else {
                 print("updated; not waiting for the rollout (waitForStable is off)")
                 return 0
             }
-            var watch = ServiceStability(
-                target: target, totalLimit: spec.waitTimeoutSeconds, noProgressLimit: spec.noProgressTimeoutSeconds, at: Date())
-            var last = ""
-            while true {
-                let service = try await client.describeService(cluster: spec.cluster, service: spec.ecsService)
-                switch watch.observe(service, at: Date()) {
-                case .stable:
-                    print("stable: \(target) runs \(service.runningCount)/\(service.desiredCount)")
-                    result += "stable=true\n"
-                    try write(result, environment: environment)
-                    return 0
-                case .failed(let why):
-                    FileHandle.standardError.write(Data("error: \(spec.ecsService) did not become stable on \(target): \(why)\n".utf8))
-                    return 1
-                case .waiting(let seen):
-                    if seen != last { print("waiting: \(seen)") }
-                    last = seen
-                }
-                try await Task.sleep(nanoseconds: UInt64(max(0.1, spec.pollIntervalSeconds) * 1_000_000_000))
+            do {
+                let service = try await ServiceRollout.wait(for: target, spec: spec, client: client)
+                print("stable: \(target) runs \(service.runningCount)/\(service.desiredCount)")
+                try outputs.set(["stable": "true"])
+                return 0
+            } catch let failure as StageError {
+                FileHandle.standardError.write(Data("error: \(spec.ecsService) did not become stable on \(target): \(failure)\n".utf8))
+                await AutoRollback.perform(
+                    service: spec.service, to: before.taskDefinition, plan: plan, client: client, outputs: outputs,
+                    reason: "the rollout of \(target) failed")
+                return 1
             }
         } catch {
             FileHandle.standardError.write(Data("error: updating \(spec.ecsService) in \(spec.cluster): \(error)\n".utf8))
             return 1
         }
     }
+}
 
-    private static func write(_ text: String, environment: [String: String]) throws {
-        if let file = environment["PIPELINE_OUTPUTS"] { try text.write(toFile: file, atomically: true, encoding: .utf8) }
+/// Waiting for a rollout, shared by deploys and rollbacks.
+enum ServiceRollout {
+    /// Polls until `target` runs alone and stable (returns the service), or throws a StageError saying why not.
+    static func wait(for target: String, spec: UpdateServiceSpec, client: AWSClient) async throws -> ECS.Service {
+        var watch = ServiceStability(
+            target: target, totalLimit: spec.waitTimeoutSeconds, noProgressLimit: spec.noProgressTimeoutSeconds, at: Date())
+        var last = ""
+        while true {
+            let service = try await client.describeService(cluster: spec.cluster, service: spec.ecsService)
+            switch watch.observe(service, at: Date()) {
+            case .stable:
+                return service
+            case .failed(let why):
+                throw StageError(why)
+            case .waiting(let seen):
+                if seen != last { print("waiting: \(seen)") }
+                last = seen
+            }
+            try await Task.sleep(nanoseconds: UInt64(max(0.1, spec.pollIntervalSeconds) * 1_000_000_000))
+        }
+    }
+}
+
+/// The outputs file of the stage (`PIPELINE_OUTPUTS`), kept whole as values are added.
+final class StageOutputFile: @unchecked Sendable {
+    private let path: String?
+    private var values: [(String, String)] = []
+
+    init(environment: [String: String]) { path = environment["PIPELINE_OUTPUTS"] }
+
+    func set(_ new: KeyValuePairs<String, String>) throws {
+        for (key, value) in new {
+            if let index = values.firstIndex(where: { $0.0 == key }) { values[index].1 = value } else { values.append((key, value)) }
+        }
+        guard let path else { return }
+        try values.map { "\($0.0)=\($0.1)\n" }.joined().write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    func set(_ key: String, _ value: String) throws {
+        try set([key: value])
     }
 }

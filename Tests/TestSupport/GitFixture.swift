@@ -104,9 +104,10 @@ extension ServerProcess {
     }
 
     /// One of the project's server scripts (`runner/dev/NAME`), which prints its port first.
-    public static func script(_ name: String, _ arguments: [String]) -> PortServer {
+    public static func script(_ name: String, _ arguments: [String], environment: [String: String] = [:]) -> PortServer {
         let output = Pipe()
-        let server = try? ServerProcess(Project.root.appending(path: "runner/dev/\(name)").path, arguments, stdout: output)
+        let server = try? ServerProcess(
+            Project.root.appending(path: "runner/dev/\(name)").path, arguments, environment: environment, stdout: output)
         return PortServer(server: server, output: output)
     }
 }

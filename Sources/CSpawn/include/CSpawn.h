@@ -22,4 +22,7 @@ const void *_Nullable pipeline_memmem(const void *_Nonnull haystack, size_t hays
 
 /// `posix_spawn_file_actions_addclosefrom_np`: the spawned program gets no descriptor from `from` on.
 int pipeline_spawn_actions_closefrom(void *_Nonnull actions, int from);
+
+/// Makes stdout line-buffered (it is a pipe to a stage log: lines must interleave with stderr as they happened).
+void pipeline_line_buffered_stdout(void);
 #endif

@@ -18,6 +18,8 @@ extension PipelineCommand {
         var stage: String
 
         func run() async throws {
+            // stdout is a pipe to the stage log: line by line, so it interleaves with stderr as it happened.
+            StageProcessSetup.lineBufferedOutput()
             let folder = RunFolder(root: URL(filePath: runFolder))
             let plan: PipelineDSL.Plan
             do {

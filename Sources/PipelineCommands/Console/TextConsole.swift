@@ -79,7 +79,8 @@ final class TextConsole: RunConsole, @unchecked Sendable {
         for row in summary {
             table.add([row.stage, row.status.rawValue, row.attempts > 0 ? Self.format(row.seconds) : "-", String(row.attempts)])
         }
-        emit("\n" + table.render() + "\nrun \(id) \(status.rawValue) in \(Self.format(seconds))\n", final: true)
+        let ending = status == .rolledBack ? "failed and was rolled back" : status.rawValue
+        emit("\n" + table.render() + "\nrun \(id) \(ending) in \(Self.format(seconds))\n", final: true)
     }
 
     private func emit(_ text: String, final: Bool = false) {

@@ -90,6 +90,8 @@ struct PlanText {
             return "shell       \(spec.command)"
         case .notify(let spec):
             return "notify      \(spec.format.rawValue) webhook from \(spec.webhook.store.rawValue) \(spec.webhook.name)"
+        case .rollback(let spec):
+            return "rollback    ECS service \(spec.update.ecsService) in \(spec.update.cluster) back to \(spec.taskDefinitionArn)"
         }
     }
 

@@ -50,18 +50,32 @@ public struct Service: Sendable {
 }
 
 extension HealthProbe {
-    /// An HTTP `GET` of `path` that must answer with a status in `expect`.
+    /// An HTTP request (`GET` by default) of `path` that must answer with a status in `expect`, and, when set, a
+    /// body containing `bodyContains` and a JSON body whose `jsonField` (`status`, `checks.db`) equals `equals`.
     public static func http(
-        _ path: String, expect: ClosedRange<Int> = 200...299, bodyContains: String? = nil,
-        headers: [String: String] = [:], tls: Bool = false
+        _ path: String, method: String = "GET", expect: ClosedRange<Int> = 200...299, bodyContains: String? = nil,
+        jsonField: String? = nil, equals: String? = nil, headers: [String: String] = [:], tls: Bool = false
     ) -> HealthProbe {
-        .http(HTTPProbe(path: path, headers: headers, expectStatus: expect, bodyContains: bodyContains, tls: tls))
+        .http(
+            HTTPProbe(
+                method: method, path: path, headers: headers, expectStatus: expect, bodyContains: bodyContains,
+                jsonField: jsonField, jsonEquals: equals, tls: tls))
     }
 
-    /// A unary gRPC call to `method` (`/user.UserService/Check`) with an empty request.
+    /// A unary gRPC call to `method` (`/user.UserService/Check`) with an empty request; healthy when `grpc-status`
+    /// is 0.
     public static func grpc(_ method: String) -> HealthProbe {
         .grpc(method: method)
     }
+
+    /// The standard `grpc.health.v1.Health/Check` for `service` ("" for the server as a whole); healthy when it
+    /// answers SERVING.
+    public static func grpcHealth(_ service: String = "") -> HealthProbe {
+        .grpcHealth(service: service)
+    }
+
+    /// A TCP connection to the port.
+    public static var tcpConnect: HealthProbe { .tcp }
 }
 
 extension Duration {

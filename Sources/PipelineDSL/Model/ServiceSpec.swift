@@ -93,13 +93,17 @@ public struct HTTPProbe: Codable, Sendable, Equatable {
     public var expectStatusMax: Int
     /// A substring the body must contain, if set.
     public var bodyContains: String?
+    /// A field of the JSON body (dots for nesting: `status`, `checks.db`) that must equal `jsonEquals`.
+    public var jsonField: String?
+    /// The text the JSON field must equal (numbers and booleans as written in JSON).
+    public var jsonEquals: String?
     /// Use TLS.
     public var tls: Bool
 
     /// Creates an HTTP probe.
     public init(
         method: String = "GET", path: String, headers: [String: String] = [:], expectStatus: ClosedRange<Int> = 200...299,
-        bodyContains: String? = nil, tls: Bool = false
+        bodyContains: String? = nil, jsonField: String? = nil, jsonEquals: String? = nil, tls: Bool = false
     ) {
         self.method = method
         self.path = path
@@ -107,6 +111,8 @@ public struct HTTPProbe: Codable, Sendable, Equatable {
         self.expectStatusMin = expectStatus.lowerBound
         self.expectStatusMax = expectStatus.upperBound
         self.bodyContains = bodyContains
+        self.jsonField = jsonField
+        self.jsonEquals = jsonEquals
         self.tls = tls
     }
 }

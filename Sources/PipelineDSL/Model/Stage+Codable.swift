@@ -27,6 +27,7 @@ extension Stage {
         case .approval: spec = .approval(try c.decode(ApprovalSpec.self, forKey: .spec))
         case .shell: spec = .shell(try c.decode(ShellSpec.self, forKey: .spec))
         case .notify: spec = .notify(try c.decode(NotifySpec.self, forKey: .spec))
+        case .rollback: spec = .rollback(try c.decode(RollbackSpec.self, forKey: .spec))
         }
     }
 
@@ -53,6 +54,7 @@ extension Stage {
         case .approval(let s): try c.encode(s, forKey: .spec)
         case .shell(let s): try c.encode(s, forKey: .spec)
         case .notify(let s): try c.encode(s, forKey: .spec)
+        case .rollback(let s): try c.encode(s, forKey: .spec)
         }
     }
 }

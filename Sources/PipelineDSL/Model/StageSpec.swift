@@ -20,6 +20,8 @@ public enum StageKind: String, Codable, Sendable, CaseIterable {
     case shell
     /// Post a message to a webhook.
     case notify
+    /// Put a service back on an earlier task definition (`pipeline rollback` makes these; pipelines do not).
+    case rollback
 }
 
 /// What a stage does, one shape per kind.
@@ -44,6 +46,8 @@ public enum StageSpec: Sendable, Equatable {
     case shell(ShellSpec)
     /// See ``StageKind/notify``.
     case notify(NotifySpec)
+    /// See ``StageKind/rollback``.
+    case rollback(RollbackSpec)
 
     /// The kind of this spec.
     public var kind: StageKind {
@@ -58,7 +62,40 @@ public enum StageSpec: Sendable, Equatable {
         case .approval: .approval
         case .shell: .shell
         case .notify: .notify
+        case .rollback: .rollback
         }
+    }
+}
+
+/// Puts a service back on an earlier task definition, waits until it is stable there and checks its health.
+public struct RollbackSpec: Codable, Sendable, Equatable {
+    /// The pipeline service.
+    public var service: String
+    /// How the service is updated and waited for (cluster, ECS service name, limits).
+    public var update: UpdateServiceSpec
+    /// The task definition to go back to.
+    public var taskDefinitionArn: String
+    /// Its full definition as it was registered, to register again when that revision is no longer ACTIVE.
+    public var taskDefinition: String?
+    /// The commit whose image it runs.
+    public var sha: String
+    /// The image it runs.
+    public var image: String?
+    /// The health check to pass afterwards, if the service has one.
+    public var healthCheck: HealthCheckSpec?
+
+    /// Creates a rollback spec.
+    public init(
+        service: String, update: UpdateServiceSpec, taskDefinitionArn: String, taskDefinition: String?, sha: String, image: String?,
+        healthCheck: HealthCheckSpec?
+    ) {
+        self.service = service
+        self.update = update
+        self.taskDefinitionArn = taskDefinitionArn
+        self.taskDefinition = taskDefinition
+        self.sha = sha
+        self.image = image
+        self.healthCheck = healthCheck
     }
 }
 

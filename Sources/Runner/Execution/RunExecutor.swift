@@ -40,6 +40,7 @@ public final class RunExecutor: @unchecked Sendable {
     private var cancelReason: String?
     private var attempts: [String: Int]
     private var seconds: [String: Double] = [:]
+    private var rolledBack: [String] = []
 
     /// An executor for `run` of `plan`, whose stages start from `initial` statuses and attempt counts.
     public init(
@@ -118,7 +119,8 @@ public final class RunExecutor: @unchecked Sendable {
         }
         condition.unlock()
 
-        let outcome = scheduler.outcome
+        var outcome = scheduler.outcome
+        if outcome == .failed && !rolledBack.isEmpty { outcome = .rolledBack }
         let summary = plan.stages.map { stage in
             StageSummary(
                 stage: stage.id, status: scheduler.status[stage.id] ?? .pending, seconds: seconds[stage.id] ?? 0,
@@ -128,6 +130,7 @@ public final class RunExecutor: @unchecked Sendable {
         let message: String = switch outcome {
         case .succeeded: "all \(plan.stages.count) stages succeeded or were skipped by their condition"
         case .cancelled: cancelReason ?? "cancelled"
+        case .rolledBack: "failed: \(failedStages.joined(separator: ", ")); rolled back: \(rolledBack.sorted().joined(separator: ", "))"
         default: "failed: \(failedStages.joined(separator: ", "))"
         }
         record {
@@ -162,6 +165,16 @@ public final class RunExecutor: @unchecked Sendable {
                 try store.addEvent(
                     run.id, stage: stage.id, kind: final ? "stage.finished" : "stage.retrying",
                     message: masker.mask("attempt \(attempt): \(status.rawValue)\(message.map { " — \($0)" } ?? "")"))
+            }
+            if final {
+                let recorder = DeploymentRecorder(plan: plan, run: run, folder: folder, store: store, sha: launcher.context.sha)
+                record {
+                    if try recorder.stageEnded(stage, status: status), let service = stage.service {
+                        condition.lock()
+                        rolledBack.append(service)
+                        condition.unlock()
+                    }
+                }
             }
             console.stageFinished(stage.id, status: status, attempt: attempt, seconds: elapsed, message: message)
             if final { return cancelled && status != .succeeded ? .cancelled : status }

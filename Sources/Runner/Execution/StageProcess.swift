@@ -69,3 +69,11 @@ struct SpawnError: Error, CustomStringConvertible {
         "cannot start \(executable) in \(directory): \(String(cString: strerror(code)))"
     }
 }
+
+/// Set-up of a stage's own process.
+public enum StageProcessSetup {
+    /// Makes stdout line-buffered, so the stage log shows stdout and stderr lines in the order they were written.
+    public static func lineBufferedOutput() {
+        pipeline_line_buffered_stdout()
+    }
+}

@@ -54,6 +54,12 @@ enum Migrations {
         ALTER TABLE runs ADD COLUMN commit_time REAL;
         ALTER TABLE runs ADD COLUMN commit_subject TEXT;
         """,
+        """
+        ALTER TABLE deployments ADD COLUMN image TEXT;
+        ALTER TABLE deployments ADD COLUMN run_number INTEGER;
+        ALTER TABLE deployments ADD COLUMN previous_task_definition_arn TEXT;
+        CREATE INDEX deployments_by_service ON deployments (environment, service, id);
+        """,
     ]
 
     static func apply(to database: Database) throws {

@@ -10,6 +10,8 @@ public enum RunStatus: String, Sendable, Codable, CaseIterable {
     case succeeded
     /// A stage failed.
     case failed
+    /// A stage failed and the runner put a service back where it was before the run.
+    case rolledBack = "rolled-back"
     /// Stopped by Ctrl-C or SIGTERM.
     case cancelled
     /// Its runner died without finishing it; `pipeline resume` continues it.

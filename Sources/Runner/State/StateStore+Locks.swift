@@ -51,6 +51,14 @@ extension StateStore {
     }
 }
 
+extension StateStore {
+    /// The run holding `environment`'s lock, when its runner is still alive.
+    public func liveLockOwner(environment: String) throws -> RunRecord? {
+        guard let owner = try lockOwner(environment: environment), OwnerLiveness.isAlive(pid: owner.pid, heartbeat: nil) else { return nil }
+        return owner
+    }
+}
+
 /// Whether the runner that owns a run or lock is still there.
 enum OwnerLiveness {
     /// A heartbeat older than this means the owner hangs or its pid was reused.

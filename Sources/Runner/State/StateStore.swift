@@ -138,9 +138,11 @@ public final class StateStore: Sendable {
     public func deleteRuns(_ ids: [Int]) throws {
         try database.transaction {
             for id in ids {
-                for table in ["events", "stage_runs"] {
+                for table in ["events", "stage_runs", "approvals"] {
                     try database.execute("DELETE FROM \(table) WHERE run_id = ?", [.integer(Int64(id))])
                 }
+                // Deployments are the rollback history: they stay, keeping the run's number in run_number.
+                try database.execute("UPDATE deployments SET run_id = NULL WHERE run_id = ?", [.integer(Int64(id))])
                 try database.execute("DELETE FROM runs WHERE id = ?", [.integer(Int64(id))])
             }
         }

@@ -1,0 +1,106 @@
+import Foundation
+
+/// One service deploy (or rollback) that reached its end: what runs where, from which commit.
+public struct DeploymentRecord: Sendable, Equatable {
+    /// The kinds of deployment.
+    public enum Kind: String, Sendable {
+        /// A deploy that passed its health check.
+        case deploy
+        /// The service put back on an earlier task definition (automatically, or by `pipeline rollback`).
+        case rollback
+    }
+
+    /// Its number.
+    public let id: Int
+    /// The run that made it.
+    public let run: Int?
+    /// The environment.
+    public let environment: String
+    /// The pipeline's service name.
+    public let service: String
+    /// deploy or rollback.
+    public let kind: Kind
+    /// The full git SHA whose image runs ("" when it could not be told).
+    public let sha: String
+    /// The image reference in the task definition.
+    public let image: String?
+    /// The image's digest, when known.
+    public let digest: String?
+    /// The task definition's ARN.
+    public let taskDefinitionArn: String?
+    /// The full rendered task definition (JSON), for registering it again when its revision is gone.
+    public let taskDefinition: String?
+    /// The task definition that ran before.
+    public let previousTaskDefinitionArn: String?
+    /// What started it (cli, hook, watch, rollback, resume).
+    public let trigger: String?
+    /// Who approved it, where a gate applied.
+    public let approvedBy: String?
+    /// When.
+    public let createdAt: Date
+
+    /// A record (its id is set by the store).
+    public init(
+        id: Int = 0, run: Int?, environment: String, service: String, kind: Kind, sha: String, image: String?, digest: String?,
+        taskDefinitionArn: String?, taskDefinition: String?, previousTaskDefinitionArn: String?, trigger: String?,
+        approvedBy: String?, createdAt: Date = Date()
+    ) {
+        self.id = id
+        self.run = run
+        self.environment = environment
+        self.service = service
+        self.kind = kind
+        self.sha = sha
+        self.image = image
+        self.digest = digest
+        self.taskDefinitionArn = taskDefinitionArn
+        self.taskDefinition = taskDefinition
+        self.previousTaskDefinitionArn = previousTaskDefinitionArn
+        self.trigger = trigger
+        self.approvedBy = approvedBy
+        self.createdAt = createdAt
+    }
+}
+
+extension StateStore {
+    /// Appends a deployment record.
+    @discardableResult
+    public func recordDeployment(_ record: DeploymentRecord) throws -> Int {
+        let text = { (value: String?) in value.map(SQLValue.text) ?? .null }
+        let rows = try database.query(
+            """
+            INSERT INTO deployments (run_id, run_number, environment, service, kind, sha, image, image_digest,
+                task_definition_arn, task_definition_json, previous_task_definition_arn, trigger, approved_by, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
+            """,
+            [
+                record.run.map { .integer(Int64($0)) } ?? .null, record.run.map { .integer(Int64($0)) } ?? .null,
+                .text(record.environment), .text(record.service), .text(record.kind.rawValue), .text(record.sha),
+                text(record.image), text(record.digest), text(record.taskDefinitionArn), text(record.taskDefinition),
+                text(record.previousTaskDefinitionArn), text(record.trigger), text(record.approvedBy),
+                .real(record.createdAt.timeIntervalSince1970),
+            ])
+        return rows.first?["id"].int ?? 0
+    }
+
+    /// The deployments of `service` in `environment` (every environment when nil), newest first.
+    public func deployments(service: String, environment: String?, limit: Int = 1000) throws -> [DeploymentRecord] {
+        let rows = if let environment {
+            try database.query(
+                "SELECT * FROM deployments WHERE service = ? AND environment = ? ORDER BY id DESC LIMIT ?",
+                [.text(service), .text(environment), .integer(Int64(limit))])
+        } else {
+            try database.query(
+                "SELECT * FROM deployments WHERE service = ? ORDER BY id DESC LIMIT ?", [.text(service), .integer(Int64(limit))])
+        }
+        return rows.map { row in
+            DeploymentRecord(
+                id: row["id"].int ?? 0, run: row["run_number"].int ?? row["run_id"].int, environment: row["environment"].string ?? "",
+                service: row["service"].string ?? "", kind: DeploymentRecord.Kind(rawValue: row["kind"].string ?? "") ?? .deploy,
+                sha: row["sha"].string ?? "", image: row["image"].string, digest: row["image_digest"].string,
+                taskDefinitionArn: row["task_definition_arn"].string, taskDefinition: row["task_definition_json"].string,
+                previousTaskDefinitionArn: row["previous_task_definition_arn"].string, trigger: row["trigger"].string,
+                approvedBy: row["approved_by"].string, createdAt: Date(timeIntervalSince1970: row["created_at"].double ?? 0))
+        }
+    }
+}

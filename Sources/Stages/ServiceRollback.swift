@@ -1,0 +1,87 @@
+import AWS
+import Foundation
+import HTTP
+import PipelineDSL
+
+/// Putting a service back on an earlier task definition: the one move automatic rollbacks and `pipeline rollback`
+/// share. The revision is registered again from its stored definition when it is no longer ACTIVE (ECS refuses to
+/// deploy an INACTIVE revision); then the service is updated and waited for, and its health checked.
+enum ServiceRollback {
+    struct Result {
+        /// The task definition the service runs now.
+        let taskDefinitionArn: String
+        /// The image it runs.
+        let image: String?
+        /// Whether it passed its health check (nil: it has none).
+        let healthy: Bool?
+        /// The health check's summary.
+        let health: String?
+    }
+
+    static func perform(
+        _ update: UpdateServiceSpec, to arn: String, storedDefinition: String?, healthCheck: HealthCheckSpec?, client: AWSClient,
+        environment: [String: String], artifacts: URL?
+    ) async throws -> Result {
+        var target = arn
+        let described = try await client.describeTaskDefinition(arn)
+        if described.status == "INACTIVE" {
+            guard let storedDefinition else {
+                throw StageError("\(arn) is INACTIVE (deregistered) and no stored definition of it is recorded to register again")
+            }
+            let registered = try await client.registerTaskDefinition(Data(storedDefinition.utf8))
+            print("\(arn) is INACTIVE: registered its stored definition again as \(registered.taskDefinitionArn)")
+            target = registered.taskDefinitionArn
+        }
+        let current = try await client.describeService(cluster: update.cluster, service: update.ecsService)
+        print("putting \(update.ecsService) in \(update.cluster) back on \(target) (it runs \(current.taskDefinition))")
+        _ = try await client.updateService(cluster: update.cluster, service: update.ecsService, taskDefinition: target)
+        let service = try await ServiceRollout.wait(for: target, spec: update, client: client)
+        print("stable: \(target) runs \(service.runningCount)/\(service.desiredCount)")
+        let image = try? await client.describeTaskDefinition(target).images.first
+        guard let healthCheck else { return Result(taskDefinitionArn: target, image: image, healthy: nil, health: nil) }
+        let outcome = await HealthCheckStage.check(healthCheck, environment: environment, artifacts: artifacts, file: "rollback-health.jsonl")
+        return Result(taskDefinitionArn: target, image: image, healthy: outcome.healthy, health: outcome.summary)
+    }
+}
+
+/// What a deploy run does when a service's rollout or health check fails: put the service back on the task
+/// definition that ran before the run, wait, check its health, and say so in the stage's outputs
+/// (`rolledBack=true`, `rolledBackTo=ARN`), from which the runner records a rollback and marks the run rolled back.
+enum AutoRollback {
+    static func perform(
+        service: String, to previous: String?, plan: Plan, client: AWSClient, outputs: StageOutputFile, reason: String,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) async {
+        let health = plan.stages.lazy.compactMap { stage -> HealthCheckSpec? in
+            if case .healthCheck(let spec) = stage.spec, spec.service == service { return spec }
+            return nil
+        }.first
+        guard health?.rollbackOnFailure ?? true else {
+            print("not rolling back: the health check of \(service) says rollbackOnFailure: false")
+            return
+        }
+        guard let update = plan.stages.lazy.compactMap({ stage -> UpdateServiceSpec? in
+            if case .updateService(let spec) = stage.spec, spec.service == service { return spec }
+            return nil
+        }).first else { return }
+        guard let previous else {
+            print("not rolling back: the task definition live before the run is not known")
+            return
+        }
+        print("rolling \(service) back: \(reason)")
+        do {
+            let result = try await ServiceRollback.perform(
+                update, to: previous, storedDefinition: nil, healthCheck: health, client: client, environment: environment,
+                artifacts: environment["PIPELINE_ARTIFACTS"].map { URL(filePath: $0) })
+            try outputs.set([
+                "rolledBack": "true", "rolledBackTo": result.taskDefinitionArn, "rolledBackImage": result.image ?? "",
+                "rollbackHealthy": result.healthy.map { String($0) } ?? "unchecked",
+            ])
+            let health = result.health.map { "; after the rollback: \($0)" } ?? ""
+            FileHandle.standardError.write(Data("error: \(reason); rolled \(service) back to \(result.taskDefinitionArn)\(health)\n".utf8))
+        } catch {
+            try? outputs.set(["rolledBack": "false", "rollbackError": "\(error)"])
+            FileHandle.standardError.write(Data("error: \(reason), and rolling \(service) back to \(previous) failed too: \(error)\n".utf8))
+        }
+    }
+}

@@ -1,0 +1,92 @@
+import AWS
+import Foundation
+import TestSupport
+
+/// An application repository deploying one service of the reference platform through the whole chain (checkout,
+/// build, push, register, deploy, health check) against the local stand-ins, with that service's health endpoint
+/// played by runner/dev/service-server following what ECS (moto) says the service runs: the pipeline's
+/// LOCAL_HEALTH variable, rendered into the task definition, decides whether a commit's deploy is healthy.
+final class DeployProject: @unchecked Sendable {
+    let git = GitFixture()
+    let home = TemporaryDirectory("pipeline-deploy-home")
+    let service: String
+    let ecsService: String
+    let repository: String
+    let port: Int
+    let grpc: Bool
+    private let server: PortServer
+    private let serverPort: Int
+    var repo: URL { git.root.appending(path: "repo") }
+
+    init(service: String, ecsService: String, repository: String, port: Int, grpc: Bool) throws {
+        self.service = service
+        self.ecsService = ecsService
+        self.repository = repository
+        self.port = port
+        self.grpc = grpc
+        server = ServerProcess.script(
+            "service-server", ["--protocol", grpc ? "grpc" : "http", "--ecs", "staging-cluster/\(ecsService)"],
+            environment: LocalAWS.environment)
+        serverPort = try server.port()
+        try FileManager.default.createDirectory(at: repo, withIntermediateDirectories: true)
+        _ = try git.git(["init", "-q", "-b", "main"], in: "repo")
+        let template = try String(contentsOf: Project.root.appending(path: "pipelines/taskdefs/\(service).json"), encoding: .utf8)
+            .replacingOccurrences(of: "\"environment\": [", with: "\"environment\": [\n        {\"name\": \"LOCAL_HEALTH\", \"value\": \"{{var.LOCAL_HEALTH}}\"},")
+        git.folder.write("repo/pipelines/taskdefs/\(service).json", template)
+        git.folder.write("repo/services/\(service)/Dockerfile", "FROM scratch\nCOPY app.txt /app.txt\n")
+    }
+
+    /// Commits a new version whose deploy will be `health` (healthy, failing, ...); returns its SHA.
+    func commit(_ version: String, health: String = "healthy") throws -> String {
+        let probe = grpc ? ".grpc(\"/\(service == "user-service" ? "user.UserService" : "svc.Service")/Check\")" : ".http(\"/health\")"
+        git.folder.write(
+            "repo/pipelines/Pipeline.swift",
+            """
+            import PipelineDSL
+
+            Pipeline("deploy-test") {
+                Environment("staging", branch: "main", region: "us-east-1", cluster: "staging-cluster")
+                    .dns(zone: "staging.comyno.net")
+                    .serviceName("\(ecsService)")
+                    .variables(["LOG_LEVEL": "debug", "EXECUTION_ROLE": "arn:aws:iam::123456789012:role/ecsTaskExecutionRole", "LOCAL_HEALTH": "\(health)"])
+                Service("\(service)", repository: "\(repository)", port: \(port), protocol: \(grpc ? ".grpc" : ".http"))
+                    .healthCheck(\(probe))
+                Checkout()
+                EachService {
+                    BuildImage()
+                    PushImage()
+                    RegisterTaskDefinition()
+                    UpdateService(pollInterval: .milliseconds(100))
+                    HealthCheck(interval: .milliseconds(200), deadline: .seconds(5))
+                }
+            }
+            """)
+        git.folder.write("repo/services/\(service)/app.txt", "\(service) \(version)\n")
+        _ = try git.git(["add", "."], in: "repo")
+        _ = try git.git(["commit", "-qm", version], in: "repo")
+        return try git.sha("HEAD", in: "repo")
+    }
+
+    var environment: [String: String] {
+        LocalAWS.environment.merging([
+            "PIPELINE_HOME": home.url.path,
+            "PIPELINE_CONNECT_TO": "\(service).staging.comyno.net:\(port):127.0.0.1:\(serverPort)",
+        ]) { _, new in new }
+    }
+
+    /// `pipeline ARGS` in the repository.
+    func pipeline(_ arguments: String...) throws -> ProcessOutput {
+        try runProcess(Project.executable, arguments, in: repo, environment: environment)
+    }
+
+    /// The task definition ECS (moto) says the service runs.
+    func live() async throws -> String {
+        let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: LocalAWS.environment))
+        return try await client.describeService(cluster: "staging-cluster", service: ecsService).taskDefinition
+    }
+
+    /// The outputs a stage of a run published.
+    func outputs(run: Int, stage: String) throws -> [String: String] {
+        try JSONDecoder().decode([String: String].self, from: Data(contentsOf: home.url.appending(path: "runs/\(run)/outputs/\(stage).json")))
+    }
+}

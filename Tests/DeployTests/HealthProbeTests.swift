@@ -1,0 +1,90 @@
+import Foundation
+import PipelineDSL
+import Stages
+import Testing
+import TestSupport
+
+/// Each kind of probe against runner/dev/service-server in each of its modes, on loopback.
+@Suite struct HealthProbeTests {
+    func server(_ protocolName: String, _ mode: String) throws -> (PortServer, Int) {
+        let server = ServerProcess.script("service-server", ["--protocol", protocolName, "--mode", mode])
+        return (server, try server.port())
+    }
+
+    func check(_ probe: HealthProbe, port: Int, deadline: Double = 1, successes: Int = 1, host: String = "127.0.0.1", connectTo: [String] = []) async -> HealthCheckRun.Outcome {
+        await HealthCheckRun(
+            HealthCheckSpec(
+                service: "test", probe: probe, host: host, port: port, attemptTimeoutSeconds: 0.5, intervalSeconds: 0.1,
+                deadlineSeconds: deadline, consecutiveSuccesses: successes)
+        ).run(prober: HealthProber(connectTo: connectTo))
+    }
+
+    @Test func httpProbesJudgeStatusBodyAndJSON() async throws {
+        let (healthyServer, healthy) = try server("http", "healthy")
+        // Deadlines are generous where success is expected: a loaded test machine can stall any one attempt.
+        let outcome = await check(.http("/health", jsonField: "status", equals: "UP"), port: healthy, deadline: 30, successes: 2)
+        #expect(outcome.healthy, "\(outcome.summary)")
+        #expect(outcome.attempts.count == 2)
+        #expect(outcome.summary.contains("HTTP 200, status=UP"))
+        let wrongField = await check(.http("/health", jsonField: "status", equals: "DOWN"), port: healthy, deadline: 0.3)
+        #expect(!wrongField.healthy && wrongField.summary.contains("status is \"UP\" (wanted \"DOWN\")"), "\(wrongField.summary)")
+        let wrongBody = await check(.http("/health", bodyContains: "ready"), port: healthy, deadline: 0.3)
+        #expect(!wrongBody.healthy && wrongBody.summary.contains("body without \"ready\""))
+
+        let (failingServer, failing) = try server("http", "failing")
+        let failed = await check(.http("/health"), port: failing, deadline: 0.5)
+        #expect(!failed.healthy)
+        #expect(failed.summary.contains("last: HTTP 500 (wanted 200-299)"), "\(failed.summary)")
+        withExtendedLifetime((healthyServer, failingServer)) {}
+    }
+
+    @Test func aServiceHealthyOnlyAfterSomeSecondsPassesWithinTheDeadline() async throws {
+        let (server, port) = try server("http", "slow:1")
+        let outcome = await check(.http("/health"), port: port, deadline: 30)
+        #expect(outcome.healthy, "\(outcome.summary)")
+        #expect(outcome.attempts.first?.healthy == false)
+        withExtendedLifetime(server) {}
+    }
+
+    @Test func aHangingServiceFailsEachAttemptAtItsTimeout() async throws {
+        let (server, port) = try server("http", "hang")
+        let outcome = await check(.http("/health"), port: port, deadline: 1)
+        #expect(!outcome.healthy)
+        #expect(outcome.summary.contains("Timeout") || outcome.summary.contains("timed out"), "\(outcome.summary)")
+        withExtendedLifetime(server) {}
+    }
+
+    @Test func grpcUnaryAndTheStandardHealthService() async throws {
+        let (healthyServer, healthy) = try server("grpc", "healthy")
+        let unary = await check(.grpc("/user.UserService/Check"), port: healthy, deadline: 30)
+        #expect(unary.healthy && unary.summary.contains("grpc-status 0"), "\(unary.summary)")
+        let standard = await check(.grpcHealth(), port: healthy, deadline: 30)
+        #expect(standard.healthy && standard.summary.contains("health SERVING"), "\(standard.summary)")
+
+        let (notServingServer, notServing) = try server("grpc", "not-serving")
+        let down = await check(.grpcHealth("user.UserService"), port: notServing, deadline: 0.3)
+        #expect(!down.healthy && down.summary.contains("health NOT_SERVING"), "\(down.summary)")
+
+        let (failingServer, failing) = try server("grpc", "failing")
+        let unavailable = await check(.grpc("/user.UserService/Check"), port: failing, deadline: 0.5)
+        #expect(!unavailable.healthy && unavailable.summary.contains("grpc-status 14"), "\(unavailable.summary)")
+        // Every attempt gets an answer (no connection left broken by the one before).
+        #expect(unavailable.attempts.allSatisfy { $0.detail.contains("grpc-status 14") }, "\(unavailable.attempts)")
+        withExtendedLifetime((healthyServer, notServingServer, failingServer)) {}
+    }
+
+    @Test func tcpAndTheServicesRealNameThroughConnectTo() async throws {
+        let (server, port) = try server("http", "healthy")
+        let tcp = await check(.tcp, port: port, deadline: 30)
+        #expect(tcp.healthy)
+        let closed = await check(.tcp, port: freePort(), deadline: 0.3)
+        #expect(!closed.healthy, "\(closed.summary)")
+        #expect(closed.attempts.allSatisfy { !$0.healthy && $0.detail.lowercased().contains("connect") }, "\(closed.attempts)")
+        // The name does not resolve; --connect-to sends it to the local stand-in, Host header unchanged.
+        let named = await check(
+            .http("/health"), port: 5003, deadline: 30, host: "api-service.staging.comyno.net",
+            connectTo: ["api-service.staging.comyno.net:5003:127.0.0.1:\(port)"])
+        #expect(named.healthy, "\(named.summary)")
+        withExtendedLifetime(server) {}
+    }
+}
