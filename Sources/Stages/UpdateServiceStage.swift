@@ -28,7 +28,9 @@ enum UpdateServiceStage {
                 try outputs.set(["stable": "true"])
                 return 0
             } catch let failure as StageError {
-                FileHandle.standardError.write(Data("error: \(spec.ecsService) did not become stable on \(target): \(failure)\n".utf8))
+                let stopped = (try? await client.stoppedTaskReasons(cluster: spec.cluster, service: spec.ecsService)) ?? []
+                let reasons = stopped.isEmpty ? "" : "; stopped tasks: " + stopped.joined(separator: " | ")
+                FileHandle.standardError.write(Data("error: \(spec.ecsService) did not become stable on \(target): \(failure)\(reasons)\n".utf8))
                 await AutoRollback.perform(
                     service: spec.service, to: before.taskDefinition, plan: plan, client: client, outputs: outputs,
                     reason: "the rollout of \(target) failed")

@@ -173,3 +173,38 @@ extension AWSClient {
         ).service
     }
 }
+
+extension AWSClient {
+    /// Why the service's most recently stopped tasks stopped (ListTasks STOPPED, then DescribeTasks), newest first,
+    /// at most `limit`: what a failed rollout's message should show.
+    public func stoppedTaskReasons(cluster: String, service: String, limit: Int = 3) async throws(AWSError) -> [String] {
+        struct List: Encodable { let cluster: String; let serviceName: String; let desiredStatus = "STOPPED"; let maxResults: Int }
+        struct Listed: Decodable { let taskArns: [String] }
+        struct Describe: Encodable { let cluster: String; let tasks: [String] }
+        struct Described: Decodable {
+            struct Task: Decodable {
+                let taskArn: String
+                let stoppedReason: String?
+                let stoppedAt: Double?
+                let containers: [Container]?
+                struct Container: Decodable { let name: String?; let reason: String?; let exitCode: Int? }
+            }
+            let tasks: [Task]
+        }
+        let listed = try await json(
+            .ecs, targetPrefix: ECS.targetPrefix, operation: "ListTasks", input: List(cluster: cluster, serviceName: service, maxResults: 10),
+            as: Listed.self)
+        guard !listed.taskArns.isEmpty else { return [] }
+        let described = try await json(
+            .ecs, targetPrefix: ECS.targetPrefix, operation: "DescribeTasks", input: Describe(cluster: cluster, tasks: listed.taskArns),
+            as: Described.self)
+        return described.tasks.sorted { ($0.stoppedAt ?? 0) > ($1.stoppedAt ?? 0) }.prefix(limit).map { task in
+            let id = task.taskArn.split(separator: "/").last.map(String.init) ?? task.taskArn
+            let containers = (task.containers ?? []).compactMap { container -> String? in
+                guard container.reason != nil || container.exitCode != nil else { return nil }
+                return "\(container.name ?? "container"): \(container.reason ?? "exit \(container.exitCode!)")"
+            }
+            return "task \(id): \(task.stoppedReason ?? "stopped")" + (containers.isEmpty ? "" : " (\(containers.joined(separator: "; ")))")
+        }
+    }
+}
