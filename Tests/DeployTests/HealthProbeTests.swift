@@ -21,8 +21,9 @@ import TestSupport
 
     @Test func httpProbesJudgeStatusBodyAndJSON() async throws {
         let (healthyServer, healthy) = try server("http", "healthy")
-        // Deadlines are generous where success is expected: a loaded test machine can stall any one attempt.
-        let outcome = await check(.http("/health", jsonField: "status", equals: "UP"), port: healthy, deadline: 30, successes: 2)
+        // Deadlines are generous where success is expected: while other tests block the test process's few
+        // concurrency threads (waiting for child processes), an attempt can sit ready for tens of seconds.
+        let outcome = await check(.http("/health", jsonField: "status", equals: "UP"), port: healthy, deadline: 120, successes: 2)
         #expect(outcome.healthy, "\(outcome.summary)")
         #expect(outcome.attempts.count == 2)
         #expect(outcome.summary.contains("HTTP 200, status=UP"))
@@ -40,7 +41,7 @@ import TestSupport
 
     @Test func aServiceHealthyOnlyAfterSomeSecondsPassesWithinTheDeadline() async throws {
         let (server, port) = try server("http", "slow:1")
-        let outcome = await check(.http("/health"), port: port, deadline: 30)
+        let outcome = await check(.http("/health"), port: port, deadline: 120)
         #expect(outcome.healthy, "\(outcome.summary)")
         #expect(outcome.attempts.first?.healthy == false)
         withExtendedLifetime(server) {}
@@ -56,9 +57,9 @@ import TestSupport
 
     @Test func grpcUnaryAndTheStandardHealthService() async throws {
         let (healthyServer, healthy) = try server("grpc", "healthy")
-        let unary = await check(.grpc("/user.UserService/Check"), port: healthy, deadline: 30)
+        let unary = await check(.grpc("/user.UserService/Check"), port: healthy, deadline: 120)
         #expect(unary.healthy && unary.summary.contains("grpc-status 0"), "\(unary.summary)")
-        let standard = await check(.grpcHealth(), port: healthy, deadline: 30)
+        let standard = await check(.grpcHealth(), port: healthy, deadline: 120)
         #expect(standard.healthy && standard.summary.contains("health SERVING"), "\(standard.summary)")
 
         let (notServingServer, notServing) = try server("grpc", "not-serving")
@@ -75,14 +76,14 @@ import TestSupport
 
     @Test func tcpAndTheServicesRealNameThroughConnectTo() async throws {
         let (server, port) = try server("http", "healthy")
-        let tcp = await check(.tcp, port: port, deadline: 30)
+        let tcp = await check(.tcp, port: port, deadline: 120)
         #expect(tcp.healthy)
         let closed = await check(.tcp, port: freePort(), deadline: 0.3)
         #expect(!closed.healthy, "\(closed.summary)")
         #expect(closed.attempts.allSatisfy { !$0.healthy && $0.detail.lowercased().contains("connect") }, "\(closed.attempts)")
         // The name does not resolve; --connect-to sends it to the local stand-in, Host header unchanged.
         let named = await check(
-            .http("/health"), port: 5003, deadline: 30, host: "api-service.staging.comyno.net",
+            .http("/health"), port: 5003, deadline: 120, host: "api-service.staging.comyno.net",
             connectTo: ["api-service.staging.comyno.net:5003:127.0.0.1:\(port)"])
         #expect(named.healthy, "\(named.summary)")
         withExtendedLifetime(server) {}

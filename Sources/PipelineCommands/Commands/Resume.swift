@@ -28,29 +28,37 @@ extension PipelineCommand {
                         .definition,
                         "run \(runID) is \(record.status.rawValue); only an interrupted, failed or cancelled run can be resumed")
                 }
-                let folder = RunFolder(root: store.runFolder(record.id))
-                let plan: PipelineDSL.Plan
-                do {
-                    plan = try folder.readPlan()
-                } catch {
-                    throw LoadError(.environment, "cannot read the plan of run \(runID) (\(folder.planFile.path)): \(error)")
-                }
-                let environment = ProcessInfo.processInfo.environment
-                let lookup = SecretsManagerLookup(plan.environment, environment: environment)
-                let secrets = try SecretResolver.resolve(plan, environment: environment, secretsManager: lookup.value)
-                let session = RunSession(store: store, console: execution.makeConsole())
-                let request = RunSession.Request(
-                    environment: record.environment, sha: record.sha, ref: record.ref, branch: record.ref,
-                    trigger: "resume", user: StateAccess.currentUser, noWait: execution.noWait,
-                    stageEnvironment: SourceResolution.stageEnvironment(source: record.source, workspace: workspace, commit: record.commit))
-                let (_, outcome) = try session.execute(
-                    plan: plan, request: request,
-                    options: RunOptions(parallelism: plan.parallelism, killGrace: execution.killGrace),
-                    executable: execution.executable, secrets: secrets, environment: environment, resuming: record)
-                try ExecutionOptions.finish(outcome)
+                try Self.continueRun(record, store: store, workspace: workspace, execution: execution, trigger: "resume")
             } catch {
                 throw error.reported()
             }
+        }
+
+        /// Continues `record` from its first stage that did not succeed, in this process.
+        static func continueRun(
+            _ record: RunRecord, store: StateStore, workspace: Workspace, execution: ExecutionOptions, trigger: String
+        ) throws {
+            let folder = RunFolder(root: store.runFolder(record.id))
+            let plan: PipelineDSL.Plan
+            do {
+                plan = try folder.readPlan()
+            } catch {
+                throw LoadError(.environment, "cannot read the plan of run \(record.id) (\(folder.planFile.path)): \(error)")
+            }
+            let environment = ProcessInfo.processInfo.environment
+            let lookup = SecretsManagerLookup(plan.environment, environment: environment)
+            let secrets = try SecretResolver.resolve(plan, environment: environment, secretsManager: lookup.value)
+            let session = RunSession(store: store, console: execution.makeConsole())
+            let request = RunSession.Request(
+                environment: record.environment, sha: record.sha, ref: record.ref, branch: record.ref,
+                trigger: trigger, user: StateAccess.currentUser, noWait: execution.noWait,
+                stageEnvironment: SourceResolution.stageEnvironment(source: record.source, workspace: workspace, commit: record.commit))
+            let (resumed, outcome) = try session.execute(
+                plan: plan, request: request,
+                options: RunOptions(parallelism: plan.parallelism, killGrace: execution.killGrace),
+                executable: execution.executable, secrets: secrets, environment: environment, resuming: record)
+            if outcome == .waiting { print(try ApprovalText.waitingNotice(resumed, store: store), terminator: "") }
+            try ExecutionOptions.finish(outcome)
         }
     }
 

@@ -241,12 +241,12 @@ extension PipelineCommand {
                     print("no deployments of \(service)\(environmentName.map { " in \($0)" } ?? "") recorded")
                     return
                 }
-                var table = TextTable(headers: ["WHEN", "ENV", "KIND", "SHA", "DIGEST", "REVISION", "RUN", "BY"])
+                var table = TextTable(headers: ["WHEN", "ENV", "KIND", "SHA", "DIGEST", "REVISION", "RUN", "TRIGGER", "APPROVED BY"])
                 for record in records {
                     table.add([
                         Dates.format(record.createdAt), record.environment, record.kind.rawValue, Rollback.short(record.sha),
                         record.digest.map { String($0.prefix(19)) } ?? "-", record.taskDefinitionArn.map(Rollback.revision) ?? "-",
-                        record.run.map(String.init) ?? "-", record.trigger ?? "-",
+                        record.run.map(String.init) ?? "-", record.trigger ?? "-", record.approvedBy ?? "-",
                     ])
                 }
                 print(table.render(), terminator: "")

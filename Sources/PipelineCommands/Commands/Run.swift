@@ -12,7 +12,10 @@ extension PipelineCommand {
             discussion: """
                 One run per environment at a time: a second run waits for the first (or, with --no-wait, is \
                 refused). Ctrl-C or SIGTERM stops every stage and records the run as cancelled (exit 130). Logs, \
-                outputs and artifacts are kept in $PIPELINE_HOME/runs/RUN/.
+                outputs and artifacts are kept in $PIPELINE_HOME/runs/RUN/. At an approval gate the run is recorded \
+                as waiting and the command exits with 4 (with --wait it waits in the foreground); `pipeline approve \
+                ENV` continues it. Exit codes: 0 succeeded, 1 a stage failed (or the run was rolled back), 2 bad \
+                input, 3 the environment is busy, 4 waiting for approval, 130 cancelled.
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -34,6 +37,9 @@ extension PipelineCommand {
 
         @Flag(help: "Stop starting stages after the first failure.")
         var failFast = false
+
+        @Flag(help: "At an approval gate, wait in the foreground instead of exiting with 4.")
+        var wait = false
 
         @Flag(help: "Print what would run, in order, and run nothing.")
         var dryRun = false
@@ -76,11 +82,13 @@ extension PipelineCommand {
                 stageEnvironment: SourceResolution.stageEnvironment(
                     source: resolution.source?.url, workspace: loading.workspace, commit: resolution.facts))
             request.pipelineFiles = try Self.templates(of: plan, in: loading.workspace.pipelinesDirectory)
-            let options = RunOptions(
+            var options = RunOptions(
                 parallelism: parallel ?? plan.parallelism, failFast: failFast, killGrace: execution.killGrace)
-            let (_, outcome) = try session.execute(
+            options.waitForApproval = wait
+            let (record, outcome) = try session.execute(
                 plan: plan, request: request, options: options, executable: execution.executable, secrets: secrets,
                 environment: processEnvironment)
+            if outcome == .waiting { print(try ApprovalText.waitingNotice(record, store: store), terminator: "") }
             try ExecutionOptions.finish(outcome)
         }
 

@@ -17,6 +17,7 @@ extension PipelineCommand {
             do {
                 let store = try StateAccess.open(try global.workspace())
                 try store.reconcile()
+                try WaitingGate.expireOverdue(store: store)
                 let record: RunRecord
                 if let runID {
                     record = try StateAccess.run(runID, in: store)
@@ -57,6 +58,11 @@ extension PipelineCommand {
             }
             out += "\nlogs: pipeline logs \(run.id)   folder: \(store.runFolder(run.id).path)\n"
             if run.status == .interrupted { out += "continue it: pipeline resume \(run.id)\n" }
+            if let gate = try WaitingGate.of(run, store: store) {
+                out += "\nwaiting for approval at \(gate.stage)\(gate.spec.message.map { ": \($0)" } ?? "")\n" + ApprovalText.gateLines(gate)
+                out += "\nwhat the gate lets through (live now → about to go out):\n" + (try ApprovalText.releaseLines(gate, store: store))
+                out += "\napprove: pipeline approve \(run.environment) --run \(run.id)   reject: pipeline reject \(run.environment) --run \(run.id) --reason TEXT\n"
+            }
             return out
         }
     }

@@ -79,7 +79,11 @@ final class TextConsole: RunConsole, @unchecked Sendable {
         for row in summary {
             table.add([row.stage, row.status.rawValue, row.attempts > 0 ? Self.format(row.seconds) : "-", String(row.attempts)])
         }
-        let ending = status == .rolledBack ? "failed and was rolled back" : status.rawValue
+        let ending = switch status {
+        case .rolledBack: "failed and was rolled back"
+        case .waiting: "is waiting for approval"
+        default: status.rawValue
+        }
         emit("\n" + table.render() + "\nrun \(id) \(ending) in \(Self.format(seconds))\n", final: true)
     }
 

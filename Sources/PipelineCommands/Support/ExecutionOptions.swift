@@ -30,6 +30,7 @@ struct ExecutionOptions: ParsableArguments {
         switch outcome {
         case .succeeded: return
         case .cancelled: throw Exit.cancelled
+        case .waiting: throw Exit.waitingForApproval
         default: throw Exit.stageFailed
         }
     }

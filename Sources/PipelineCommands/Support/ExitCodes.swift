@@ -7,6 +7,7 @@ enum Exit {
     static let stageFailed = ExitCode(1)
     static let badInput = ExitCode(2)
     static let busy = ExitCode(3)
+    static let waitingForApproval = ExitCode(4)
     static let internalError = ExitCode(70)
     static let cancelled = ExitCode(130)
 }

@@ -38,6 +38,7 @@ extension Error {
         case let refusal as RunSession.Refusal:
             FileHandle.standardError.write(Data("error: \(refusal)\n".utf8))
             if case .busy = refusal { return Exit.busy }
+            if case .awaitingApproval = refusal { return Exit.busy }
             return Exit.cancelled
         case let exit as ExitCode: return exit
         default:

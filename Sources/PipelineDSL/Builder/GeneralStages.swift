@@ -27,16 +27,18 @@ public struct Approval: StageComponent {
     private let timeoutDuration: Duration?
 
     /// A gate named `name`: `required` distinct people of `approvers` must approve within `timeout` (if set);
-    /// the person who started the run may approve only with `allowSelfApproval`.
+    /// the person who started the run may approve only with `allowSelfApproval`. People are known by their
+    /// operating-system user name, or by the value of the environment variable `identityVariable` when the team's
+    /// sign-in wrapper sets one.
     public init(
         _ name: String = "approval", approvers: [String], required: Int = 1, timeout: Duration? = nil,
-        allowSelfApproval: Bool = false, message: String? = nil
+        allowSelfApproval: Bool = false, message: String? = nil, identityVariable: String? = nil
     ) {
         defaultName = name
         timeoutDuration = timeout
         spec = ApprovalSpec(
             approvers: approvers, required: required, timeoutSeconds: timeout?.inSeconds,
-            allowSelfApproval: allowSelfApproval, message: message)
+            allowSelfApproval: allowSelfApproval, message: message, identityVariable: identityVariable)
     }
 
     /// See ``StageComponent/makeSpec(in:)``.

@@ -321,17 +321,27 @@ public struct ApprovalSpec: Codable, Sendable, Equatable {
     public var allowSelfApproval: Bool
     /// What the approvers are told.
     public var message: String?
+    /// The environment variable that names the person deciding (set by the team's sign-in wrapper); nil: the
+    /// operating-system user.
+    public var identityVariable: String?
 
     /// Creates an approval spec.
     public init(
         approvers: [String], required: Int = 1, timeoutSeconds: Double? = nil, allowSelfApproval: Bool = false,
-        message: String? = nil
+        message: String? = nil, identityVariable: String? = nil
     ) {
         self.approvers = approvers
         self.required = required
         self.timeoutSeconds = timeoutSeconds
         self.allowSelfApproval = allowSelfApproval
         self.message = message
+        self.identityVariable = identityVariable
+    }
+
+    /// Who is deciding, in `environment`: the identity variable's value, else the operating-system user.
+    public func identity(environment: [String: String], operatingSystemUser: String) -> String? {
+        guard let identityVariable else { return operatingSystemUser }
+        return environment[identityVariable].flatMap { $0.isEmpty ? nil : $0 }
     }
 }
 

@@ -57,11 +57,15 @@ struct DeploymentRecorder {
         previous: String?
     ) throws {
         let digest = image.flatMap { image in image.range(of: "@").map { String(image[$0.upperBound...]) } }
+        // Who let it through: the approvals at the run's gates.
+        let approvers = try plan.stages.filter { $0.kind == .approval }.flatMap { gate in
+            try store.approvals(run: run.id, stage: gate.id).filter { $0.decision == .approved }.map(\.user)
+        }
         try store.recordDeployment(
             DeploymentRecord(
                 run: run.id, environment: plan.environment.name, service: service, kind: kind, sha: sha, image: image, digest: digest,
                 taskDefinitionArn: taskDefinitionArn, taskDefinition: taskDefinition, previousTaskDefinitionArn: previous,
-                trigger: run.trigger, approvedBy: nil))
+                trigger: run.trigger, approvedBy: approvers.isEmpty ? nil : Array(Set(approvers)).sorted().joined(separator: ", ")))
         try store.addEvent(
             run.id, stage: nil, kind: "deployment.\(kind.rawValue)",
             message: "\(service): \(sha.isEmpty ? "unknown commit" : String(sha.prefix(12))) on \(taskDefinitionArn ?? "?")")

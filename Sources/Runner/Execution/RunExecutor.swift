@@ -11,6 +11,8 @@ public struct RunOptions: Sendable {
     public var killGrace: Double
     /// The timeout of a stage whose plan gives none, in seconds.
     public var defaultTimeout: Double
+    /// Wait at approval gates in the foreground instead of stopping the run as waiting.
+    public var waitForApproval = false
 
     /// Options; the defaults suit production runs.
     public init(parallelism: Int, failFast: Bool = false, killGrace: Double = 10, defaultTimeout: Double = 3600) {
@@ -121,6 +123,7 @@ public final class RunExecutor: @unchecked Sendable {
 
         var outcome = scheduler.outcome
         if outcome == .failed && !rolledBack.isEmpty { outcome = .rolledBack }
+        let gate = summary(waitingIn: scheduler)
         let summary = plan.stages.map { stage in
             StageSummary(
                 stage: stage.id, status: scheduler.status[stage.id] ?? .pending, seconds: seconds[stage.id] ?? 0,
@@ -131,6 +134,7 @@ public final class RunExecutor: @unchecked Sendable {
         case .succeeded: "all \(plan.stages.count) stages succeeded or were skipped by their condition"
         case .cancelled: cancelReason ?? "cancelled"
         case .rolledBack: "failed: \(failedStages.joined(separator: ", ")); rolled back: \(rolledBack.sorted().joined(separator: ", "))"
+        case .waiting: "waiting for approval at \(gate ?? "its gate")"
         default: "failed: \(failedStages.joined(separator: ", "))"
         }
         record {
@@ -140,6 +144,10 @@ public final class RunExecutor: @unchecked Sendable {
         StrayProcesses.kill(variable: StrayProcesses.runMarkerVariable, value: run.marker)
         console.runFinished(id: run.id, status: outcome, summary: summary, seconds: Date().timeIntervalSince(started))
         return outcome
+    }
+
+    private func summary(waitingIn scheduler: Scheduler) -> String? {
+        scheduler.status.first { $0.value == .waiting }?.key
     }
 
     /// Runs one stage to its end, with its retries.
@@ -157,7 +165,7 @@ public final class RunExecutor: @unchecked Sendable {
             seconds[stage.id, default: 0] += elapsed
             let cancelled = cancelReason != nil
             condition.unlock()
-            let final = status == .succeeded || cancelled || tried >= maximum || status == .cancelled
+            let final = status == .succeeded || cancelled || tried >= maximum || status == .cancelled || status == .waiting
             record {
                 try store.setStageStatus(
                     run.id, stage.id, final ? status : .running, attempt: attempt, exitCode: exitCode,
@@ -203,6 +211,7 @@ public final class RunExecutor: @unchecked Sendable {
 
     /// One attempt: start the process, pump its output, enforce the timeout, clean up its group.
     private func attemptStage(_ stage: Stage, attempt: Int) -> (StageStatus, Int32?, String?) {
+        if case .approval(let spec) = stage.spec { return gate(stage, spec) }
         record { try store.setStageStatus(run.id, stage.id, .running, attempt: attempt) }
         console.stageStarted(stage.id, attempt: attempt)
         let log: BufferedFile
@@ -282,6 +291,42 @@ public final class RunExecutor: @unchecked Sendable {
         log.append(text: "\(String(decoding: Timestamp.now(), as: UTF8.self))--- \(status.rawValue) (exit \(exitCode))\n")
         log.flush()
         return (status, exitCode, message)
+    }
+
+    /// An approval gate, decided in the runner: passes once enough people approved, fails when rejected or
+    /// expired, and otherwise waits — in the foreground with `waitForApproval`, else by stopping the run as waiting.
+    private func gate(_ stage: Stage, _ spec: ApprovalSpec) -> (StageStatus, Int32?, String?) {
+        let requester = spec.identity(environment: ProcessInfo.processInfo.environment, operatingSystemUser: run.user) ?? run.user
+        record { try store.requestApproval(run: run.id, stage: stage.id, requester: requester) }
+        var announced = false
+        while true {
+            let decisions = (try? store.approvals(run: run.id, stage: stage.id)) ?? []
+            if let rejected = decisions.last(where: { $0.decision == .rejected }) {
+                return (.failed, nil, "rejected by \(rejected.user): \(rejected.comment ?? "")")
+            }
+            let approvers = Set(decisions.filter { $0.decision == .approved }.map(\.user)).sorted()
+            if approvers.count >= spec.required {
+                record { try store.setStageStatus(run.id, stage.id, .succeeded, message: "approved by \(approvers.joined(separator: ", "))") }
+                return (.succeeded, 0, "approved by \(approvers.joined(separator: ", "))")
+            }
+            let since = decisions.first?.at ?? Date()
+            if let timeout = spec.timeoutSeconds, Date().timeIntervalSince(since) > timeout {
+                return (.failed, nil, "expired: \(approvers.count) of \(spec.required) approvals within \(Int(timeout))s")
+            }
+            let waiting = "waiting for \(spec.required - approvers.count) more approval(s) from \(spec.approvers.joined(separator: ", "))"
+            record { try store.setStageStatus(run.id, stage.id, .waiting, message: waiting) }
+            if !announced {
+                record { try store.addEvent(run.id, stage: stage.id, kind: "approval.waiting", message: waiting) }
+                console.note("\(stage.id): \(spec.message ?? "approval needed") — \(waiting)")
+                announced = true
+            }
+            guard options.waitForApproval else { return (.waiting, nil, waiting) }
+            condition.lock()
+            let cancelled = cancelReason != nil
+            condition.unlock()
+            if cancelled { return (.cancelled, nil, "cancelled while waiting for approval") }
+            Thread.sleep(forTimeInterval: 0.5)
+        }
     }
 
     /// State writes never stop a run: a failure is reported on the console.

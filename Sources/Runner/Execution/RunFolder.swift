@@ -110,7 +110,7 @@ public struct RunFolder: Sendable {
     }
 
     /// Stage ids as file names: `/` and other awkward characters become `_`.
-    static func fileName(_ stage: String) -> String {
+    public static func fileName(_ stage: String) -> String {
         String(stage.map { $0.isLetter || $0.isNumber || "._-".contains($0) ? $0 : "_" })
     }
 }

@@ -53,6 +53,8 @@ public final class RunSession: @unchecked Sendable {
         case busy(RunRecord)
         /// Cancelled while it waited in the queue.
         case cancelledWhileQueued(Int)
+        /// Another run of the environment waits at an approval gate.
+        case awaitingApproval(RunRecord)
 
         /// One line saying why, and whose run is in the way.
         public var description: String {
@@ -60,6 +62,8 @@ public final class RunSession: @unchecked Sendable {
             case .busy(let owner):
                 "environment '\(owner.environment)' is busy: run \(owner.id) (pid \(owner.pid ?? 0), started by \(owner.user)) holds it; wait for it, or run without --no-wait to queue"
             case .cancelledWhileQueued(let id): "run \(id) was cancelled while it waited for the environment"
+            case .awaitingApproval(let owner):
+                "environment '\(owner.environment)' is held by run \(owner.id) (started by \(owner.user)), which waits for approval; decide on it first: `pipeline approve \(owner.environment)` or `pipeline reject \(owner.environment) --reason TEXT`"
             }
         }
     }
@@ -83,6 +87,10 @@ public final class RunSession: @unchecked Sendable {
         plan: Plan, request: Request, options: RunOptions, executable: String, secrets: [String: [String: String]],
         environment: [String: String], resuming: RunRecord? = nil
     ) throws -> (RunRecord, RunStatus) {
+        try WaitingGate.expireOverdue(store: store, environment: request.environment)
+        if let owner = try store.lockOwner(environment: request.environment), owner.status == .waiting, owner.id != resuming?.id {
+            throw Refusal.awaitingApproval(owner)
+        }
         if request.noWait, let owner = try store.lockOwner(environment: request.environment),
             owner.id != resuming?.id, OwnerLiveness.isAlive(pid: owner.pid, heartbeat: nil)
         {
@@ -147,6 +155,10 @@ public final class RunSession: @unchecked Sendable {
             case .acquired:
                 return
             case .busy(let owner), .queuedBehind(let owner):
+                if owner.status == .waiting {
+                    try store.setRunStatus(run.id, .cancelled, message: "run \(owner.id) waits for approval")
+                    throw Refusal.awaitingApproval(owner)
+                }
                 if noWait {
                     try store.setRunStatus(run.id, .cancelled, message: "environment busy with run \(owner.id)")
                     throw Refusal.busy(owner)

@@ -20,6 +20,7 @@ public struct Scheduler: Sendable {
     public private(set) var status: [String: StageStatus]
     private let failFast: Bool
     private var stopReason: String?
+    private var paused = false
 
     /// A scheduler for `stages` with the statuses they start from (`.pending` when absent).
     public init(stages: [Stage], initial: [String: StageStatus] = [:], failFast: Bool = false) {
@@ -32,6 +33,8 @@ public struct Scheduler: Sendable {
 
     /// The stages to start or skip now, given how many run.
     public mutating func next(limit: Int) -> [Decision] {
+        // An approval gate is waiting: nothing new starts; the run stops once what runs has ended.
+        if paused { return [] }
         var decisions: [Decision] = []
         var changed = true
         while changed {
@@ -66,6 +69,7 @@ public struct Scheduler: Sendable {
     /// Records how a started stage ended.
     public mutating func finished(_ id: String, _ result: StageStatus) {
         status[id] = result
+        if result == .waiting { paused = true }
         if failFast && !result.letsDependentsRun && stopReason == nil {
             stopReason = "--fail-fast: \(id) did not succeed"
         }
@@ -76,12 +80,14 @@ public struct Scheduler: Sendable {
         stopReason = reason
     }
 
-    /// Whether no stage is pending or running.
-    public var isDone: Bool { status.values.allSatisfy(\.isFinal) }
+    /// Whether no stage is pending or running (or, paused at a gate, none is running).
+    public var isDone: Bool { paused ? !status.values.contains(.running) : status.values.allSatisfy(\.isFinal) }
 
-    /// How the run ended, once `isDone`.
+    /// How the run ended, once `isDone`: waiting when it stopped at a gate and nothing else failed meanwhile.
     public var outcome: RunStatus {
         if status.values.contains(.cancelled) { return .cancelled }
+        let failed = status.values.contains { $0.isFinal && !$0.letsDependentsRun && $0 != .skipped }
+        if paused && !failed { return .waiting }
         return status.values.allSatisfy(\.letsDependentsRun) ? .succeeded : .failed
     }
 }

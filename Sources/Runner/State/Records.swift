@@ -6,6 +6,8 @@ public enum RunStatus: String, Sendable, Codable, CaseIterable {
     case queued
     /// Stages are running.
     case running
+    /// Stopped at an approval gate; no process runs it until `pipeline approve` (or reject, or expiry).
+    case waiting
     /// Every stage succeeded or was skipped by its condition.
     case succeeded
     /// A stage failed.
@@ -18,7 +20,7 @@ public enum RunStatus: String, Sendable, Codable, CaseIterable {
     case interrupted
 
     /// Whether the run can change no more (except through `resume`, for an interrupted one).
-    public var isFinal: Bool { ![.queued, .running].contains(self) }
+    public var isFinal: Bool { ![.queued, .running, .waiting].contains(self) }
 }
 
 /// Where one stage of a run stands.
@@ -27,6 +29,8 @@ public enum StageStatus: String, Sendable, Codable, CaseIterable {
     case pending
     /// Its process runs.
     case running
+    /// An approval gate waiting for people.
+    case waiting
     /// It succeeded.
     case succeeded
     /// It failed (after its retries).
@@ -45,7 +49,7 @@ public enum StageStatus: String, Sendable, Codable, CaseIterable {
     /// Whether the stages after it may start.
     public var letsDependentsRun: Bool { self == .succeeded || self == .conditionFalse }
     /// Whether the stage has reached an end in this run.
-    public var isFinal: Bool { ![.pending, .running].contains(self) }
+    public var isFinal: Bool { ![.pending, .running, .waiting].contains(self) }
 }
 
 /// A run as the state database keeps it.

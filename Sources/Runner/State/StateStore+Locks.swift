@@ -19,6 +19,8 @@ extension StateStore {
             if let lock = try database.query("SELECT * FROM locks WHERE environment = ?", [.text(environment)]).first {
                 let owner = lock["run_id"].int ?? 0
                 if owner == id { return .acquired }
+                // A run waiting at an approval gate keeps its environment, with no process of its own.
+                if let ownerRun = try run(owner), ownerRun.status == .waiting { return .busy(owner: ownerRun) }
                 if OwnerLiveness.isAlive(pid: lock["pid"].int, heartbeat: lock["heartbeat_at"].double),
                     let ownerRun = try run(owner)
                 {
@@ -54,8 +56,8 @@ extension StateStore {
 extension StateStore {
     /// The run holding `environment`'s lock, when its runner is still alive.
     public func liveLockOwner(environment: String) throws -> RunRecord? {
-        guard let owner = try lockOwner(environment: environment), OwnerLiveness.isAlive(pid: owner.pid, heartbeat: nil) else { return nil }
-        return owner
+        guard let owner = try lockOwner(environment: environment) else { return nil }
+        return owner.status == .waiting || OwnerLiveness.isAlive(pid: owner.pid, heartbeat: nil) ? owner : nil
     }
 }
 

@@ -94,8 +94,10 @@ public final class StateStore: Sendable {
     /// Makes `pid` the owner of run `id` again (for `resume`) and queues it.
     public func adopt(_ id: Int, pid: Int32, trigger: String) throws {
         try database.execute(
-            "UPDATE runs SET status = 'queued', pid = ?, heartbeat_at = ?, finished_at = NULL, trigger = ? WHERE id = ?",
-            [.integer(Int64(pid)), .real(now()), .text(trigger), .integer(Int64(id))])
+            "UPDATE runs SET status = 'queued', pid = ?, heartbeat_at = ?, finished_at = NULL WHERE id = ?",
+            [.integer(Int64(pid)), .real(now()), .integer(Int64(id))])
+        // The trigger stays what started the run; who continued it, and how, is an event.
+        try addEvent(id, stage: nil, kind: "run.adopted", message: "continued by pid \(pid) (\(trigger))")
     }
 
     /// Tells other runners that the owner of run `id` is alive.

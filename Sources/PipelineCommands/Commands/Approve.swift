@@ -1,0 +1,201 @@
+import ArgumentParser
+import Foundation
+import PipelineDSL
+import Runner
+
+extension PipelineCommand {
+    /// `pipeline approve ENV [--run RUN] [--comment TEXT] [--detach]`.
+    struct Approve: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Approve the run waiting at an environment's approval gate; with enough approvals it continues.",
+            discussion: """
+                The run continues in this process (or, with --detach, in the background, logging to its run folder). \
+                Approving twice counts once. Refused, changing nothing: a person not among the gate's approvers, the \
+                person who started the run (unless the gate allows it), a run that expired, was rejected or was \
+                cancelled. Exit codes: as `pipeline run` once the run continues; 0 when the approval was counted and \
+                more are needed; 2 refused.
+                """)
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: "The environment.")
+        var environment: String
+
+        @Option(name: .customLong("run"), help: ArgumentHelp("The waiting run (default: the environment's waiting run).", valueName: "run"))
+        var runID: Int?
+
+        @Option(help: "A comment kept with the approval.")
+        var comment: String?
+
+        @Flag(help: "Continue the run in the background.")
+        var detach = false
+
+        @OptionGroup var execution: ExecutionOptions
+
+        func run() throws {
+            do {
+                let workspace = try global.workspace()
+                let store = try StateAccess.open(workspace)
+                let gate = try Gates.find(environment, run: runID, store: store)
+                let identity = try Gates.identity(gate)
+                guard gate.spec.approvers.contains(identity) else {
+                    throw ApprovalRefusal(description: "\(identity) may not approve \(gate.stage) of run \(gate.run.id); its approvers are \(gate.spec.approvers.joined(separator: ", "))")
+                }
+                if !gate.spec.allowSelfApproval, identity == gate.requester {
+                    throw ApprovalRefusal(description: "\(identity) started run \(gate.run.id) and may not approve it; another of \(gate.spec.approvers.filter { $0 != identity }.joined(separator: ", ")) must")
+                }
+                switch try store.approve(run: gate.run.id, stage: gate.stage, user: identity, comment: comment, required: gate.spec.required) {
+                case .recorded(let count, let required):
+                    print("approved by \(identity): \(count) of \(required) approvals for run \(gate.run.id); waiting for \(required - count) more")
+                case .alreadyApproved(let count, let required):
+                    print("\(identity) had approved run \(gate.run.id) already; it counts once (\(count) of \(required))")
+                case .releasedToWaitingProcess(let approvers):
+                    print("run \(gate.run.id) approved by \(approvers.joined(separator: ", ")); it continues in the process that waits for it (pid \(gate.run.pid ?? 0))")
+                case .released(let approvers):
+                    print("run \(gate.run.id) approved by \(approvers.joined(separator: ", ")); continuing from \(gate.stage)")
+                    guard let record = try store.run(gate.run.id) else { return }
+                    if detach {
+                        try Gates.detach(record, store: store)
+                    } else {
+                        try Resume.continueRun(record, store: store, workspace: workspace, execution: execution, trigger: "approve")
+                    }
+                }
+            } catch let refusal as ApprovalRefusal {
+                FileHandle.standardError.write(Data("error: \(refusal)\n".utf8))
+                throw Exit.badInput
+            } catch {
+                throw error.reported()
+            }
+        }
+    }
+
+    /// `pipeline reject ENV [--run RUN] --reason TEXT`.
+    struct Reject: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Reject the run waiting at an environment's approval gate: it ends failed, changing nothing deployed.",
+            discussion: "Only the gate's approvers may reject. Exit codes: 0 rejected, 2 refused.")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: "The environment.")
+        var environment: String
+
+        @Option(name: .customLong("run"), help: ArgumentHelp("The waiting run (default: the environment's waiting run).", valueName: "run"))
+        var runID: Int?
+
+        @Option(help: "Why (kept with the decision).")
+        var reason: String
+
+        func validate() throws {
+            if reason.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--reason must say why") }
+        }
+
+        func run() throws {
+            do {
+                let store = try StateAccess.open(try global.workspace())
+                let gate = try Gates.find(environment, run: runID, store: store)
+                let identity = try Gates.identity(gate)
+                guard gate.spec.approvers.contains(identity) else {
+                    throw ApprovalRefusal(description: "\(identity) may not decide on \(gate.stage) of run \(gate.run.id); its approvers are \(gate.spec.approvers.joined(separator: ", "))")
+                }
+                try store.reject(run: gate.run.id, stage: gate.stage, user: identity, reason: reason)
+                print("run \(gate.run.id) rejected by \(identity): \(reason)")
+            } catch let refusal as ApprovalRefusal {
+                FileHandle.standardError.write(Data("error: \(refusal)\n".utf8))
+                throw Exit.badInput
+            } catch {
+                throw error.reported()
+            }
+        }
+    }
+}
+
+/// Finding the gate a decision is about, and who is deciding.
+enum Gates {
+    static func find(_ environment: String, run: Int?, store: StateStore) throws -> WaitingGate {
+        try store.reconcile()
+        try WaitingGate.expireOverdue(store: store, environment: environment)
+        let record: RunRecord
+        if let run {
+            let found = try StateAccess.run(run, in: store)
+            guard found.environment == environment else {
+                throw ApprovalRefusal(description: "run \(run) is a run of \(found.environment), not \(environment)")
+            }
+            record = found
+        } else {
+            let atGate = try store.runs(environment: environment, limit: 50).filter { $0.status == .waiting || $0.status == .running }
+                .first { (try? WaitingGate.of($0, store: store)) != nil }
+            guard let waiting = atGate else {
+                let latest = try store.runs(environment: environment, limit: 1).first
+                let note = latest.map { "; its latest run, \($0.id), is \($0.status.rawValue)\($0.message.map { ": \($0)" } ?? "")" } ?? ""
+                throw ApprovalRefusal(description: "no run of \(environment) waits for approval\(note)")
+            }
+            record = waiting
+        }
+        guard let gate = try WaitingGate.of(record, store: store) else {
+            throw ApprovalRefusal(description: "run \(record.id) does not wait for approval: it is \(record.status.rawValue)\(record.message.map { " (\($0))" } ?? "")")
+        }
+        return gate
+    }
+
+    static func identity(_ gate: WaitingGate) throws -> String {
+        guard let identity = gate.spec.identity(environment: ProcessInfo.processInfo.environment, operatingSystemUser: StateAccess.currentUser) else {
+            throw ApprovalRefusal(description: "this gate knows people by $\(gate.spec.identityVariable ?? ""), which is not set here")
+        }
+        return identity
+    }
+
+    /// Continues the run in the background (`pipeline resume RUN` in a session of its own), logging to the run folder.
+    static func detach(_ record: RunRecord, store: StateStore) throws {
+        let log = store.runFolder(record.id).appending(path: "resume-\(Int(Date().timeIntervalSince1970)).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let output = try FileHandle(forWritingTo: log)
+        let process = Process()
+        process.executableURL = URL(filePath: "/usr/bin/setsid")
+        process.arguments = ["-f", DSLLibrary.currentExecutable?.path ?? CommandLine.arguments[0], "resume", String(record.id)]
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        print("run \(record.id) continues in the background; follow it with `pipeline logs \(record.id) --follow` or `pipeline status \(record.id)` (output in \(log.path))")
+    }
+}
+
+/// What people are told about a waiting run.
+enum ApprovalText {
+    static func waitingNotice(_ run: RunRecord, store: StateStore) throws -> String {
+        guard let gate = try WaitingGate.of(run, store: store) else { return "" }
+        var text = "\nrun \(run.id) waits for approval at \(gate.stage)\(gate.spec.message.map { ": \($0)" } ?? "")\n"
+        text += gateLines(gate)
+        text += "  approve:  pipeline approve \(run.environment) --run \(run.id) [--comment TEXT]\n"
+        text += "  reject:   pipeline reject \(run.environment) --run \(run.id) --reason TEXT\n"
+        text += "  look:     pipeline status \(run.id)   (what the gate lets through)\n"
+        return text
+    }
+
+    static func gateLines(_ gate: WaitingGate) -> String {
+        let others = gate.spec.allowSelfApproval ? "" : gate.requester.map { " (not \($0), who started it)" } ?? ""
+        var text = "  needs \(gate.spec.required) of: \(gate.spec.approvers.joined(separator: ", "))\(others)\n"
+        text += "  approved by: \(gate.approvers.isEmpty ? "nobody yet" : gate.approvers.joined(separator: ", "))\n"
+        if let expiresAt = gate.expiresAt { text += "  expires: \(Dates.format(expiresAt))\n" }
+        return text
+    }
+
+    /// For each service of the run: what runs now (the latest recorded deployment) and what the run would put out.
+    static func releaseLines(_ gate: WaitingGate, store: StateStore) throws -> String {
+        let folder = RunFolder(root: store.runFolder(gate.run.id))
+        let outputs = folder.outputs()
+        var table = TextTable(headers: ["SERVICE", "LIVE SHA", "LIVE DIGEST", "NEW SHA", "NEW DIGEST"])
+        for service in Set(gate.plan.stages.compactMap(\.service)).sorted() {
+            let live = try store.deployments(service: service, environment: gate.run.environment, limit: 1).first
+            let push = gate.plan.stages.first { $0.kind == .push && $0.service == service }
+            let digest = push.flatMap { outputs[RunFolder.fileName($0.id)]?["digest"] }
+            table.add([
+                service, live.map { String($0.sha.prefix(12)) } ?? "-", live?.digest.map { String($0.prefix(19)) } ?? "-",
+                gate.run.sha.map { String($0.prefix(12)) } ?? "-", digest.map { String($0.prefix(19)) } ?? "-",
+            ])
+        }
+        return table.render()
+    }
+}

@@ -1,0 +1,149 @@
+import Foundation
+
+/// One decision at an approval gate, as kept (append-only).
+public struct ApprovalRecord: Sendable, Equatable {
+    /// The decisions.
+    public enum Decision: String, Sendable {
+        /// The run reached the gate; `user` is who started it.
+        case requested
+        /// Approved by `user`.
+        case approved
+        /// Rejected by `user`.
+        case rejected
+        /// The gate's timeout passed.
+        case expired
+    }
+
+    /// The run.
+    public let run: Int
+    /// The gate's stage id.
+    public let stage: String
+    /// Who.
+    public let user: String
+    /// What.
+    public let decision: Decision
+    /// Their comment or reason.
+    public let comment: String?
+    /// When.
+    public let at: Date
+}
+
+/// Why a decision was not taken; nothing changed.
+public struct ApprovalRefusal: Error, CustomStringConvertible, Sendable {
+    /// One line saying why.
+    public let description: String
+
+    /// A refusal saying `description`.
+    public init(description: String) { self.description = description }
+}
+
+/// What an approval did.
+public enum ApprovalResult: Sendable, Equatable {
+    /// Counted; more are needed.
+    case recorded(approvals: Int, required: Int)
+    /// This person had approved already: it counts once.
+    case alreadyApproved(approvals: Int, required: Int)
+    /// Enough approvals: this decision moved the run on (it is now `interrupted`, ready to be resumed).
+    case released(approvers: [String])
+    /// Enough approvals for a run whose own process waits at the gate (`--wait`): that process goes on.
+    case releasedToWaitingProcess(approvers: [String])
+}
+
+extension StateStore {
+    /// The decisions at `stage` of `run`, oldest first.
+    public func approvals(run: Int, stage: String) throws -> [ApprovalRecord] {
+        try database.query("SELECT * FROM approvals WHERE run_id = ? AND stage_id = ? ORDER BY id", [.integer(Int64(run)), .text(stage)])
+            .map { row in
+                ApprovalRecord(
+                    run: row["run_id"].int ?? 0, stage: row["stage_id"].string ?? "", user: row["user"].string ?? "",
+                    decision: ApprovalRecord.Decision(rawValue: row["decision"].string ?? "") ?? .requested, comment: row["comment"].string,
+                    at: Date(timeIntervalSince1970: row["at"].double ?? 0))
+            }
+    }
+
+    /// Notes that `run` reached the gate `stage`, started by `requester` (once; a resumed run keeps the first).
+    public func requestApproval(run: Int, stage: String, requester: String) throws {
+        try database.transaction {
+            guard try approvals(run: run, stage: stage).isEmpty else { return }
+            try insertDecision(run: run, stage: stage, user: requester, decision: .requested, comment: nil)
+        }
+    }
+
+    /// Records `user`'s approval; with `required` distinct approvals, moves the run on — exactly once, however many
+    /// approvals race. Refused (nothing recorded) unless the run waits at that gate.
+    public func approve(run id: Int, stage: String, user: String, comment: String?, required: Int) throws -> ApprovalResult {
+        try database.transaction { () throws -> ApprovalResult in
+            let waiting = try requireWaiting(id, stage: stage)
+            let decisions = try approvals(run: id, stage: stage)
+            let approvers = Set(decisions.filter { $0.decision == .approved }.map(\.user))
+            if approvers.contains(user) { return .alreadyApproved(approvals: approvers.count, required: required) }
+            try insertDecision(run: id, stage: stage, user: user, decision: .approved, comment: comment)
+            let now = approvers.union([user])
+            guard now.count >= required else { return .recorded(approvals: now.count, required: required) }
+            if waiting.status == .running {
+                try addEvent(id, stage: stage, kind: "approval.approved", message: "approved by \(now.sorted().joined(separator: ", "))")
+                return .releasedToWaitingProcess(approvers: now.sorted())
+            }
+            let moved = try database.query(
+                "UPDATE runs SET status = 'interrupted', message = ? WHERE id = ? AND status = 'waiting' RETURNING id",
+                [.text("approved by \(now.sorted().joined(separator: ", ")); continuing"), .integer(Int64(id))])
+            guard !moved.isEmpty else { throw ApprovalRefusal(description: "run \(id) was moved on by another decision meanwhile") }
+            try addEvent(id, stage: stage, kind: "approval.released", message: "approved by \(now.sorted().joined(separator: ", "))")
+            return .released(approvers: now.sorted())
+        }
+    }
+
+    /// Records `user`'s rejection and ends the run failed, releasing its environment.
+    public func reject(run id: Int, stage: String, user: String, reason: String) throws {
+        try database.transaction {
+            let waiting = try requireWaiting(id, stage: stage)
+            try insertDecision(run: id, stage: stage, user: user, decision: .rejected, comment: reason)
+            // A run whose own process waits at the gate ends itself when it sees the rejection.
+            if waiting.status == .running { return }
+            try setStageStatus(id, stage, .failed, message: "rejected by \(user): \(reason)")
+            try setRunStatus(id, .failed, message: "rejected at \(stage) by \(user): \(reason)")
+            try addEvent(id, stage: stage, kind: "approval.rejected", message: "\(user): \(reason)")
+        }
+    }
+
+    /// Ends a waiting run whose gate timed out, if it still waits; returns whether it did.
+    @discardableResult
+    public func expire(run id: Int, stage: String, after seconds: Double) throws -> Bool {
+        try database.transaction { () throws -> Bool in
+            guard try run(id)?.status == .waiting else { return false }
+            try insertDecision(run: id, stage: stage, user: "pipeline", decision: .expired, comment: "no decision within \(Int(seconds))s")
+            try setStageStatus(id, stage, .failed, message: "expired: not enough approvals within \(Int(seconds))s")
+            try setRunStatus(id, .failed, message: "expired at \(stage): not enough approvals within \(Int(seconds))s")
+            try addEvent(id, stage: stage, kind: "approval.expired", message: "after \(Int(seconds))s")
+            return true
+        }
+    }
+
+    /// The waiting runs, newest first, of one environment or all.
+    public func waitingRuns(environment: String? = nil) throws -> [RunRecord] {
+        try runs(environment: environment, limit: 10_000).filter { $0.status == .waiting }
+    }
+
+    @discardableResult
+    private func requireWaiting(_ id: Int, stage: String) throws -> RunRecord {
+        guard let run = try run(id) else { throw ApprovalRefusal(description: "there is no run \(id)") }
+        guard run.status == .waiting || run.status == .running else {
+            let why = switch run.status {
+            case .failed: "it has ended (\(run.message ?? "failed"))"
+            case .cancelled: "it was cancelled"
+            case .succeeded, .rolledBack: "it has finished"
+            default: "it is \(run.status.rawValue), not waiting for approval"
+            }
+            throw ApprovalRefusal(description: "run \(id) cannot be decided on: \(why)")
+        }
+        let waitingAt = try stageRuns(id).first { $0.status == .waiting }?.stageID
+        guard waitingAt == stage else { throw ApprovalRefusal(description: "run \(id) does not wait at \(stage)") }
+        return run
+    }
+
+    private func insertDecision(run: Int, stage: String, user: String, decision: ApprovalRecord.Decision, comment: String?) throws {
+        try database.execute(
+            "INSERT INTO approvals (run_id, stage_id, user, decision, comment, at) VALUES (?, ?, ?, ?, ?, ?)",
+            [.integer(Int64(run)), .text(stage), .text(user), .text(decision.rawValue), comment.map(SQLValue.text) ?? .null, .real(now())])
+    }
+}
