@@ -17,6 +17,8 @@ public enum BuiltinStages {
             return await UpdateServiceStage.run(spec, plan: plan, runFolder: runFolder, environment: environment)
         case .healthCheck(let spec):
             return await HealthCheckStage.run(spec, plan: plan, runFolder: runFolder, environment: environment)
+        case .notify(let spec):
+            return await NotifyStage.run(spec, environment: environment)
         case .rollback(let spec):
             return await RollbackStage.run(spec, plan: plan, environment: environment)
         default: break
@@ -40,7 +42,6 @@ public enum BuiltinStages {
 
     /// Kinds whose implementation has not landed, and what brings it.
     static let unavailable: [StageKind: String] = [
-        .approval: "approval gates arrive with the approvals work",
-        .notify: "notifications arrive with the approvals and notifications work",
+        .approval: "approval gates are decided by the runner, not run as a process",
     ]
 }

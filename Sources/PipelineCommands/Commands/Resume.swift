@@ -48,7 +48,8 @@ extension PipelineCommand {
             let environment = ProcessInfo.processInfo.environment
             let lookup = SecretsManagerLookup(plan.environment, environment: environment)
             let secrets = try SecretResolver.resolve(plan, environment: environment, secretsManager: lookup.value)
-            let session = RunSession(store: store, console: execution.makeConsole())
+            let console = NotifyingConsole(execution.makeConsole(), plan: plan, store: store, environment: environment, lookup: lookup)
+            let session = RunSession(store: store, console: console)
             let request = RunSession.Request(
                 environment: record.environment, sha: record.sha, ref: record.ref, branch: record.ref,
                 trigger: trigger, user: StateAccess.currentUser, noWait: execution.noWait,
@@ -56,7 +57,8 @@ extension PipelineCommand {
             let (resumed, outcome) = try session.execute(
                 plan: plan, request: request,
                 options: RunOptions(parallelism: plan.parallelism, killGrace: execution.killGrace),
-                executable: execution.executable, secrets: secrets, environment: environment, resuming: record)
+                executable: execution.executable, secrets: secrets.merging(["(notifications)": console.secretsByName]) { a, _ in a },
+                environment: environment, resuming: record)
             if outcome == .waiting { print(try ApprovalText.waitingNotice(resumed, store: store), terminator: "") }
             try ExecutionOptions.finish(outcome)
         }

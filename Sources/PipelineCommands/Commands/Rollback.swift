@@ -144,14 +144,17 @@ extension PipelineCommand {
                         sha: target.sha, image: image, healthCheck: health)))
             let rollbackPlan = PipelineDSL.Plan(
                 pipeline: plan.pipeline, source: plan.source, parallelism: 1, environment: plan.environment, services: plan.services,
-                notifications: [], stages: [stage])
-            let session = RunSession(store: store, console: execution.makeConsole())
+                notifications: plan.notifications, stages: [stage])
+            let console = NotifyingConsole(
+                execution.makeConsole(), plan: rollbackPlan, store: store, environment: environment,
+                lookup: SecretsManagerLookup(plan.environment, environment: environment))
+            let session = RunSession(store: store, console: console)
             let request = RunSession.Request(
                 environment: environmentName, sha: target.sha.isEmpty ? nil : target.sha, ref: nil, branch: nil, trigger: "rollback",
                 user: StateAccess.currentUser, noWait: true, stageEnvironment: [:])
             let (_, outcome) = try session.execute(
                 plan: rollbackPlan, request: request, options: RunOptions(parallelism: 1, killGrace: execution.killGrace),
-                executable: execution.executable, secrets: [:], environment: environment)
+                executable: execution.executable, secrets: ["(notifications)": console.secretsByName], environment: environment)
             try ExecutionOptions.finish(outcome)
         }
 

@@ -73,7 +73,8 @@ extension PipelineCommand {
                 return
             }
             let store = try StateAccess.open(loading.workspace)
-            let session = RunSession(store: store, console: execution.makeConsole())
+            let console = NotifyingConsole(execution.makeConsole(), plan: plan, store: store, environment: processEnvironment, lookup: lookup)
+            let session = RunSession(store: store, console: console)
             let branch = ref ?? (sha == nil ? plan.environment.branch : nil)
             var request = RunSession.Request(
                 environment: environment, sha: resolution.commit?.sha ?? sha, ref: branch, branch: branch,
@@ -86,8 +87,8 @@ extension PipelineCommand {
                 parallelism: parallel ?? plan.parallelism, failFast: failFast, killGrace: execution.killGrace)
             options.waitForApproval = wait
             let (record, outcome) = try session.execute(
-                plan: plan, request: request, options: options, executable: execution.executable, secrets: secrets,
-                environment: processEnvironment)
+                plan: plan, request: request, options: options, executable: execution.executable,
+                secrets: secrets.merging(["(notifications)": console.secretsByName]) { a, _ in a }, environment: processEnvironment)
             if outcome == .waiting { print(try ApprovalText.waitingNotice(record, store: store), terminator: "") }
             try ExecutionOptions.finish(outcome)
         }

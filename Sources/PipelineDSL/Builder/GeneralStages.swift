@@ -86,6 +86,8 @@ public struct Notify: StageComponent {
     public init(_ name: String = "notify", webhook: SecretReference, format: NotificationFormat = .slack, message: String) {
         defaultName = name
         spec = NotifySpec(webhook: webhook, format: format, message: message)
+        // The URL reaches the stage as a secret (masked everywhere), never in the plan.
+        options.secrets.append(SecretBinding(name: "PIPELINE_WEBHOOK_URL", reference: webhook))
     }
 
     /// See ``StageComponent/makeSpec(in:)``.

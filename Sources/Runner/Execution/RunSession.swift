@@ -129,7 +129,7 @@ public final class RunSession: @unchecked Sendable {
         let launcher = StageLauncher(
             context: RunContext(
                 runID: run.id, environment: plan.environment.name, sha: request.sha ?? run.sha, ref: request.ref ?? run.ref,
-                branch: request.branch, marker: run.marker),
+                branch: request.branch, marker: run.marker, user: run.user),
             executable: executable, environment: environment.merging(request.stageEnvironment) { _, new in new },
             secrets: secrets)
         let executor = RunExecutor(

@@ -15,9 +15,12 @@ public struct RunContext: Sendable {
     public let branch: String?
     /// The run's marker, carried by every stage process.
     public let marker: String
+    /// Who started the run.
+    public let user: String
 
     /// A context.
-    public init(runID: Int, environment: String, sha: String?, ref: String?, branch: String?, marker: String) {
+    public init(runID: Int, environment: String, sha: String?, ref: String?, branch: String?, marker: String, user: String = "") {
+        self.user = user
         self.runID = runID
         self.environment = environment
         self.sha = sha
@@ -63,6 +66,7 @@ public struct StageLauncher: Sendable {
         }
         env["PIPELINE_RUN_ID"] = String(context.runID)
         env["PIPELINE_ENV"] = context.environment
+        env["PIPELINE_RUN_USER"] = context.user
         env["PIPELINE_SHA"] = context.sha ?? ""
         env["PIPELINE_REF"] = context.ref ?? ""
         env["PIPELINE_STAGE"] = stage.id

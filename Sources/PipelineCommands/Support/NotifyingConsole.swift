@@ -1,0 +1,93 @@
+import Foundation
+import PipelineDSL
+import Runner
+import Stages
+
+/// A console that also posts the run's events to the pipeline's run-level webhooks (`Notifications`): started,
+/// waiting for approval, succeeded, failed, rolled back. Each post is logged in the run folder
+/// (`notifications.log`); one that fails is noted and never changes how the run ends.
+final class NotifyingConsole: RunConsole, @unchecked Sendable {
+    private let inner: any RunConsole
+    private let targets: [(spec: NotificationSpec, url: String)]
+    private let store: StateStore
+
+    init(_ inner: any RunConsole, plan: Plan, store: StateStore, environment: [String: String], lookup: SecretsManagerLookup) {
+        self.inner = inner
+        self.store = store
+        var targets: [(NotificationSpec, String)] = []
+        for (index, spec) in plan.notifications.enumerated() {
+            let url: String?
+            switch spec.webhook.store {
+            case .environment: url = environment[spec.webhook.name].flatMap { $0.isEmpty ? nil : $0 }
+            case .secretsManager: url = try? lookup.value(spec.webhook)
+            }
+            if let url {
+                targets.append((spec, url))
+            } else {
+                inner.note("warning: notification \(index + 1) is off for this run: its webhook secret \(spec.webhook.name) cannot be read")
+            }
+        }
+        self.targets = targets
+    }
+
+    /// The webhook URLs by a name, for the run's masking.
+    var secretsByName: [String: String] {
+        Dictionary(targets.enumerated().map { ("webhook\($0.offset + 1)", $0.element.url) }) { first, _ in first }
+    }
+
+    func runStarted(id: Int, environment: String, stages: Int) {
+        inner.runStarted(id: id, environment: environment, stages: stages)
+        post(.started, run: id, detail: "started (\(stages) stages)")
+    }
+
+    func note(_ message: String) { inner.note(message) }
+
+    func stageOutput(stage: String, lines: UnsafeRawBufferPointer) { inner.stageOutput(stage: stage, lines: lines) }
+
+    func stageStarted(_ stage: String, attempt: Int) { inner.stageStarted(stage, attempt: attempt) }
+
+    func stageFinished(_ stage: String, status: StageStatus, attempt: Int, seconds: Double, message: String?) {
+        inner.stageFinished(stage, status: status, attempt: attempt, seconds: seconds, message: message)
+    }
+
+    func runFinished(id: Int, status: RunStatus, summary: [StageSummary], seconds: Double) {
+        inner.runFinished(id: id, status: status, summary: summary, seconds: seconds)
+        let record = try? store.run(id)
+        switch status {
+        case .succeeded where record?.trigger == "rollback": post(.rolledBack, run: id, detail: "rolled back as asked")
+        case .succeeded: post(.succeeded, run: id, detail: "succeeded")
+        case .waiting: post(.waitingForApproval, run: id, detail: "is waiting for approval: `pipeline approve \(record?.environment ?? "")`")
+        case .rolledBack:
+            post(.rolledBack, run: id, detail: "failed and was rolled back (\(record?.message ?? ""))")
+            post(.failed, run: id, detail: "failed and was rolled back (\(record?.message ?? ""))")
+        case .failed, .cancelled, .interrupted: post(.failed, run: id, detail: "\(status.rawValue): \(record?.message ?? "")")
+        default: break
+        }
+    }
+
+    private func post(_ event: RunEvent, run id: Int, detail: String) {
+        let chosen = targets.filter { $0.spec.events.contains(event) }
+        guard !chosen.isEmpty, let record = try? store.run(id) else { return }
+        let sha = record.sha.map { String($0.prefix(12)) } ?? "no commit"
+        let text = "pipeline: \(record.environment) run \(id) (\(sha), by \(record.user)) \(detail) — `pipeline status \(id)`"
+        let fields = [
+            "event": event.rawValue, "environment": record.environment, "run": String(id), "sha": record.sha ?? "", "user": record.user,
+            "status": record.status.rawValue, "command": "pipeline status \(id)",
+        ]
+        let log = store.runFolder(id).appending(path: "notifications.log")
+        for (index, target) in chosen.enumerated() {
+            let failure = blocking { () async -> String? in
+                await Webhook.post(url: target.url, format: target.spec.format, text: text, fields: fields)
+            }
+            let line = "\(Date().formatted(.iso8601)) \(event.rawValue) → webhook \(index + 1) (\(target.spec.webhook.name)): \(failure ?? "delivered")\n"
+            if let handle = try? FileHandle(forWritingTo: log) {
+                handle.seekToEndOfFile()
+                handle.write(Data(line.utf8))
+                try? handle.close()
+            } else {
+                try? line.write(to: log, atomically: false, encoding: .utf8)
+            }
+            if let failure { inner.note("warning: the \(event.rawValue) notification was not delivered: \(failure)") }
+        }
+    }
+}
