@@ -23,6 +23,11 @@ const void *_Nullable pipeline_memmem(const void *_Nonnull haystack, size_t hays
 /// `posix_spawn_file_actions_addclosefrom_np`: the spawned program gets no descriptor from `from` on.
 int pipeline_spawn_actions_closefrom(void *_Nonnull actions, int from);
 
+/// Starts `path` in a session of its own (it outlives the caller and its terminal), stdin from /dev/null,
+/// stdout and stderr appended to `log`, no other descriptor inherited. Returns its pid, or -1 with errno set.
+int pipeline_spawn_detached(const char *_Nonnull path, char *const _Nullable *_Nonnull argv, char *const _Nullable *_Nonnull envp,
+                            const char *_Nonnull log);
+
 /// Makes stdout line-buffered (it is a pipe to a stage log: lines must interleave with stderr as they happened).
 void pipeline_line_buffered_stdout(void);
 #endif

@@ -148,16 +148,9 @@ enum Gates {
     /// Continues the run in the background (`pipeline resume RUN` in a session of its own), logging to the run folder.
     static func detach(_ record: RunRecord, store: StateStore) throws {
         let log = store.runFolder(record.id).appending(path: "resume-\(Int(Date().timeIntervalSince1970)).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        let output = try FileHandle(forWritingTo: log)
-        let process = Process()
-        process.executableURL = URL(filePath: "/usr/bin/setsid")
-        process.arguments = ["-f", DSLLibrary.currentExecutable?.path ?? CommandLine.arguments[0], "resume", String(record.id)]
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
+        try DetachedProcess.start(
+            DSLLibrary.currentExecutable?.path ?? CommandLine.arguments[0], ["resume", String(record.id)],
+            environment: ProcessInfo.processInfo.environment.merging(["PIPELINE_HOME": store.home.path]) { _, new in new }, log: log)
         print("run \(record.id) continues in the background; follow it with `pipeline logs \(record.id) --follow` or `pipeline status \(record.id)` (output in \(log.path))")
     }
 }

@@ -38,6 +38,9 @@ extension PipelineCommand {
         @Flag(help: "Stop starting stages after the first failure.")
         var failFast = false
 
+        @Option(help: .hidden)
+        var trigger: String = "cli"
+
         @Flag(help: "At an approval gate, wait in the foreground instead of exiting with 4.")
         var wait = false
 
@@ -73,12 +76,21 @@ extension PipelineCommand {
                 return
             }
             let store = try StateAccess.open(loading.workspace)
+            // A commit's own trigger (a hook, pipeline watch) starts at most one run of an environment per commit.
+            if RunSession.commitTriggers.contains(trigger), let sha = resolution.commit?.sha,
+                let earlier = try store.runs(environment: environment, limit: 10_000).first(where: {
+                    $0.sha == sha && ![.cancelled, .superseded].contains($0.status)
+                })
+            {
+                print("run \(earlier.id) already deploys \(sha.prefix(12)) to \(environment) (\(earlier.status.rawValue)); not starting another")
+                return
+            }
             let console = NotifyingConsole(execution.makeConsole(), plan: plan, store: store, environment: processEnvironment, lookup: lookup)
             let session = RunSession(store: store, console: console)
             let branch = ref ?? (sha == nil ? plan.environment.branch : nil)
             var request = RunSession.Request(
                 environment: environment, sha: resolution.commit?.sha ?? sha, ref: branch, branch: branch,
-                trigger: "cli", user: StateAccess.currentUser, noWait: execution.noWait,
+                trigger: trigger, user: StateAccess.currentUser, noWait: execution.noWait,
                 source: resolution.source?.url, commit: resolution.facts,
                 stageEnvironment: SourceResolution.stageEnvironment(
                     source: resolution.source?.url, workspace: loading.workspace, commit: resolution.facts))

@@ -28,7 +28,7 @@ struct ExecutionOptions: ParsableArguments {
     /// Returns for a succeeded run, throws the exit code of any other ending.
     static func finish(_ outcome: RunStatus) throws {
         switch outcome {
-        case .succeeded: return
+        case .succeeded, .superseded: return
         case .cancelled: throw Exit.cancelled
         case .waiting: throw Exit.waitingForApproval
         default: throw Exit.stageFailed

@@ -40,6 +40,12 @@ public struct Environment: Sendable {
     }
 
     /// Several variables at once; see ``variable(_:_:)``.
+    /// What runs started by new commits do when several queue up: `.everyCommit` (the default) deploys each in
+    /// order, `.newestOnly` deploys only the newest (the others are recorded as superseded).
+    public func onNewCommits(_ policy: EnvironmentSpec.CommitQueue) -> Environment {
+        with { $0.commitQueue = policy }
+    }
+
     public func variables(_ values: [String: String]) -> Environment {
         with { $0.variables.merge(values) { _, new in new } }
     }

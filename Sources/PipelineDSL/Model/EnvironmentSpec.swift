@@ -18,6 +18,9 @@ public struct EnvironmentSpec: Codable, Sendable, Equatable {
     public var serviceNamePattern: String
     /// Free variables the templates and stages can use as `{var.NAME}`.
     public var variables: [String: String]
+    /// What runs started by new commits (hooks, `pipeline watch`) do when several queue up (nil: every one, in
+    /// order).
+    public var commitQueue: CommitQueue?
 
     /// Creates an environment spec.
     public init(
@@ -34,6 +37,14 @@ public struct EnvironmentSpec: Codable, Sendable, Equatable {
         self.dns = dns
         self.serviceNamePattern = serviceNamePattern
         self.variables = variables
+    }
+
+    /// How an environment takes commits that arrive while a run of it is going on.
+    public enum CommitQueue: String, Codable, Sendable, Equatable {
+        /// Every commit gets its run, in order.
+        case everyCommit
+        /// Only the newest waiting commit runs; older waiting runs end as superseded.
+        case newestOnly
     }
 
     /// The ECS service name of a pipeline service in this environment.

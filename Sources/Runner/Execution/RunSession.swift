@@ -113,6 +113,13 @@ public final class RunSession: @unchecked Sendable {
         let heartbeat = Heartbeat(store: store, run: run.id)
         defer { heartbeat.stop() }
         try waitForLock(run: run, noWait: request.noWait)
+        if let newer = try newerCommitRun(than: run, plan: plan, request: request, resuming: resuming) {
+            let message = "superseded by run \(newer.id) (\(newer.sha.map { String($0.prefix(12)) } ?? "a newer commit")): the environment deploys only the newest commit"
+            try store.setRunStatus(run.id, .superseded, message: message)
+            try store.addEvent(run.id, stage: nil, kind: "run.superseded", message: message)
+            console.note("run \(run.id) \(message)")
+            return (try store.run(run.id) ?? run, .superseded)
+        }
 
         let masker = SecretMasker()
         masker.add(SecretResolver.maskedValues(secrets, environment: environment))
@@ -142,6 +149,17 @@ public final class RunSession: @unchecked Sendable {
         if alreadyCancelled { executor.cancel("cancelled before the first stage") }
         let outcome = executor.execute()
         return (try store.run(run.id) ?? run, outcome)
+    }
+
+    /// Triggers that come from new commits rather than a person.
+    public static let commitTriggers: Set = ["hook", "watch"]
+
+    /// A newer commit's run queued behind `run`, when the environment deploys only the newest commit.
+    private func newerCommitRun(than run: RunRecord, plan: Plan, request: Request, resuming: RunRecord?) throws -> RunRecord? {
+        guard resuming == nil, plan.environment.commitQueue == .newestOnly, Self.commitTriggers.contains(request.trigger) else { return nil }
+        return try store.runs(environment: run.environment, limit: 200).first {
+            $0.id > run.id && $0.status == .queued && Self.commitTriggers.contains($0.trigger) && OwnerLiveness.isAlive(pid: $0.pid, heartbeat: nil)
+        }
     }
 
     private func waitForLock(run: RunRecord, noWait: Bool) throws {

@@ -77,3 +77,20 @@ public enum StageProcessSetup {
         pipeline_line_buffered_stdout()
     }
 }
+
+/// Processes that outlive the command that starts them (a run continued after an approval, runs started by hooks).
+public enum DetachedProcess {
+    /// Starts `executable` with `arguments` in a session of its own, its output appended to `log`; returns its pid.
+    @discardableResult
+    public static func start(_ executable: String, _ arguments: [String], environment: [String: String], log: URL) throws -> Int32 {
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for pointer in argv { free(pointer) }
+            for pointer in envp { free(pointer) }
+        }
+        let pid = pipeline_spawn_detached(executable, argv, envp, log.path)
+        guard pid > 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        return pid
+    }
+}

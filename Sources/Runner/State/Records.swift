@@ -18,6 +18,8 @@ public enum RunStatus: String, Sendable, Codable, CaseIterable {
     case cancelled
     /// Its runner died without finishing it; `pipeline resume` continues it.
     case interrupted
+    /// Started by a commit, it gave way to a newer commit's run before it ran anything.
+    case superseded
 
     /// Whether the run can change no more (except through `resume`, for an interrupted one).
     public var isFinal: Bool { ![.queued, .running, .waiting].contains(self) }
