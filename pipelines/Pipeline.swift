@@ -18,7 +18,7 @@ Pipeline("comyno", parallelism: 4) {
 
     // Nothing in production changes until a person has looked at what is about to go out.
     Approval("release", approvers: releaseApprovers, required: 1, timeout: .hours(24),
-             message: "Deploy {env} from the main branch")
+             message: "Deploy {env} from the main branch", identityVariable: "PIPELINE_APPROVER")
         .when(.environment("prod"))
 
     EachService {

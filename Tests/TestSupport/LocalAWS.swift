@@ -2,22 +2,34 @@ import Foundation
 
 /// The local stand-ins for AWS (`runner/local-aws`), started once per test process and stopped when it exits.
 public enum LocalAWS {
-    private nonisolated(unsafe) static var home: URL?
+    private nonisolated(unsafe) static var homes: [URL] = []
+    private static let lock = NSLock()
 
-    /// The settings a shell would source from `local-aws.env` (endpoints, the deployer's keys, region, registry).
-    public static let environment: [String: String] = {
+    /// The settings a shell would source from `local-aws.env` (endpoints, the deployer's keys, region, registry),
+    /// of the stand-ins the tests share.
+    public static let environment: [String: String] = start()
+
+    /// Stand-ins of one test's own (no other test touches their services), stopped when the test process exits.
+    public static func dedicated() -> [String: String] { start() }
+
+    private static func start() -> [String: String] {
         let folder = FileManager.default.temporaryDirectory.appending(path: "pipeline-local-aws-\(UUID().uuidString)")
         try! FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        home = folder
         let log = folder.appending(path: "local-aws.log")
         let status = spawnAndWait(Project.root.appending(path: "runner/local-aws").path, ["start"], home: folder, log: log)
         precondition(status == 0, "runner/local-aws start failed: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
-        atexit {
-            guard let home = LocalAWS.home else { return }
-            _ = spawnAndWait(
-                Project.root.appending(path: "runner/local-aws").path, ["stop"], home: home,
-                log: home.appending(path: "stop.log"))
-            try? FileManager.default.removeItem(at: home)
+        lock.withLock {
+            if homes.isEmpty {
+                atexit {
+                    for home in LocalAWS.lock.withLock({ LocalAWS.homes }) {
+                        _ = spawnAndWait(
+                            Project.root.appending(path: "runner/local-aws").path, ["stop"], home: home,
+                            log: home.appending(path: "stop.log"))
+                        try? FileManager.default.removeItem(at: home)
+                    }
+                }
+            }
+            homes.append(folder)
         }
         let text = try! String(contentsOf: folder.appending(path: "local-aws.env"), encoding: .utf8)
         var values: [String: String] = [:]
@@ -26,7 +38,7 @@ public enum LocalAWS {
             values[String(pair[0])] = String(pair[1])
         }
         return values
-    }()
+    }
 }
 
 /// Runs `executable` with its output in `log` and waits for it with waitpid. Foundation's Process would wait for

@@ -34,7 +34,7 @@ public final class LocalRegistry: @unchecked Sendable {
         case .open: break
         case .basic(let user, let password):
             let hashed = try runProcess(
-                URL(filePath: "/usr/bin/python3"), ["-W", "ignore", "-c", "import crypt, sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))", password])
+                URL(filePath: "/usr/bin/python3"), ["-W", "ignore", "-c", "import crypt, sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))", password])
             folder.write("htpasswd", "\(user):\(hashed.stdout.trimmingCharacters(in: .whitespacesAndNewlines))\n")
             authentication = "auth: {htpasswd: {realm: test, path: \(folder.url.path)/htpasswd}}\n"
         case .token(let user, let password):

@@ -56,6 +56,9 @@ struct PlanExpander {
     private func expand(_ steps: [Step], in env: EnvironmentSpec, services: [ServiceSpec]) -> [Stage] {
         var stages: [Stage] = []
         var tails = Tails()
+        // Per service, the stage of each kind so far, across EachService blocks: a register after an approval
+        // gate still takes the image its service's push stage (in the block before the gate) pushed.
+        var earlierByService: [String: [StageKind: String]] = [:]
         for step in steps {
             switch step {
             case .stage(let component):
@@ -72,7 +75,7 @@ struct PlanExpander {
                 var ends: [String] = []
                 for service in chosen {
                     var previous = tails.of(service.name)
-                    var earlier: [StageKind: String] = [:]
+                    var earlier = earlierByService[service.name] ?? [:]
                     for component in block.body(service) {
                         guard let stage = make(component, env: env, service: service, after: previous, earlier: earlier)
                         else { continue }
@@ -80,6 +83,7 @@ struct PlanExpander {
                         earlier[stage.kind] = stage.id
                         previous = [stage.id]
                     }
+                    earlierByService[service.name] = earlier
                     tails.perService[service.name] = previous
                     ends += previous
                 }

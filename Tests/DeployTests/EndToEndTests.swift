@@ -1,0 +1,131 @@
+import AWS
+import Foundation
+import Hashing
+import Testing
+import TestSupport
+
+/// What a team does in a week, through the CLI, with the reference pipelines and the example application against
+/// stand-ins of this test's own: staging deploys of A and B, a prod run of B waiting, rejected once, approved, a
+/// commit C whose health check fails and is rolled back by itself, `pipeline rollback user-service --to A`, and
+/// the history and deployments telling exactly that. The AWS side is checked in moto, the registry with skopeo.
+@Suite struct EndToEndTests {
+    @Test func aWeekOfDeploysRollbacksAndApprovals() async throws {
+        let aws = LocalAWS.dedicated()
+        let folder = TemporaryDirectory("pipeline-e2e")
+        let app = folder.url.appending(path: "app")
+        let made = try runProcess(Project.root.appending(path: "runner/dev/example-app"), [app.path])
+        #expect(made.status == 0, "\(made.stderr)")
+        // One change for the test's sake: a failing health check gives up after seconds, not the three minutes a
+        // production pipeline allows.
+        let pipelineFile = app.appending(path: "pipelines/Pipeline.swift")
+        let source = try String(contentsOf: pipelineFile, encoding: .utf8)
+        #expect(source.contains("HealthCheck(deadline: .minutes(3)"))
+        try source.replacingOccurrences(of: "HealthCheck(deadline: .minutes(3)", with: "HealthCheck(deadline: .seconds(8)")
+            .write(to: pipelineFile, atomically: true, encoding: .utf8)
+
+        func git(_ arguments: String...) throws -> String {
+            let result = try runProcess(URL(filePath: "/usr/bin/git"), ["-c", "user.name=Dev", "-c", "user.email=dev@example.com"] + arguments, in: app)
+            #expect(result.status == 0, "git \(arguments): \(result.stderr)")
+            return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        func commit(_ message: String, _ change: () throws -> Void) throws -> String {
+            try change()
+            _ = try git("commit", "-qam", message)
+            return try git("rev-parse", "HEAD")
+        }
+        func version(_ text: String) throws {
+            try "user-service \(text)\n".write(to: app.appending(path: "services/user-service/version.txt"), atomically: true, encoding: .utf8)
+        }
+        let home = folder.url.appending(path: "home")
+        func pipeline(_ arguments: String..., as user: String? = nil) throws -> ProcessOutput {
+            var environment = aws.merging(["PIPELINE_HOME": home.path]) { _, new in new }
+            if let user { environment["PIPELINE_APPROVER"] = user }
+            return try runProcess(Project.executable, arguments, in: app, environment: environment)
+        }
+        func outputs(_ run: Int, _ stage: String) throws -> [String: String] {
+            try JSONDecoder().decode([String: String].self, from: Data(contentsOf: home.appending(path: "runs/\(run)/outputs/\(stage).json")))
+        }
+
+        // Monday: A to staging.
+        let a = try commit("user-service A") { try version("A") }
+        let runA = try pipeline("run", "staging")
+        #expect(runA.status == 0, "\(runA.stdout)\(runA.stderr)")
+        let imageA = try #require(try outputs(1, "user-service.push")["image"])
+        let digestA = try #require(try outputs(1, "user-service.push")["digest"])
+        let revisionA = try #require(try outputs(1, "user-service.register")["taskDefinitionArn"])
+
+        // Tuesday: B to staging.
+        let b = try commit("user-service B") { try version("B") }
+        #expect(try pipeline("run", "staging").status == 0)
+        let digestB = try #require(try outputs(2, "user-service.push")["digest"])
+        let revisionB = try #require(try outputs(2, "user-service.register")["taskDefinitionArn"])
+
+        // Wednesday: B merged to main; prod waits at its gate, is rejected, runs again and is approved.
+        _ = try git("branch", "-f", "main", b)
+        let waiting = try pipeline("run", "prod", as: "dave")
+        #expect(waiting.status == 4, "\(waiting.stdout)\(waiting.stderr)")
+        #expect(waiting.stdout.contains("run 3 waits for approval at release: Deploy prod from the main branch"))
+        let status = try pipeline("status", "3")
+        #expect(status.stdout.contains("user-service") && status.stdout.contains(String(b.prefix(12))) && status.stdout.contains(String(digestB.prefix(19))), "\(status.stdout)")
+        #expect(try pipeline("reject", "prod", "--reason", "wait for the release notes", as: "bob").status == 0)
+        #expect(try pipeline("run", "prod", as: "dave").status == 4)
+        let approved = try pipeline("approve", "prod", "--comment", "notes are out", as: "alice")
+        #expect(approved.status == 0, "\(approved.stdout)\(approved.stderr)")
+        #expect(approved.stdout.contains("run 4 succeeded"), "\(approved.stdout)")
+
+        // Thursday: C breaks user-service's health check; the run puts it back on B by itself.
+        let templateFile = app.appending(path: "pipelines/taskdefs/user-service.json")
+        let c = try commit("user-service C") {
+            try version("C")
+            let template = try String(contentsOf: templateFile, encoding: .utf8)
+            try template.replacingOccurrences(
+                of: "\"environment\": [", with: "\"environment\": [\n        {\"name\": \"LOCAL_HEALTH\", \"value\": \"failing\"},"
+            ).write(to: templateFile, atomically: true, encoding: .utf8)
+        }
+        let broken = try pipeline("run", "staging")
+        #expect(broken.status == 1, "\(broken.stdout)")
+        #expect(broken.stdout.contains("run 5 failed and was rolled back"), "\(broken.stdout)")
+
+        // Friday: user-service on staging back to A.
+        let rollback = try pipeline("rollback", "user-service", "--env", "staging", "--to", String(a.prefix(7)), "--yes")
+        #expect(rollback.status == 0, "\(rollback.stdout)\(rollback.stderr)")
+
+        // The story, as the runner tells it.
+        let history = try pipeline("history").stdout.split(separator: "\n").dropFirst().map { $0.split(separator: " ", omittingEmptySubsequences: true) }
+        #expect(history.map { "\($0[0]) \($0[1]) \($0[2])" } == [
+            "6 staging succeeded", "5 staging rolled-back", "4 prod succeeded", "3 prod failed", "2 staging succeeded", "1 staging succeeded",
+        ], "\(history)")
+        let staging = try pipeline("deployments", "user-service", "--env", "staging").stdout.split(separator: "\n").dropFirst()
+            .map { $0.split(separator: " ", omittingEmptySubsequences: true) }
+        #expect(staging.map { "\($0[3]) \($0[4]) \($0[7])" } == [
+            "rollback \(a.prefix(12)) 6", "rollback \(b.prefix(12)) 5", "deploy \(b.prefix(12)) 2", "deploy \(a.prefix(12)) 1",
+        ], "\(staging)")
+        let prod = try pipeline("deployments", "user-service", "--env", "prod").stdout
+        let prodRows = prod.split(separator: "\n").dropFirst().map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+        #expect(prodRows.map { "\($0[3]) \($0[4]) \($0[5]) \($0[7]) \($0[9])" } == ["deploy \(b.prefix(12)) \(digestB.prefix(19)) 4 alice"], "\(prod)")
+        #expect(!prod.contains(String(c.prefix(12))))
+
+        // The AWS side, in moto.
+        let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: aws))
+        #expect(try await client.describeService(cluster: "staging-cluster", service: "user-service-staging").taskDefinition == revisionA)
+        let imagesA = try await client.describeTaskDefinition(revisionA).images
+        #expect(imagesA == [imageA], "\(imagesA) vs \(imageA)")
+        let prodService = try await client.describeService(cluster: "production-cluster", service: "user-service")
+        let prodImages = try await client.describeTaskDefinition(prodService.taskDefinition).images
+        #expect(prodImages.first?.hasSuffix("@\(digestB)") == true, "\(prodImages) vs \(digestB)")
+        #expect(prodService.taskDefinition != revisionB)  // prod has its own family
+        let zone = try #require(try await client.hostedZone(named: "staging.comyno.net"))
+        let record = try await client.recordSet(zone: zone.id, name: "user-service.staging.comyno.net", type: "CNAME")
+        #expect(record?.values == ["staging-alb.us-east-1.elb.amazonaws.com"])
+
+        // The registry side, through skopeo: what was pushed for A and B is what the registry serves.
+        let host = String(aws["PIPELINE_REGISTRY"]!.dropFirst("http://".count))
+        for (sha, digest) in [(a, digestA), (b, digestB)] {
+            let served = try runProcess(
+                URL(filePath: "/usr/bin/skopeo"),
+                ["inspect", "--raw", "--tls-verify=false", "--creds", "AWS:123456789012-auth-token", "docker://\(host)/sv-user:\(sha)"])
+            #expect(served.status == 0, "\(served.stderr)")
+            #expect("sha256:" + SHA256.hash(Data(served.stdout.utf8)).hexString == digest)
+        }
+    }
+}
