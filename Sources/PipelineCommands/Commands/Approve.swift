@@ -53,6 +53,7 @@ extension PipelineCommand {
                     print("run \(gate.run.id) approved by \(approvers.joined(separator: ", ")); it continues in the process that waits for it (pid \(gate.run.pid ?? 0))")
                 case .released(let approvers):
                     print("run \(gate.run.id) approved by \(approvers.joined(separator: ", ")); continuing from \(gate.stage)")
+                    fflush(nil)
                     guard let record = try store.run(gate.run.id) else { return }
                     if detach {
                         try Gates.detach(record, store: store)

@@ -149,6 +149,7 @@ extension PipelineCommand {
                 execution.makeConsole(), plan: rollbackPlan, store: store, environment: environment,
                 lookup: SecretsManagerLookup(plan.environment, environment: environment))
             let session = RunSession(store: store, console: console)
+            fflush(nil)  // what was printed so far comes before the run's own output
             let request = RunSession.Request(
                 environment: environmentName, sha: target.sha.isEmpty ? nil : target.sha, ref: nil, branch: nil, trigger: "rollback",
                 user: StateAccess.currentUser, noWait: true, stageEnvironment: [:])
