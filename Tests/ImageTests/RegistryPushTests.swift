@@ -110,6 +110,33 @@ import TestSupport
         } throws: { "\($0)".contains("wants a user name and password") }
     }
 
+    /// Hands out a stale password until asked for fresh credentials, as an ECR token source does once a token has
+    /// expired; counts how often it was asked to refresh.
+    final class RotatingCredentials: RegistryCredentialSource, @unchecked Sendable {
+        private let lock = NSLock()
+        private var refreshed = 0
+        var refreshes: Int { lock.withLock { refreshed } }
+
+        func credentials(refresh: Bool) async throws -> RegistryCredentials? {
+            lock.withLock {
+                if refresh { refreshed += 1 }
+                return RegistryCredentials(username: "AWS", password: refreshed > 0 ? "fresh-token" : "expired-token")
+            }
+        }
+    }
+
+    @Test func refusedCredentialsAreFetchedAgainOnceAndThePushGoesOn() async throws {
+        let registry = try LocalRegistry(.basic(user: "AWS", password: "fresh-token"))
+        let imageFixture = ImageFixture.image(seed: 55)
+        let image = try LocalImage.read(imageFixture.folder)
+        let source = RotatingCredentials()
+        let client = try RegistryClient(base: registry.url, repository: "rotated", credentials: source)
+        let report = try await ImagePush(client: client).push(image, tags: ["v1"])
+        #expect(report.uploaded == 3)
+        #expect(source.refreshes == 1)
+        #expect(digest(try registry.manifest("rotated:v1", credentials: "AWS:fresh-token")) == image.root.digest.description)
+    }
+
     @Test func theBearerTokenFlowIsFollowed() async throws {
         let registry = try LocalRegistry(.token(user: "robot", password: "s3cret"))
         let imageFixture = ImageFixture.image(seed: 61)
