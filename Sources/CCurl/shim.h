@@ -32,6 +32,10 @@ static inline CURLcode pipeline_curl_set_header_function(CURL *_Nonnull handle, 
 static inline CURLcode pipeline_curl_set_read_function(CURL *_Nonnull handle, pipeline_curl_data_callback _Nullable fn) {
     return curl_easy_setopt(handle, CURLOPT_READFUNCTION, fn);
 }
+typedef int (*pipeline_curl_seek_callback)(void *_Nullable context, curl_off_t offset, int origin);
+static inline CURLcode pipeline_curl_set_seek_function(CURL *_Nonnull handle, pipeline_curl_seek_callback _Nullable fn) {
+    return curl_easy_setopt(handle, CURLOPT_SEEKFUNCTION, fn);
+}
 static inline CURLcode pipeline_curl_setopt_off(CURL *_Nonnull handle, CURLoption option, curl_off_t value) {
     return curl_easy_setopt(handle, option, value);
 }

@@ -105,7 +105,28 @@ final class Transfer {
             let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
             return transfer.read(into: buffer, capacity: size * count)
         }
+        // libcurl rewinds the body when it sends the request again (a reused connection found closed, a redirect).
+        _ = pipeline_curl_setopt_pointer(curl, CURLOPT_SEEKDATA, context)
+        _ = pipeline_curl_set_seek_function(curl) { context, offset, origin in
+            let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+            return origin == SEEK_SET && transfer.rewind(to: UInt64(offset)) ? 0 : 1  // CURL_SEEKFUNC_OK / _FAIL
+        }
         return nil
+    }
+
+    /// Moves the body back to `offset` from its start.
+    private func rewind(to offset: UInt64) -> Bool {
+        switch request.body {
+        case .none: return offset == 0
+        case .bytes(let bytes):
+            guard offset <= UInt64(bytes.count) else { return false }
+            uploadOffset = Int(offset)
+            return true
+        case .file(_, let start, let size):
+            guard offset <= size, let upload, (try? upload.seek(toOffset: start + offset)) != nil else { return false }
+            uploadRemaining = size - offset
+            return true
+        }
     }
 
     private func read(into buffer: UnsafeMutablePointer<CChar>, capacity: Int) -> Int {

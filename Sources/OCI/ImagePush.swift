@@ -63,6 +63,7 @@ public struct ImagePush: Sendable {
             }
         }
         var report = Report(digest: image.root.digest)
+        let done = DoneBlobs()
         let outcomes: [BlobOutcome]
         do {
             outcomes = try await withThrowingTaskGroup(of: BlobOutcome.self) { group in
@@ -74,12 +75,15 @@ public struct ImagePush: Sendable {
                 }
                 while let outcome = try await group.next() {
                     results.append(outcome)
+                    done.add(outcome)
                     if let blob = pending.popFirst() { group.addTask { try await self.send(blob, progress: progress) } }
                 }
                 return results
             }
         } catch let error as ImageError {
-            throw ImageError("\(error.description); nothing was tagged (the blobs already sent stay, unreferenced)")
+            let (count, uploaded) = done.counts
+            throw ImageError(
+                "\(error.description); by then \(count) of \(image.blobs.count) blobs were in the registry (\(uploaded) uploaded by this push); nothing was tagged (the blobs sent stay, unreferenced)")
         } catch {
             throw ImageError("\(error)")
         }
@@ -102,6 +106,22 @@ public struct ImagePush: Sendable {
         }
         if tags.isEmpty { try await client.putManifest(image.root, as: image.root.digest.description) }
         return report
+    }
+
+    /// The blobs finished so far, for a failure's message.
+    final class DoneBlobs: @unchecked Sendable {
+        private let lock = NSLock()
+        private var finished = 0
+        private var uploaded = 0
+
+        func add(_ outcome: BlobOutcome) {
+            lock.withLock {
+                finished += 1
+                if case .uploaded = outcome { uploaded += 1 }
+            }
+        }
+
+        var counts: (Int, Int) { lock.withLock { (finished, uploaded) } }
     }
 
     enum BlobOutcome: Sendable {

@@ -108,6 +108,33 @@ import TestSupport
         #expect(ran(home) == ["before"])
     }
 
+    @Test func aRunCancelledWhileWaitingCannotBeApproved() throws {
+        let home = TemporaryDirectory()
+        let waiting = Process()
+        waiting.executableURL = Project.executable
+        waiting.arguments = ["run", "prod", "--wait"]
+        waiting.currentDirectoryURL = Self.project.url
+        waiting.environment = ProcessInfo.processInfo.environment.merging(
+            ["PIPELINE_HOME": home.url.path, "PIPELINE_CACHE_DIR": RunFixture.cache.url.path, "TEST_DIR": home.url.path, "TEST_USER": "carol"]
+        ) { _, new in new }
+        waiting.standardOutput = FileHandle.nullDevice
+        waiting.standardError = FileHandle.nullDevice
+        try waiting.run()
+        #expect(RunFixture.waitFor(home.url.appending(path: "ran")))
+        var asked = false
+        for _ in 0..<600 where !asked {
+            asked = (try? StateStore(home: home.url).approvals(run: 1, stage: "release").isEmpty == false) ?? false
+            if !asked { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        #expect(asked)
+        kill(waiting.processIdentifier, SIGINT)
+        waiting.waitUntilExit()
+        #expect(waiting.terminationStatus == 130)
+        let late = try pipeline("approve", "prod", "--run", "1", user: "alice", home: home)
+        #expect(late.status == 2 && late.stderr.contains("run 1 does not wait for approval: it is cancelled"), "\(late.stderr)")
+        #expect(ran(home) == ["before"])
+    }
+
     @Test func racingApprovalsMoveTheRunOnExactlyOnce() throws {
         let home = TemporaryDirectory()
         #expect(try pipeline("run", "prod", user: "carol", home: home).status == 4)
