@@ -15,10 +15,11 @@ public struct PipelineCommand: AsyncParsableCommand {
             state lives in $PIPELINE_HOME (default: .pipeline/ beside pipelines/).
 
             EXIT CODES
-              0    ok
-              1    a stage failed
-              2    bad input or pipeline definition: nothing was changed; the message says what to fix
-              3    the environment is busy with another run (--no-wait)
+              0    ok (also: nothing to do; a run superseded by a newer commit's)
+              1    a stage failed, or the run failed and a service was rolled back
+              2    bad input, a refusal or a pipeline definition error: nothing was changed; the message says what to fix
+              3    the environment is busy: another run holds it (--no-wait) or waits at an approval gate
+              4    the run waits for approval (`pipeline approve ENV`)
               70   internal error: a bug in pipeline, please report it with the message
               130  cancelled (Ctrl-C or SIGTERM)
             """,
