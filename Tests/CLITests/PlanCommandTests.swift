@@ -85,7 +85,8 @@ private let services = ["user-service", "expense-service", "notification-service
         let help = try pipeline("--help")
         #expect(help.status == 0)
         #expect(help.stdout.contains("EXIT CODES"))
-        #expect(help.stdout.contains("2    bad input or pipeline definition"))
+        #expect(help.stdout.contains("2    bad input, a refusal or a pipeline definition error"))
+        #expect(help.stdout.contains("4    the run waits for approval"))
         for command in ["plan", "list"] {
             let sub = try pipeline(command, "--help")
             #expect(sub.status == 0)
