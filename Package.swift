@@ -45,7 +45,7 @@ let package = Package(
         .testTarget(name: "PipelineDSLTests", dependencies: ["PipelineDSL"]),
         .testTarget(name: "RunnerTests", dependencies: ["Runner", "PipelineDSL", "TestSupport"]),
         .testTarget(name: "GitTests", dependencies: ["Git", "TestSupport"]),
-        .testTarget(name: "StagesTests", dependencies: ["Stages", "PipelineDSL", "AWS", "TestSupport"]),
+        .testTarget(name: "StagesTests", dependencies: ["Stages", "PipelineDSL", "AWS", "Runner", "TestSupport"]),
         .testTarget(name: "AWSTests", dependencies: ["AWS", "HTTP", "TestSupport", "pipeline"]),
         .testTarget(name: "DeployTests", dependencies: ["Stages", "AWS", "HTTP", "Runner", "PipelineDSL", "TestSupport", "pipeline"]),
         .testTarget(name: "ImageTests", dependencies: ["OCI", "Stages", "AWS", "HTTP", "Hashing", "TestSupport", "pipeline"]),

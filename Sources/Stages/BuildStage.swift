@@ -11,9 +11,7 @@ enum BuildStage {
         do {
             let result = try build(spec, environment: environment)
             print("built \(spec.service) as \(result.name) with \(result.builder); image at \(result.path)")
-            if let file = environment["PIPELINE_OUTPUTS"] {
-                try "image=\(result.path)\nref=\(result.reference)\nbuilder=\(result.builder)\n".write(toFile: file, atomically: true, encoding: .utf8)
-            }
+            try StageOutputFile(environment: environment).set(["image": result.path, "ref": result.reference, "builder": result.builder])
             return 0
         } catch {
             FileHandle.standardError.write(Data("error: building the image of \(spec.service): \(error)\n".utf8))

@@ -14,7 +14,7 @@ enum DNSStage {
             let summary = wanted.alias.map { "alias \($0.dnsName)" } ?? wanted.values.joined(separator: ", ")
             if let current, matches(current, wanted) {
                 print("\(spec.name) \(wanted.type) already points at \(summary): no change sent")
-                try writeOutputs("changed=false\n", environment: environment)
+                try StageOutputFile(environment: environment).set(["changed": "false"])
                 return 0
             }
             let change = Route53.Change(
@@ -33,7 +33,7 @@ enum DNSStage {
                 }
                 print("change \(id) is INSYNC")
             }
-            try writeOutputs("changed=true\nchangeId=\(id)\n", environment: environment)
+            try StageOutputFile(environment: environment).set(["changed": "true", "changeId": id])
             return 0
         } catch {
             FileHandle.standardError.write(Data("error: changing \(spec.name) in \(spec.zone): \(error)\n".utf8))
@@ -57,9 +57,5 @@ enum DNSStage {
         }
         return current.aliasDNSName == nil && current.ttl == wanted.ttl
             && Set(current.values.map(bare)) == Set(wanted.values.map(bare))
-    }
-
-    private static func writeOutputs(_ text: String, environment: [String: String]) throws {
-        if let file = environment["PIPELINE_OUTPUTS"] { try text.write(toFile: file, atomically: true, encoding: .utf8) }
     }
 }

@@ -28,10 +28,10 @@ enum PushStage {
             let reference = "\(target.repositoryURI)@\(report.digest)"
             print("pushed \(report)")
             print("image \(reference)")
-            if let file = environment["PIPELINE_OUTPUTS"] {
-                try "image=\(reference)\ndigest=\(report.digest)\ntags=\(tags.joined(separator: ","))\nregistry=\(target.client.host)\n"
-                    .write(toFile: file, atomically: true, encoding: .utf8)
-            }
+            try StageOutputFile(environment: environment).set([
+                "image": reference, "digest": report.digest.description, "tags": tags.joined(separator: ","),
+                "registry": target.client.host,
+            ])
             return 0
         } catch {
             FileHandle.standardError.write(Data("error: pushing the image of \(spec.service): \(error)\n".utf8))

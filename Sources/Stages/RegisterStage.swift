@@ -11,8 +11,8 @@ enum RegisterStage {
             print(result.reused
                 ? "task definition unchanged: reusing \(result.arn)"
                 : "registered \(result.arn)")
-            let outputs = "taskDefinitionArn=\(result.arn)\nimage=\(result.image)\nreused=\(result.reused)\n"
-            if let file = environment["PIPELINE_OUTPUTS"] { try outputs.write(toFile: file, atomically: true, encoding: .utf8) }
+            try StageOutputFile(environment: environment).set(
+                ["taskDefinitionArn": result.arn, "image": result.image, "reused": String(result.reused)])
             return 0
         } catch {
             FileHandle.standardError.write(Data("error: registering the task definition of \(spec.service): \(error)\n".utf8))

@@ -24,6 +24,7 @@ enum ServiceRollback {
     ) async throws -> Result {
         var target = arn
         let described = try await client.describeTaskDefinition(arn)
+        var images = described.images
         if described.status == "INACTIVE" {
             guard let storedDefinition else {
                 throw StageError("\(arn) is INACTIVE (deregistered) and no stored definition of it is recorded to register again")
@@ -31,13 +32,14 @@ enum ServiceRollback {
             let registered = try await client.registerTaskDefinition(Data(storedDefinition.utf8))
             print("\(arn) is INACTIVE: registered its stored definition again as \(registered.taskDefinitionArn)")
             target = registered.taskDefinitionArn
+            images = registered.images
         }
         let current = try await client.describeService(cluster: update.cluster, service: update.ecsService)
         print("putting \(update.ecsService) in \(update.cluster) back on \(target) (it runs \(current.taskDefinition))")
         _ = try await client.updateService(cluster: update.cluster, service: update.ecsService, taskDefinition: target)
         let service = try await ServiceRollout.wait(for: target, spec: update, client: client)
         print("stable: \(target) runs \(service.runningCount)/\(service.desiredCount)")
-        let image = try? await client.describeTaskDefinition(target).images.first
+        let image = images.first
         guard let healthCheck else { return Result(taskDefinitionArn: target, image: image, healthy: nil, health: nil) }
         let outcome = await HealthCheckStage.check(healthCheck, environment: environment, artifacts: artifacts, file: "rollback-health.jsonl")
         return Result(taskDefinitionArn: target, image: image, healthy: outcome.healthy, health: outcome.summary)

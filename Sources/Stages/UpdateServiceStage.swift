@@ -65,23 +65,3 @@ enum ServiceRollout {
         }
     }
 }
-
-/// The outputs file of the stage (`PIPELINE_OUTPUTS`), kept whole as values are added.
-final class StageOutputFile: @unchecked Sendable {
-    private let path: String?
-    private var values: [(String, String)] = []
-
-    init(environment: [String: String]) { path = environment["PIPELINE_OUTPUTS"] }
-
-    func set(_ new: KeyValuePairs<String, String>) throws {
-        for (key, value) in new {
-            if let index = values.firstIndex(where: { $0.0 == key }) { values[index].1 = value } else { values.append((key, value)) }
-        }
-        guard let path else { return }
-        try values.map { "\($0.0)=\($0.1)\n" }.joined().write(toFile: path, atomically: true, encoding: .utf8)
-    }
-
-    func set(_ key: String, _ value: String) throws {
-        try set([key: value])
-    }
-}

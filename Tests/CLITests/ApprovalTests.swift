@@ -29,10 +29,37 @@ import TestSupport
         return folder
     }()
 
+    func environment(_ home: TemporaryDirectory, user: String) -> [String: String] {
+        ["PIPELINE_HOME": home.url.path, "PIPELINE_CACHE_DIR": RunFixture.cache.url.path, "TEST_DIR": home.url.path, "TEST_USER": user]
+    }
+
+    /// `pipeline ARGS` started and left running, as `user`.
+    func start(_ arguments: [String], user: String, home: TemporaryDirectory) throws -> Process {
+        let process = Process()
+        process.executableURL = Project.executable
+        process.arguments = arguments
+        process.currentDirectoryURL = Self.project.url
+        process.environment = ProcessInfo.processInfo.environment.merging(environment(home, user: user)) { _, new in new }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// `pipeline run prod --wait` started by carol, once its run has reached the gate.
+    func waitingInTheForeground(_ home: TemporaryDirectory) throws -> Process {
+        let process = try start(["run", "prod", "--wait"], user: "carol", home: home)
+        var asked = false
+        for _ in 0..<1200 where !asked {
+            asked = (try? StateStore(home: home.url).approvals(run: 1, stage: "release").isEmpty == false) ?? false
+            if !asked { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        #expect(asked)
+        return process
+    }
+
     func pipeline(_ arguments: String..., user: String, home: TemporaryDirectory) throws -> ProcessOutput {
-        try runProcess(
-            Project.executable, arguments, in: Self.project.url,
-            environment: ["PIPELINE_HOME": home.url.path, "PIPELINE_CACHE_DIR": RunFixture.cache.url.path, "TEST_DIR": home.url.path, "TEST_USER": user])
+        try runProcess(Project.executable, arguments, in: Self.project.url, environment: environment(home, user: user))
     }
 
     func ran(_ home: TemporaryDirectory) -> [String] {
@@ -110,23 +137,7 @@ import TestSupport
 
     @Test func aRunCancelledWhileWaitingCannotBeApproved() throws {
         let home = TemporaryDirectory()
-        let waiting = Process()
-        waiting.executableURL = Project.executable
-        waiting.arguments = ["run", "prod", "--wait"]
-        waiting.currentDirectoryURL = Self.project.url
-        waiting.environment = ProcessInfo.processInfo.environment.merging(
-            ["PIPELINE_HOME": home.url.path, "PIPELINE_CACHE_DIR": RunFixture.cache.url.path, "TEST_DIR": home.url.path, "TEST_USER": "carol"]
-        ) { _, new in new }
-        waiting.standardOutput = FileHandle.nullDevice
-        waiting.standardError = FileHandle.nullDevice
-        try waiting.run()
-        #expect(RunFixture.waitFor(home.url.appending(path: "ran")))
-        var asked = false
-        for _ in 0..<600 where !asked {
-            asked = (try? StateStore(home: home.url).approvals(run: 1, stage: "release").isEmpty == false) ?? false
-            if !asked { Thread.sleep(forTimeInterval: 0.05) }
-        }
-        #expect(asked)
+        let waiting = try waitingInTheForeground(home)
         kill(waiting.processIdentifier, SIGINT)
         waiting.waitUntilExit()
         #expect(waiting.terminationStatus == 130)
@@ -138,20 +149,7 @@ import TestSupport
     @Test func racingApprovalsMoveTheRunOnExactlyOnce() throws {
         let home = TemporaryDirectory()
         #expect(try pipeline("run", "prod", user: "carol", home: home).status == 4)
-        let environment = { (user: String) in
-            ["PIPELINE_HOME": home.url.path, "PIPELINE_CACHE_DIR": RunFixture.cache.url.path, "TEST_DIR": home.url.path, "TEST_USER": user]
-        }
-        let racers = try ["alice", "bob"].map { user -> Process in
-            let process = Process()
-            process.executableURL = Project.executable
-            process.arguments = ["approve", "prod", "--run", "1"]
-            process.currentDirectoryURL = Self.project.url
-            process.environment = ProcessInfo.processInfo.environment.merging(environment(user)) { _, new in new }
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            return process
-        }
+        let racers = try ["alice", "bob"].map { try start(["approve", "prod", "--run", "1"], user: $0, home: home) }
         for racer in racers { racer.waitUntilExit() }
         #expect(racers.map(\.terminationStatus).sorted() == [0, 2] || racers.map(\.terminationStatus) == [0, 0])
         #expect(ran(home) == ["before", "after"])
@@ -161,23 +159,7 @@ import TestSupport
 
     @Test func waitKeepsTheRunInTheForegroundAndDetachContinuesInTheBackground() throws {
         let home = TemporaryDirectory()
-        let foreground = Process()
-        foreground.executableURL = Project.executable
-        foreground.arguments = ["run", "prod", "--wait"]
-        foreground.currentDirectoryURL = Self.project.url
-        foreground.environment = ProcessInfo.processInfo.environment.merging(
-            ["PIPELINE_HOME": home.url.path, "PIPELINE_CACHE_DIR": RunFixture.cache.url.path, "TEST_DIR": home.url.path, "TEST_USER": "carol"]
-        ) { _, new in new }
-        foreground.standardOutput = FileHandle.nullDevice
-        foreground.standardError = FileHandle.nullDevice
-        try foreground.run()
-        #expect(RunFixture.waitFor(home.url.appending(path: "ran")))
-        let store = try StateStore(home: home.url)
-        var waited = 0
-        while try store.approvals(run: 1, stage: "release").isEmpty && waited < 300 {
-            Thread.sleep(forTimeInterval: 0.05)
-            waited += 1
-        }
+        let foreground = try waitingInTheForeground(home)
         // The foreground run reads the records: an approval from elsewhere lets it go on.
         var approve = try pipeline("approve", "prod", user: "alice", home: home)
         #expect(approve.status == 0 && approve.stdout.contains("it continues in the process that waits for it"), "\(approve.stdout)\(approve.stderr)")

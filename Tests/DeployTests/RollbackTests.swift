@@ -64,6 +64,10 @@ import TestSupport
         let never = try project.pipeline("rollback", "api-service", "--to", "0000000", "--yes")
         #expect(never.status == 2 && never.stderr.contains("0000000 was never deployed for this service"), "\(never.stderr)")
 
+        let dry = try project.pipeline("rollback", "api-service", "--to", String(a.prefix(8)), "--dry-run")
+        #expect(dry.status == 0 && dry.stdout.contains("to    \(a.prefix(12))") && dry.stdout.contains("dry run: nothing changed"), "\(dry.stdout)")
+        #expect(try await project.live() == revisionB)
+
         let unconfirmed = try project.pipeline("rollback", "api-service", "--to", String(a.prefix(8)))
         #expect(unconfirmed.status == 2 && unconfirmed.stderr.contains("add --yes"), "\(unconfirmed.stderr)")
 

@@ -45,6 +45,20 @@ import TestSupport
         #expect(refused.stderr.contains("refused the credentials") && !refused.stderr.contains("not-the-token"), "\(refused.stderr)")
     }
 
+    @Test func imagePushToANamedRegistryNeedsNoAWSAndRefusesPlainHTTPElsewhere() throws {
+        let registry = try LocalRegistry()
+        let fixture = ImageFixture.image(seed: 111)
+        // No AWS settings at all: a named registry is not ECR.
+        let pushed = try runProcess(
+            Project.executable, ["image", "push", fixture.folder.path, "plain/app:v1", "--registry", registry.url],
+            environment: ["AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_EC2_METADATA_DISABLED": "true"])
+        #expect(pushed.status == 0, "\(pushed.stderr)")
+        #expect(pushed.stdout == "\(fixture.digest)\n")
+        let remote = try runProcess(
+            Project.executable, ["image", "push", fixture.folder.path, "plain/app:v1", "--registry", "http://registry.example.com:5000"])
+        #expect(remote.status == 1 && remote.stderr.contains("is plain HTTP and not on this machine"), "\(remote.stderr)")
+    }
+
     /// A repository with pipelines and two services, each with a Dockerfile buildah can build here (FROM scratch).
     func project(
         dockerfile: String = "FROM scratch\nARG GREETING\nCOPY app.txt /app.txt\nLABEL greeting=$GREETING\n", apiBuilder: String = "buildah"

@@ -179,12 +179,11 @@ enum ApprovalText {
     /// For each service of the run: what runs now (the latest recorded deployment) and what the run would put out.
     static func releaseLines(_ gate: WaitingGate, store: StateStore) throws -> String {
         let folder = RunFolder(root: store.runFolder(gate.run.id))
-        let outputs = folder.outputs()
         var table = TextTable(headers: ["SERVICE", "LIVE SHA", "LIVE DIGEST", "NEW SHA", "NEW DIGEST"])
         for service in Set(gate.plan.stages.compactMap(\.service)).sorted() {
             let live = try store.deployments(service: service, environment: gate.run.environment, limit: 1).first
             let push = gate.plan.stages.first { $0.kind == .push && $0.service == service }
-            let digest = push.flatMap { outputs[RunFolder.fileName($0.id)]?["digest"] }
+            let digest = push.flatMap { folder.publishedOutputs(of: $0.id)?["digest"] }
             table.add([
                 service, live.map { String($0.sha.prefix(12)) } ?? "-", live?.digest.map { String($0.prefix(19)) } ?? "-",
                 gate.run.sha.map { String($0.prefix(12)) } ?? "-", digest.map { String($0.prefix(19)) } ?? "-",

@@ -170,10 +170,7 @@ extension PipelineCommand {
                     continue
                 }
                 guard let sha = resolution.commit?.sha else { continue }
-                let deployed = try store.runs(environment: spec.name, limit: 10_000).contains {
-                    $0.sha == sha && ![.cancelled, .superseded].contains($0.status)
-                }
-                if deployed { continue }
+                if try !store.deployingRuns(environment: spec.name, sha: sha).isEmpty { continue }
                 try CommitRuns.start(environment: spec.name, sha: sha, trigger: "watch", workspace: loading.workspace)
                 print("\(Dates.format(Date())) \(spec.name): new commit \(sha.prefix(12)) on \(spec.branch); run started")
             }

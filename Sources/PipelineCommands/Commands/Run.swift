@@ -78,9 +78,7 @@ extension PipelineCommand {
             let store = try StateAccess.open(loading.workspace)
             // A commit's own trigger (a hook, pipeline watch) starts at most one run of an environment per commit.
             if RunSession.commitTriggers.contains(trigger), let sha = resolution.commit?.sha,
-                let earlier = try store.runs(environment: environment, limit: 10_000).first(where: {
-                    $0.sha == sha && ![.cancelled, .superseded].contains($0.status)
-                })
+                let earlier = try store.deployingRuns(environment: environment, sha: sha).first
             {
                 print("run \(earlier.id) already deploys \(sha.prefix(12)) to \(environment) (\(earlier.status.rawValue)); not starting another")
                 return

@@ -37,7 +37,7 @@ public struct WaitingGate: Sendable {
     @discardableResult
     public static func expireOverdue(store: StateStore, environment: String? = nil, now: Date = Date()) throws -> [RunRecord] {
         var expired: [RunRecord] = []
-        for run in try store.waitingRuns(environment: environment) where run.status == .waiting {
+        for run in try store.waitingRuns(environment: environment) {
             guard let gate = try of(run, store: store), let expiresAt = gate.expiresAt, expiresAt < now else { continue }
             if try store.expire(run: run.id, stage: gate.stage, after: gate.spec.timeoutSeconds ?? 0), let ended = try store.run(run.id) {
                 expired.append(ended)

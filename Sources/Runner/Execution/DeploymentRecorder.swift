@@ -73,7 +73,7 @@ struct DeploymentRecorder {
 
     /// A stage's outputs: published (`.json`, after success) or as the stage left them (`.env`).
     private func values(of stage: String) -> [String: String] {
-        if let published = folder.outputs()[RunFolder.fileName(stage)] { return published }
+        if let published = folder.publishedOutputs(of: stage) { return published }
         guard let text = try? String(contentsOf: folder.outputsFile(stage), encoding: .utf8) else { return [:] }
         return StageOutputs.parse(text)
     }

@@ -51,6 +51,14 @@ public struct RunFolder: Sendable {
     /// The folder a stage keeps its artifacts in.
     public func artifacts(_ stage: String) -> URL { root.appending(path: "artifacts/\(Self.fileName(stage))") }
 
+    /// The outputs `stage` published (it succeeded), if any.
+    public func publishedOutputs(of stage: String) -> [String: String]? {
+        guard let data = FileManager.default.contents(atPath: root.appending(path: "outputs/\(Self.fileName(stage)).json").path) else {
+            return nil
+        }
+        return try? JSONDecoder().decode([String: String].self, from: data)
+    }
+
     /// The outputs each finished stage produced.
     public func outputs() -> [String: [String: String]] {
         let folder = root.appending(path: "outputs")
@@ -110,7 +118,7 @@ public struct RunFolder: Sendable {
     }
 
     /// Stage ids as file names: `/` and other awkward characters become `_`.
-    public static func fileName(_ stage: String) -> String {
+    static func fileName(_ stage: String) -> String {
         String(stage.map { $0.isLetter || $0.isNumber || "._-".contains($0) ? $0 : "_" })
     }
 }

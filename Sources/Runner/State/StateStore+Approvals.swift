@@ -121,7 +121,12 @@ extension StateStore {
 
     /// The waiting runs, newest first, of one environment or all.
     public func waitingRuns(environment: String? = nil) throws -> [RunRecord] {
-        try runs(environment: environment, limit: 10_000).filter { $0.status == .waiting }
+        let rows = if let environment {
+            try database.query("SELECT * FROM runs WHERE status = 'waiting' AND environment = ? ORDER BY id DESC", [.text(environment)])
+        } else {
+            try database.query("SELECT * FROM runs WHERE status = 'waiting' ORDER BY id DESC")
+        }
+        return rows.map(Self.run)
     }
 
     @discardableResult

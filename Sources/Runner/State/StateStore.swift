@@ -71,6 +71,15 @@ public final class StateStore: Sendable {
         return rows.map(Self.run)
     }
 
+    /// The runs of `environment` that deploy `sha`, newest first, leaving out those cancelled or superseded: a
+    /// commit's own trigger starts no run when one of these exists.
+    public func deployingRuns(environment: String, sha: String) throws -> [RunRecord] {
+        try database.query(
+            "SELECT * FROM runs WHERE environment = ? AND sha = ? AND status NOT IN ('cancelled', 'superseded') ORDER BY id DESC",
+            [.text(environment), .text(sha)]
+        ).map(Self.run)
+    }
+
     /// Sets a run's status (and message); a final status also sets its end time and releases its lock.
     public func setRunStatus(_ id: Int, _ status: RunStatus, message: String? = nil) throws {
         try database.transaction {
