@@ -48,11 +48,11 @@ import TestSupport
         let folder = TemporaryDirectory()
         let script = folder.write(
             "creds.sh", "#!/bin/sh\nprintf '{\"Version\": 1, \"AccessKeyId\": \"%s\", \"SecretAccessKey\": \"%s\"}' \"$KEY\" \"$SECRET\"\n")
-        chmod(script.path, 0o755)
         let failing = folder.write("fail.sh", "#!/bin/sh\necho 'token expired, run login' >&2\nexit 3\n")
-        chmod(failing.path, 0o755)
         var environment = bare(
-            folder, config: "[default]\ncredential_process = \(script.path)\n[profile broken]\ncredential_process = \(failing.path)\n")
+            // Run through sh, not executed directly: a file this (multi-threaded) test process has just written can
+            // still be open in a child another test is forking, and exec would fail with "Text file busy".
+            folder, config: "[default]\ncredential_process = /bin/sh \(script.path)\n[profile broken]\ncredential_process = /bin/sh \(failing.path)\n")
         environment["KEY"] = deployerKey
         environment["SECRET"] = deployerSecret
         let configuration = try AWSConfiguration.resolve(environment: environment)
