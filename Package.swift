@@ -19,6 +19,7 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "CSpawn"),
+        .target(name: "CGitSocket", dependencies: ["CGit2"]),
 
         .target(name: "PipelineDSL"),
         .target(name: "Hashing", dependencies: ["COpenSSL"]),
@@ -26,7 +27,7 @@ let package = Package(
             name: "Runner",
             dependencies: ["PipelineDSL", "Hashing", "CSQLite", "CSpawn", .product(name: "Logging", package: "swift-log")]
         ),
-        .target(name: "Git", dependencies: ["CGit2", "Hashing"]),
+        .target(name: "Git", dependencies: ["CGit2", "CGitSocket", "Hashing"]),
         .target(name: "HTTP", dependencies: ["CCurl"]),
         .target(name: "AWS", dependencies: ["HTTP", "Hashing"]),
         .target(name: "OCI", dependencies: ["HTTP", "Hashing"]),

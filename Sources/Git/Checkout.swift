@@ -8,9 +8,17 @@ extension GitSource {
         sha: String, into folder: URL, submodules: Bool, credentials: GitCredentials
     ) throws(SourceError) {
         let nested = try withMirrorLocked { () throws -> [(path: String, url: String, sha: String)] in
-            let repository = try Repository.open(mirror)
-            try Self.empty(folder)
-            return try Self.writeTree(of: sha, from: repository, into: folder, submodules: submodules)
+            do {
+                let repository = try Repository.open(mirror)
+                try Self.empty(folder)
+                return try Self.writeTree(of: sha, from: repository, into: folder, submodules: submodules)
+            } catch let error as GitError where error.isDamage {
+                // Damaged since the run fetched (a blob the fetch never read, a pack cut short): the mirror is made
+                // again from the remote and the commit written once more, rather than failing every later run.
+                let repository = try fetch(credentials: credentials, fresh: true)
+                try Self.empty(folder)
+                return try Self.writeTree(of: sha, from: repository, into: folder, submodules: submodules)
+            }
         }
         for submodule in nested {
             let source = GitSource(url: Self.resolve(submodule.url, relativeTo: url), cache: mirror.deletingLastPathComponent())
@@ -64,15 +72,8 @@ extension GitSource {
         try check("git_commit_tree", git_commit_tree(&tree, commit))
         defer { git_tree_free(tree) }
 
-        // The mirror is bare: give this handle (only in memory) the workspace as its working tree. The mirror's
-        // index is never written (DONT_UPDATE_INDEX).
-        try check("git_repository_set_workdir", git_repository_set_workdir(repository.handle, folder.path, 0))
-        var options = git_checkout_options()
-        git_checkout_options_init(&options, UInt32(GIT_CHECKOUT_OPTIONS_VERSION))
-        options.checkout_strategy = GIT_CHECKOUT_FORCE.rawValue | GIT_CHECKOUT_DONT_UPDATE_INDEX.rawValue
-        let result = withUnsafePointer(to: &options) { git_checkout_tree(repository.handle, tree, $0) }
-        try check("git_checkout_tree", result)
-        guard submodules else { return [] }
+        let gitlinks = try TreeWriter(repository: repository, commit: oid).write(tree: tree!, into: folder)
+        guard submodules, !gitlinks.isEmpty else { return [] }
         return try recordedSubmodules(tree: tree!, repository: repository)
     }
 

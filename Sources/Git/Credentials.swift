@@ -1,7 +1,7 @@
 import CGit2
 import Foundation
 
-/// How to authenticate to a remote: a token for HTTPS, a key file or the agent for SSH.
+/// How to reach a remote: a token for HTTPS, a key file or the agent for SSH, how long to wait on a silent one.
 public struct GitCredentials: Sendable {
     /// The token sent as the password over HTTPS (`PIPELINE_GIT_TOKEN`).
     public var token: String?
@@ -14,6 +14,9 @@ public struct GitCredentials: Sendable {
     /// The known-hosts file SSH host keys are checked against (`PIPELINE_GIT_KNOWN_HOSTS`, default
     /// `~/.ssh/known_hosts`).
     public var knownHosts: String
+    /// Seconds a git:// remote may send nothing (or take no connection) before the fetch gives up
+    /// (`PIPELINE_GIT_TIMEOUT`, default 120).
+    public var timeout: Double = 120
 
     /// Credentials from the environment variables named above.
     public static func fromEnvironment(_ environment: [String: String]) -> GitCredentials {
@@ -23,7 +26,8 @@ public struct GitCredentials: Sendable {
             username: environment["PIPELINE_GIT_USERNAME"] ?? "x-access-token",
             sshKey: environment["PIPELINE_GIT_SSH_KEY"].flatMap { $0.isEmpty ? nil : $0 },
             sshPassphrase: environment["PIPELINE_GIT_SSH_PASSPHRASE"],
-            knownHosts: environment["PIPELINE_GIT_KNOWN_HOSTS"] ?? "\(home)/.ssh/known_hosts")
+            knownHosts: environment["PIPELINE_GIT_KNOWN_HOSTS"] ?? "\(home)/.ssh/known_hosts",
+            timeout: environment["PIPELINE_GIT_TIMEOUT"].flatMap(Double.init).flatMap { $0 > 0 ? $0 : nil } ?? 120)
     }
 }
 

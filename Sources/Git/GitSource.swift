@@ -109,6 +109,7 @@ public struct GitSource: Sendable {
                 repository = try Repository.createBare(mirror)
             }
         }
+        if url.hasPrefix("https://") { LibGit2.ensureCertificates() }
         var remote: OpaquePointer?
         try check("git_remote_create_anonymous(\(url))", git_remote_create_anonymous(&remote, repository.handle, url))
         defer { git_remote_free(remote) }
@@ -119,8 +120,10 @@ public struct GitSource: Sendable {
         options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE
         context.install(in: &options.callbacks)
         let refspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
-        let result = withStringArray(refspecs) { array in
-            withUnsafePointer(to: &options) { git_remote_fetch(remote, array, $0, "pipeline fetch") }
+        let result = LibGit2.fetching(from: url, timeout: credentials.timeout) {
+            withStringArray(refspecs) { array in
+                withUnsafePointer(to: &options) { git_remote_fetch(remote, array, $0, "pipeline fetch") }
+            }
         }
         if result < 0 {
             let error = GitError(call: "git_remote_fetch", code: result)

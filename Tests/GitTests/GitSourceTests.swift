@@ -127,6 +127,31 @@ private let noCredentials = GitCredentials.fromEnvironment([:])
         }
     }
 
+    @Test func aSilentRemoteIsGivenUpOnSayingSo() throws {
+        // Takes the connection and never answers, as a hung git daemon would.
+        let server = ServerProcess.python("""
+            import socket
+            listener = socket.socket()
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(8)
+            print(listener.getsockname()[1], flush=True)
+            held = []
+            while True:
+                held.append(listener.accept()[0])
+            """)
+        let port = try server.port()
+        var credentials = noCredentials
+        credentials.timeout = 1
+        let remote = GitSource(url: "git://127.0.0.1:\(port)/app", cache: cache.url)
+        #expect {
+            try remote.resolve(sha: nil, ref: nil, branch: "main", credentials: credentials)
+        } throws: { error in
+            "\(error)" == "cannot fetch git://127.0.0.1:\(port)/app: gave up on 127.0.0.1:\(port): nothing received for 1 s"
+        }
+        #expect(GitCredentials.fromEnvironment(["PIPELINE_GIT_TIMEOUT": "2.5"]).timeout == 2.5)
+        #expect(GitCredentials.fromEnvironment([:]).timeout == 120)
+    }
+
     @Test func submoduleURLsResolveAgainstTheSuperproject() {
         #expect(GitSource.resolve("../lib.git", relativeTo: "https://example.com/team/app.git") == "https://example.com/team/lib.git")
         #expect(GitSource.resolve("./sub", relativeTo: "/srv/app") == "/srv/app/sub")

@@ -1,0 +1,233 @@
+import CGit2
+import Foundation
+import Synchronization
+
+/// Writes a commit's tree into an empty folder, several files at once.
+///
+/// libgit2's `git_checkout_tree` writes one file at a time and, for every file, looks its attributes up through
+/// `realpath` of each folder above it. A run's checkout is simpler than a checkout into a working tree: the folder
+/// is empty and there is no index, so this writes the files itself: folders first, then the files and symbolic
+/// links from one shared list by a few threads, each with its own handle on the mirror (libgit2 objects are not
+/// shared across threads). Content goes through libgit2's filters (end-of-line conversion, `ident`), with the
+/// attributes of the commit being written, whenever any attributes or `core.autocrlf` could change it.
+struct TreeWriter {
+    /// One thing in the tree: a file, a symbolic link or a submodule's commit.
+    struct Entry: Sendable {
+        /// Its path from the top of the tree, `/`-separated.
+        let path: String
+        let oid: git_oid
+        let mode: git_filemode_t
+    }
+
+    /// Every folder (parents before children) and every other entry of a tree.
+    struct Listing {
+        var folders: [String] = []
+        var entries: [Entry] = []
+        var hasAttributes = false
+    }
+
+    let repository: Repository
+    let commit: git_oid
+
+    /// Writes the tree of `commit` into `folder`, which must be empty; returns its submodule entries.
+    func write(tree: OpaquePointer, into folder: URL, workers requested: Int? = nil) throws -> [Entry] {
+        let listing = try Self.list(tree)
+        let root = folder.path
+        for relative in listing.folders {
+            let path = root + "/" + relative
+            guard mkdir(path, 0o777) == 0 || errno == EEXIST else { throw Self.failure("creating folder \(relative)") }
+        }
+        let files = listing.entries.filter { $0.mode != GIT_FILEMODE_COMMIT }
+        let submodules = listing.entries.filter { $0.mode == GIT_FILEMODE_COMMIT }
+        for submodule in submodules {
+            // As git leaves a submodule it has not initialised: an empty folder.
+            guard mkdir(root + "/" + submodule.path, 0o777) == 0 || errno == EEXIST else {
+                throw Self.failure("creating folder \(submodule.path)")
+            }
+        }
+        let filtered = listing.hasAttributes || Self.attributesOutsideTheTree(repository)
+        let workers = min(requested ?? Self.defaultWorkers, max(1, files.count / 64))
+        let work = SharedWork(count: files.count)
+        let mirror = repository.path.path
+        let commit = commit
+        DispatchQueue.concurrentPerform(iterations: workers) { index in
+            // The calling thread keeps the caller's handle; the others open their own.
+            let handle: OpaquePointer?
+            var opened: OpaquePointer?
+            if index == 0 {
+                handle = nil
+            } else {
+                guard git_repository_open_bare(&opened, mirror) == 0 else {
+                    work.fail(GitError(call: "git_repository_open(\(mirror))", code: -1))
+                    return
+                }
+                handle = opened
+            }
+            defer { git_repository_free(opened) }
+            let writer = FileWriter(root: root, filtered: filtered, commit: commit)
+            while let next = work.take() {
+                do {
+                    try writer.write(files[next], with: handle ?? repository.handle)
+                } catch {
+                    work.fail(error)
+                    return
+                }
+            }
+        }
+        if let error = work.error { throw error }
+        return submodules
+    }
+
+    /// Threads used when not told: the processors, at most 8 (past that the file system is the limit).
+    static var defaultWorkers: Int { min(ProcessInfo.processInfo.activeProcessorCount, 8) }
+
+    /// The tree's folders and entries, in tree order, with every name checked as git checks it.
+    static func list(_ tree: OpaquePointer) throws -> Listing {
+        final class Collector {
+            var listing = Listing()
+            var refused: String?
+        }
+        let collector = Collector()
+        let result = withExtendedLifetime(collector) {
+            git_tree_walk(tree, GIT_TREEWALK_PRE, { root, entry, payload in
+                let collector = Unmanaged<Collector>.fromOpaque(payload!).takeUnretainedValue()
+                let name = String(cString: git_tree_entry_name(entry))
+                let path = String(cString: root!) + name
+                guard TreeWriter.isSafe(name) else {
+                    collector.refused = path
+                    return -1
+                }
+                let mode = git_tree_entry_filemode(entry)
+                switch mode {
+                case GIT_FILEMODE_TREE:
+                    collector.listing.folders.append(path)
+                case GIT_FILEMODE_BLOB, GIT_FILEMODE_BLOB_EXECUTABLE, GIT_FILEMODE_LINK, GIT_FILEMODE_COMMIT:
+                    if name == ".gitattributes" { collector.listing.hasAttributes = true }
+                    collector.listing.entries.append(Entry(path: path, oid: git_tree_entry_id(entry).pointee, mode: mode))
+                default:
+                    collector.refused = path
+                    return -1
+                }
+                return 0
+            }, Unmanaged.passUnretained(collector).toOpaque())
+        }
+        if let refused = collector.refused {
+            throw GitError(call: "checkout", message: "the tree has an entry git would not check out: '\(refused)'")
+        }
+        try check("git_tree_walk", result)
+        return collector.listing
+    }
+
+    /// Whether a tree entry's name is one git would write: not empty, `.`, `..`, `.git` in any case, and without
+    /// `/` or a NUL.
+    static func isSafe(_ name: String) -> Bool {
+        !name.isEmpty && name != "." && name != ".." && name.lowercased() != ".git" && !name.contains("/")
+            && !name.utf8.contains(0)
+    }
+
+    /// Whether attributes from outside the tree (the mirror's `info/attributes`, `core.attributesFile`, the
+    /// user's or the system's attributes file) or `core.autocrlf` could change what a file holds once written.
+    static func attributesOutsideTheTree(_ repository: Repository) -> Bool {
+        let files = FileManager.default
+        if files.fileExists(atPath: repository.path.appending(path: "info/attributes").path) { return true }
+        var config: OpaquePointer?
+        guard git_repository_config_snapshot(&config, repository.handle) == 0 else { return true }
+        defer { git_config_free(config) }
+        var autocrlf: Int32 = 0
+        let autocrlfResult = git_config_get_bool(&autocrlf, config, "core.autocrlf")
+        if autocrlfResult == 0 && autocrlf != 0 { return true }
+        if autocrlfResult != 0 && autocrlfResult != GIT_ENOTFOUND.rawValue { return true }  // "input", or unreadable
+        var path = git_buf()
+        defer { git_buf_dispose(&path) }
+        if git_config_get_path(&path, config, "core.attributesfile") == 0 { return true }
+        let environment = ProcessInfo.processInfo.environment
+        let configHome = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? environment["HOME"].map { $0 + "/.config" }
+        if let configHome, files.fileExists(atPath: configHome + "/git/attributes") { return true }
+        return files.fileExists(atPath: "/etc/gitattributes")
+    }
+
+    private static func failure(_ doing: String) -> GitError {
+        GitError(call: "checkout", message: "\(doing): \(String(cString: strerror(errno)))")
+    }
+}
+
+/// The list of files shared by the writing threads: each takes the next one until none are left or one failed.
+private final class SharedWork: Sendable {
+    private let count: Int
+    private let next = Atomic<Int>(0)
+    private let firstError = Mutex<(any Error)?>(nil)
+
+    init(count: Int) {
+        self.count = count
+    }
+
+    func take() -> Int? {
+        guard firstError.withLock({ $0 == nil }) else { return nil }
+        let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
+        return index < count ? index : nil
+    }
+
+    func fail(_ error: any Error) {
+        firstError.withLock { if $0 == nil { $0 = error } }
+    }
+
+    var error: (any Error)? { firstError.withLock { $0 } }
+}
+
+/// Writes single files and links of one tree; used by one thread.
+private struct FileWriter {
+    let root: String
+    let filtered: Bool
+    let commit: git_oid
+
+    func write(_ entry: TreeWriter.Entry, with repository: OpaquePointer) throws {
+        var oid = entry.oid
+        var blob: OpaquePointer?
+        try check("git_blob_lookup(\(entry.path))", git_blob_lookup(&blob, repository, &oid))
+        defer { git_blob_free(blob) }
+        let path = root + "/" + entry.path
+        if entry.mode == GIT_FILEMODE_LINK {
+            let target = String(
+                decoding: UnsafeRawBufferPointer(start: git_blob_rawcontent(blob), count: Int(git_blob_rawsize(blob))),
+                as: UTF8.self)
+            guard symlink(target, path) == 0 else { throw failure("linking", entry.path) }
+            return
+        }
+        let mode: mode_t = entry.mode == GIT_FILEMODE_BLOB_EXECUTABLE ? 0o777 : 0o666
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw failure("creating", entry.path) }
+        defer { close(fd) }
+        if filtered {
+            var options = git_blob_filter_options()
+            git_blob_filter_options_init(&options, UInt32(GIT_BLOB_FILTER_OPTIONS_VERSION))
+            // The same filters git_checkout_tree applies, binary or not, with the attributes of the commit itself.
+            options.flags = GIT_BLOB_FILTER_ATTRIBUTES_FROM_COMMIT.rawValue
+            options.attr_commit_id = commit
+            var buffer = git_buf()
+            defer { git_buf_dispose(&buffer) }
+            try check("git_blob_filter(\(entry.path))", git_blob_filter(&buffer, blob, entry.path, &options))
+            try writeAll(fd, buffer.ptr, buffer.size, entry.path)
+        } else {
+            try writeAll(fd, git_blob_rawcontent(blob), Int(git_blob_rawsize(blob)), entry.path)
+        }
+    }
+
+    private func writeAll(_ fd: Int32, _ start: UnsafeRawPointer?, _ count: Int, _ name: String) throws {
+        guard var pointer = start, count > 0 else { return }
+        var left = count
+        while left > 0 {
+            let written = Glibc.write(fd, pointer, left)
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw failure("writing", name)
+            }
+            left -= written
+            pointer += written
+        }
+    }
+
+    private func failure(_ doing: String, _ name: String) -> GitError {
+        GitError(call: "checkout", message: "\(doing) \(name): \(String(cString: strerror(errno)))")
+    }
+}
