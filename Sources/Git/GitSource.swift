@@ -130,6 +130,12 @@ public struct GitSource: Sendable {
             if error.isDamage && context.refusal == nil { throw error }
             throw SourceError.remote(url: url, reason: context.refusal ?? error.message)
         }
+        // Every fetch leaves a pack; a mirror with many is rolled up (and opened again, so that no handle still
+        // lists the packs removed). Failing to roll up loses nothing: the old packs stay until the new one is
+        // complete, and the next fetch tries again.
+        if let removed = try? PackConsolidation.run(on: repository), removed > 0 {
+            return try Repository.open(mirror)
+        }
         return repository
     }
 }

@@ -175,3 +175,49 @@ private let noCredentials = GitCredentials.fromEnvironment([:])
         #expect(commit.sha == (try fixture.sha("v1")))
     }
 }
+
+@Suite struct PackConsolidationTests {
+    @Test func aMirrorFetchedManyTimesKeepsFewPacksAndEveryCommit() throws {
+        let fixture = GitFixture()
+        try fixture.makeApplication()
+        let cache = TemporaryDirectory()
+        // Over git://, as a remote: every fetch brings a pack (a local path would copy the repository's objects).
+        let port = freePort()
+        let daemon = try ServerProcess(
+            "/usr/lib/git-core/git-daemon",
+            ["--base-path=\(fixture.root.path)", "--export-all", "--listen=127.0.0.1", "--port=\(port)", "--reuseaddr"])
+        try #require(waitForPort(port))
+        defer { _ = daemon }
+        let source = GitSource(url: "git://127.0.0.1:\(port)/app", cache: cache.url)
+        let credentials = GitCredentials.fromEnvironment([:])
+        var shas = [try source.resolve(sha: nil, ref: nil, branch: "main", credentials: credentials).sha]
+        let packFolder = source.mirror.appending(path: "objects/pack").path
+        var most = 0
+        for round in 0..<(PackConsolidation.limit + 6) {
+            fixture.folder.write("app/round-\(round).txt", "round \(round)\n")
+            try fixture.git(["add", "."], in: "app")
+            try fixture.git(["commit", "-qm", "round \(round)"], in: "app")
+            shas.append(try source.resolve(sha: nil, ref: nil, branch: "main", credentials: credentials).sha)
+            most = max(most, try PackConsolidation.packs(in: packFolder).count)
+        }
+        #expect(most == PackConsolidation.limit, "the limit was reached, and never passed once a fetch was done")
+        #expect(try PackConsolidation.packs(in: packFolder).count < PackConsolidation.limit)
+        for (index, sha) in shas.enumerated() {
+            #expect(try source.resolve(sha: sha, ref: nil, branch: "main", credentials: credentials).sha == sha)
+            let workspace = TemporaryDirectory()
+            try source.checkout(sha: sha, into: workspace.url, submodules: false, credentials: credentials)
+            if index > 0 {
+                #expect(try String(contentsOf: workspace.url.appending(path: "round-\(index - 1).txt"), encoding: .utf8) == "round \(index - 1)\n")
+            }
+        }
+        let verify = try runProcess(URL(filePath: "/usr/bin/git"), ["--git-dir", source.mirror.path, "fsck", "--strict"])
+        #expect(verify.status == 0, "git fsck: \(verify.stderr)")
+    }
+
+    @Test func onlyPacksSmallerThanTwiceTheirSmallerNeighboursAreRolledUp() {
+        let packs = [1, 1, 2, 3, 100, 1000].enumerated().map { PackConsolidation.Pack(base: "p\($0.offset)", size: $0.element) }
+        #expect(PackConsolidation.toMerge(packs).map(\.size) == [1, 1, 2, 3])
+        let geometric = [1, 3, 10, 40].map { PackConsolidation.Pack(base: "p\($0)", size: $0) }
+        #expect(PackConsolidation.toMerge(geometric).isEmpty)
+    }
+}
