@@ -51,7 +51,7 @@ struct TreeWriter {
         let mirror = repository.path.path
         let commit = commit
         DispatchQueue.concurrentPerform(iterations: workers) { index in
-            // The calling thread keeps the caller's handle; the others open their own.
+            // The first worker uses the caller's handle (the caller waits meanwhile); the others open their own.
             let handle: OpaquePointer?
             var opened: OpaquePointer?
             if index == 0 {
