@@ -69,6 +69,65 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: folder.url.appending(path: "home/runs/1").path))
     }
 
+    @Test func theRepositorysTokenComesFromSecretsManagerAndOnlyTheFetchesSeeIt() async throws {
+        let fixture = GitFixture()
+        try fixture.makeApplication()
+        let certificates = TemporaryDirectory("pipeline-tls")
+        let tls = try TestCertificates(in: certificates)
+        let id = UUID().uuidString.prefix(8)
+        let token = "tok-\(id)-git"
+        _ = try await createSecret("aws-run/\(id)/git", #"{"token": "\#(token)"}"#)
+        let output = Pipe()
+        let server = try ServerProcess(
+            "/usr/bin/env",
+            ["python3", Project.root.appending(path: "runner/dev/git-http-server").path, fixture.root.path,
+             "--cert", tls.certificate, "--key", tls.key],
+            environment: ["GIT_SERVER_TOKEN": token], stdout: output)
+        defer { _ = server }
+        let port = try #require(Int(String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        let folder = TemporaryDirectory()
+        func write(token reference: String) {
+            folder.write(
+                "pipelines/Pipeline.swift",
+                """
+                import PipelineDSL
+
+                Pipeline("app", repository: "https://localhost:\(port)/app", token: \(reference)) {
+                    Environment("staging", branch: "staging", region: "us-east-1", cluster: "c")
+                        .assumeRole("arn:aws:iam::123456789012:role/deployer-role", sessionName: "git-token")
+                    Checkout(submodules: true)
+                    Shell("look", "cat deep/er/file.txt vendor/lib/lib.txt; echo token=$PIPELINE_GIT_TOKEN")
+                }
+                """)
+        }
+        var environment = LocalAWS.environment.merging(
+            ["PIPELINE_HOME": folder.url.appending(path: "home").path, "SSL_CERT_FILE": tls.ca]) { _, new in new }
+        environment["PIPELINE_GIT_TOKEN"] = ""
+
+        write(token: #".secretsManager("aws-run/\#(id)/git", key: "token")"#)
+        let result = try runProcess(Project.executable, ["run", "staging"], in: folder.url, environment: environment)
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        // The submodule is fetched over HTTPS by the checkout stage, with the token; other stages never get it.
+        #expect(result.stdout.contains("[look] hello\n[look] library one\n[look] token=\n"), "\(result.stdout)")
+        var scanned = 0
+        for file in FileManager.default.enumerator(atPath: folder.url.path)!.compactMap({ $0 as? String })
+        where !file.hasPrefix("home/cache/pipelines") {
+            guard let data = FileManager.default.contents(atPath: folder.url.appending(path: file).path) else { continue }
+            scanned += 1
+            #expect(!String(decoding: data, as: UTF8.self).contains(token), "\(file) holds the token")
+        }
+        #expect(scanned > 5)
+
+        write(token: #".environment("APP_GIT_TOKEN")"#)
+        let unset = try runProcess(Project.executable, ["run", "staging"], in: folder.url, environment: environment)
+        #expect(unset.status == 2)
+        #expect(unset.stderr.contains("the repository's token comes from the environment variable APP_GIT_TOKEN, which is not set; export it before the run"), "\(unset.stderr)")
+        environment["APP_GIT_TOKEN"] = token
+        let set = try runProcess(Project.executable, ["run", "staging"], in: folder.url, environment: environment)
+        #expect(set.status == 0, "\(set.stdout)\(set.stderr)")
+    }
+
     @Test func whoamiResolvesAsTheEnvironmentsStagesDo() throws {
         let (folder, environment) = try project("")
         let result = try runProcess(Project.executable, ["aws", "whoami", "--env", "staging"], in: folder.url, environment: environment)

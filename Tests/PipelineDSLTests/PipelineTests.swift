@@ -112,6 +112,22 @@ private func stages(_ pipeline: Pipeline, _ env: String) throws -> [String: Stag
         #expect(stage.environment == ["MODE": "fast"])
     }
 
+    @Test func theRepositoryAndWhereItsTokenLivesReachThePlan() throws {
+        let pipeline = Pipeline(
+            "demo", repository: "https://git.example.com/team/app.git", token: .secretsManager("ci/git", key: "token"),
+            handOver: false
+        ) {
+            staging
+            Checkout()
+        }
+        let plan = try #require(pipeline.document.plan?.plan(for: "staging"), "errors: \(pipeline.document.errors)")
+        #expect(plan.source == Source(repository: "https://git.example.com/team/app.git", token: .secretsManager("ci/git", key: "token")))
+        let decoded = try JSONDecoder().decode(Plan.self, from: JSONEncoder().encode(plan))
+        #expect(decoded.source.token == .secretsManager("ci/git", key: "token"))
+        // A plan written before sources had tokens still reads.
+        #expect(try JSONDecoder().decode(Source.self, from: Data(#"{"repository": "/srv/app"}"#.utf8)) == Source(repository: "/srv/app"))
+    }
+
     @Test func explicitDependenciesAndParallelStages() throws {
         let pipeline = Pipeline("demo", handOver: false) {
             staging

@@ -161,9 +161,19 @@ extension PipelineCommand {
             for spec in manifest.environments {
                 guard let plan = manifest.plan(for: spec.name) else { continue }
                 let resolution: SourceResolution
-                do {
+                do throws(LoadError) {
+                    var sourceEnvironment = environment
+                    if let reference = plan.source.token {
+                        let lookup = SecretsManagerLookup(plan.environment, environment: environment)
+                        do {
+                            sourceEnvironment[GitTokenVariable.name] = try SecretResolver.sourceToken(
+                                reference, environment: environment, secretsManager: lookup.value)
+                        } catch {
+                            throw LoadError(.definition, "the repository's token \(error)")
+                        }
+                    }
                     resolution = try SourceResolution.resolve(
-                        plan: plan, workspace: loading.workspace, sha: nil, ref: spec.branch, environment: environment)
+                        plan: plan, workspace: loading.workspace, sha: nil, ref: spec.branch, environment: sourceEnvironment)
                 } catch {
                     // One environment's branch missing (or its remote down) does not stop the others.
                     FileHandle.standardError.write(Data("\(Dates.format(Date())) \(spec.name): \(error.messages.joined(separator: "; "))\n".utf8))

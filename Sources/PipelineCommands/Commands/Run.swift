@@ -70,7 +70,8 @@ extension PipelineCommand {
             let secrets = try SecretResolver.resolve(plan, environment: processEnvironment, secretsManager: lookup.value)
             try loading.workspace.prepareHome()
             let resolution = try SourceResolution.resolve(
-                plan: plan, workspace: loading.workspace, sha: sha, ref: ref, environment: processEnvironment)
+                plan: plan, workspace: loading.workspace, sha: sha, ref: ref,
+                environment: processEnvironment.merging(secrets[SecretResolver.sourceKey] ?? [:]) { _, token in token })
             if dryRun {
                 printDryRun(plan, commit: resolution.commit)
                 return

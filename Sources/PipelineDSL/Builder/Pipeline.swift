@@ -25,22 +25,23 @@ public struct Pipeline: Sendable {
     public let document: ManifestDocument
 
     /// Declares the pipeline `name`. `repository` is the git repository to deploy (the one holding `pipelines/`
-    /// by default); at most `parallelism` stages run at once.
+    /// by default); `token`, where its HTTPS token lives when not in `PIPELINE_GIT_TOKEN`
+    /// (`.secretsManager(...)` or `.environment(...)`); at most `parallelism` stages run at once.
     @discardableResult
     public init(
-        _ name: String, repository: String? = nil, parallelism: Int = 4,
+        _ name: String, repository: String? = nil, token: SecretReference? = nil, parallelism: Int = 4,
         @PipelineBuilder _ body: () -> [PipelineItem]
     ) {
-        self.init(name, repository: repository, parallelism: parallelism, handOver: true, body)
+        self.init(name, repository: repository, token: token, parallelism: parallelism, handOver: true, body)
     }
 
     /// Builds the document; hands it to the runner at exit only when `handOver` (tests build without it).
     init(
-        _ name: String, repository: String? = nil, parallelism: Int = 4, handOver: Bool,
-        @PipelineBuilder _ body: () -> [PipelineItem]
+        _ name: String, repository: String? = nil, token: SecretReference? = nil, parallelism: Int = 4,
+        handOver: Bool, @PipelineBuilder _ body: () -> [PipelineItem]
     ) {
         let expander = PlanExpander(
-            name: name, source: Source(repository: repository), parallelism: parallelism, items: body())
+            name: name, source: Source(repository: repository, token: token), parallelism: parallelism, items: body())
         document = expander.document()
         if handOver { ManifestOutput.register(document) }
     }

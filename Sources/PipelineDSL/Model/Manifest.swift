@@ -107,9 +107,12 @@ public struct Plan: Codable, Sendable, Equatable {
 public struct Source: Codable, Sendable, Equatable {
     /// A path or URL of the git repository; `nil` means the repository that holds `pipelines/`.
     public var repository: String?
+    /// Where the HTTPS token for the repository lives, when not in `PIPELINE_GIT_TOKEN`.
+    public var token: SecretReference?
 
     /// Creates a source.
-    public init(repository: String? = nil) {
+    public init(repository: String? = nil, token: SecretReference? = nil) {
         self.repository = repository
+        self.token = token
     }
 }

@@ -1,5 +1,16 @@
 import PipelineDSL
 
+/// The variable that carries a git HTTPS token, to the fetch and to checkout stages.
+public enum GitTokenVariable {
+    public static let name = "PIPELINE_GIT_TOKEN"
+}
+
+/// Why the repository's token could not be had.
+public struct SourceTokenError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
 /// Reads the values of the secrets a plan names, before anything runs.
 public enum SecretResolver {
     /// Variables of the runner's environment that are always masked.
@@ -37,8 +48,50 @@ public enum SecretResolver {
                 }
             }
         }
+        if let reference = plan.source.token {
+            // The repository's token: for the fetch before the run ("(source)") and for checkout stages, which
+            // fetch submodules.
+            let cached = fetched
+            let read = Result {
+                try sourceToken(reference, environment: environment) { wanted in
+                    try (cached[wanted] ?? Result { try secretsManager(wanted) }).get()
+                }
+            }
+            switch read {
+            case .success(let token):
+                resolved[sourceKey] = [GitTokenVariable.name: token]
+                for stage in plan.stages where stage.kind == .checkout {
+                    resolved[stage.id, default: [:]][GitTokenVariable.name] = token
+                }
+            case .failure(let error):
+                problems.append("the repository's token \(error)")
+            }
+        }
         guard problems.isEmpty else { throw LoadError(.definition, problems) }
         return resolved
+    }
+
+    /// The pseudo-stage whose secrets are those of the run itself: the repository's token.
+    public static let sourceKey = "(source)"
+
+    /// The repository's token from where `reference` says; the error says what is wrong without the value.
+    public static func sourceToken(
+        _ reference: SecretReference, environment: [String: String], secretsManager: (SecretReference) throws -> String
+    ) throws -> String {
+        switch reference.store {
+        case .environment:
+            guard let value = environment[reference.name], !value.isEmpty else {
+                throw SourceTokenError(
+                    "comes from the environment variable \(reference.name), which is not set; export it before the run")
+            }
+            return value
+        case .secretsManager:
+            do {
+                return try secretsManager(reference)
+            } catch {
+                throw SourceTokenError("cannot be read from AWS Secrets Manager: \(error)")
+            }
+        }
     }
 
     /// Every value the run must mask: the resolved secrets and the runner's own credentials.
