@@ -11,6 +11,8 @@ public struct GitCredentials: Sendable {
     public var sshKey: String?
     /// The key's passphrase (`PIPELINE_GIT_SSH_PASSPHRASE`).
     public var sshPassphrase: String?
+    /// The SSH agent's socket (`SSH_AUTH_SOCK`), asked when there is no key file.
+    public var agentSocket: String?
     /// The known-hosts file SSH host keys are checked against (`PIPELINE_GIT_KNOWN_HOSTS`, default
     /// `~/.ssh/known_hosts`).
     public var knownHosts: String
@@ -26,6 +28,7 @@ public struct GitCredentials: Sendable {
             username: environment["PIPELINE_GIT_USERNAME"] ?? "x-access-token",
             sshKey: environment["PIPELINE_GIT_SSH_KEY"].flatMap { $0.isEmpty ? nil : $0 },
             sshPassphrase: environment["PIPELINE_GIT_SSH_PASSPHRASE"],
+            agentSocket: environment["SSH_AUTH_SOCK"].flatMap { $0.isEmpty ? nil : $0 },
             knownHosts: environment["PIPELINE_GIT_KNOWN_HOSTS"] ?? "\(home)/.ssh/known_hosts",
             timeout: environment["PIPELINE_GIT_TIMEOUT"].flatMap(Double.init).flatMap { $0 > 0 ? $0 : nil } ?? 120)
     }
@@ -36,6 +39,8 @@ final class RemoteContext {
     let credentials: GitCredentials
     let port: Int?
     var credentialAttempts = 0
+    /// What was last offered to the remote, for the error message when it is refused.
+    var offered = "the credentials"
     /// Why we refused something, for the error message.
     var refusal: String?
 
@@ -60,7 +65,7 @@ final class RemoteContext {
     private func credential(_ out: UnsafeMutablePointer<UnsafeMutablePointer<git_credential>?>, usernameFromURL: String?, allowed: UInt32) -> Int32 {
         credentialAttempts += 1
         if credentialAttempts > 1 {
-            refusal = "the remote refused the credentials"
+            refusal = "the remote refused \(offered)"
             return GIT_EAUTH.rawValue
         }
         if allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT.rawValue != 0 {
@@ -68,13 +73,20 @@ final class RemoteContext {
                 refusal = "the remote asks for credentials: set PIPELINE_GIT_TOKEN (and PIPELINE_GIT_USERNAME if it is not x-access-token)"
                 return GIT_EAUTH.rawValue
             }
+            offered = "the token for \(usernameFromURL ?? credentials.username)"
             return git_credential_userpass_plaintext_new(out, usernameFromURL ?? credentials.username, token)
         }
         let user = usernameFromURL ?? "git"
         if allowed & GIT_CREDENTIAL_SSH_KEY.rawValue != 0 {
             if let key = credentials.sshKey {
+                offered = "the SSH key \(key) for \(user)"
                 return git_credential_ssh_key_new(out, user, nil, key, credentials.sshPassphrase)
             }
+            guard credentials.agentSocket != nil else {
+                refusal = "the remote asks for an SSH key: set PIPELINE_GIT_SSH_KEY to a key file, or start an SSH agent that holds the key (SSH_AUTH_SOCK)"
+                return GIT_EAUTH.rawValue
+            }
+            offered = "every key of the SSH agent (SSH_AUTH_SOCK) for \(user)"
             return git_credential_ssh_key_from_agent(out, user)
         }
         if allowed & GIT_CREDENTIAL_USERNAME.rawValue != 0 {

@@ -114,7 +114,7 @@ private func expectDeployed(_ result: ProcessOutput, sha: String, _ comment: Str
         #expect(anonymous.stderr.contains("the remote asks for credentials: set PIPELINE_GIT_TOKEN"), "\(anonymous.stderr)")
         let wrong = try run(app, ["run", "staging"], environment: ca.merging(["PIPELINE_GIT_TOKEN": "wrong"]) { a, _ in a })
         #expect(wrong.status == 2)
-        #expect(wrong.stderr.contains("refused the credentials"), "\(wrong.stderr)")
+        #expect(wrong.stderr.contains("the remote refused the token for x-access-token"), "\(wrong.stderr)")
         let untrusted = try run(app, ["run", "staging"], environment: ["PIPELINE_GIT_TOKEN": token, "SSL_CERT_FILE": "/dev/null"])
         #expect(untrusted.status == 2)
         #expect(untrusted.stderr.contains("certificate"), "\(untrusted.stderr)")
@@ -163,6 +163,23 @@ private func expectDeployed(_ result: ProcessOutput, sha: String, _ comment: Str
         try #require(hashed.status == 0)
         #expect(try String(contentsOf: keys.url.appending(path: "known_hosts"), encoding: .utf8).hasPrefix("|1|"))
         expectDeployed(try run(app, ["run", "staging"], environment: ssh), sha: try fixture.sha("staging"), "ssh, hashed known_hosts")
+
+        // Without a key file, the SSH agent is asked; without an agent either, the error says what to set.
+        let socket = keys.url.appending(path: "agent.sock").path
+        let agent = try ServerProcess("/usr/bin/ssh-agent", ["-D", "-a", socket])
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: socket) { Thread.sleep(forTimeInterval: 0.05) }
+        let noKey = ssh.merging(["PIPELINE_GIT_SSH_KEY": "", "SSH_AUTH_SOCK": socket]) { _, new in new }
+        let emptyAgent = try run(app, ["run", "staging"], environment: noKey)
+        #expect(emptyAgent.status == 2)
+        #expect(emptyAgent.stderr.contains("the remote refused every key of the SSH agent (SSH_AUTH_SOCK) for \(user)"), "\(emptyAgent.stderr)")
+        let added = try runProcess(
+            URL(filePath: "/usr/bin/ssh-add"), [keys.url.appending(path: "client").path], environment: ["SSH_AUTH_SOCK": socket])
+        try #require(added.status == 0, "ssh-add: \(added.stderr)")
+        expectDeployed(try run(app, ["run", "staging"], environment: noKey), sha: try fixture.sha("staging"), "ssh, key from the agent")
+        let noAgent = try run(app, ["run", "staging"], environment: noKey.merging(["SSH_AUTH_SOCK": ""]) { _, new in new })
+        #expect(noAgent.status == 2)
+        #expect(noAgent.stderr.contains("set PIPELINE_GIT_SSH_KEY to a key file, or start an SSH agent"), "\(noAgent.stderr)")
+        _ = agent
 
         keys.write("other_hosts", "[127.0.0.1]:\(port) ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n")
         let unknownHost = try run(
