@@ -1,15 +1,14 @@
 import COpenSSL
 
-/// SHA-256 through OpenSSL's libcrypto, fed in pieces.
-public final class SHA256 {
+/// A message digest through OpenSSL's libcrypto, fed in pieces.
+public class Digest {
     private let context: OpaquePointer
 
-    /// Starts a new digest.
-    public init() {
+    init(_ algorithm: OpaquePointer?, name: String) {
         guard let context = EVP_MD_CTX_new() else { fatalError("EVP_MD_CTX_new failed: out of memory") }
         self.context = context
-        guard EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1 else {
-            fatalError("EVP_DigestInit_ex(sha256) failed: \(OpenSSLError.last())")
+        guard EVP_DigestInit_ex(context, algorithm, nil) == 1 else {
+            fatalError("EVP_DigestInit_ex(\(name)) failed: \(OpenSSLError.last())")
         }
     }
 
@@ -29,12 +28,20 @@ public final class SHA256 {
         array.withUnsafeBytes { update($0) }
     }
 
-    /// Ends the digest and returns its 32 bytes; the object must not be used afterwards.
+    /// Ends the digest and returns its bytes; the object must not be used afterwards.
     public func finish() -> [UInt8] {
         var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
         EVP_DigestFinal_ex(context, &out, &length)
         return Array(out.prefix(Int(length)))
+    }
+}
+
+/// SHA-256.
+public final class SHA256: Digest {
+    /// Starts a new digest.
+    public init() {
+        super.init(EVP_sha256(), name: "sha256")
     }
 
     /// The SHA-256 of `bytes`.
@@ -47,6 +54,14 @@ public final class SHA256 {
     /// The SHA-256 of `text`'s UTF-8 bytes, as lowercase hex.
     public static func hex(_ text: String) -> String {
         hash(Array(text.utf8)).hexString
+    }
+}
+
+/// SHA-1, for git object ids (OpenSSL's uses the CPU's SHA instructions where there are some).
+public final class SHA1: Digest {
+    /// Starts a new digest.
+    public init() {
+        super.init(EVP_sha1(), name: "sha1")
     }
 }
 

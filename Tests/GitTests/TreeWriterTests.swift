@@ -117,6 +117,24 @@ private let noCredentials = GitCredentials.fromEnvironment([:])
         }
     }
 
+    @Test func aBlobWhoseContentNoLongerMatchesItsIdIsFetchedAgain() throws {
+        let sha = try makeRepository(count: 20, attributes: nil)
+        let source = GitSource(url: fixture.root.appending(path: "repo").path, cache: cache.url)
+        _ = try source.resolve(sha: sha, ref: nil, branch: "main", credentials: noCredentials)
+        let blob = try fixture.git(["rev-parse", "HEAD:src/part3/deeper0/file3.txt"], in: "repo")
+        let loose = source.mirror.appending(path: "objects/\(blob.prefix(2))/\(blob.dropFirst(2))")
+        chmod(loose.path, 0o644)
+        // A well-formed object of the same size under the blob's id: only its hash gives it away.
+        let forged = try runProcess(
+            URL(filePath: "/usr/bin/python3"),
+            ["-c", "import sys, zlib; d = b'line one of 3\\nline TWO\\n'; open(sys.argv[1], 'wb').write(zlib.compress(b'blob %d\\0' % len(d) + d))",
+             loose.path])
+        try #require(forged.status == 0, "\(forged.stderr)")
+        let workspace = fixture.root.appending(path: "by-pipeline")
+        try source.checkout(sha: sha, into: workspace, submodules: false, credentials: noCredentials)
+        #expect(try String(contentsOf: workspace.appending(path: "src/part3/deeper0/file3.txt"), encoding: .utf8) == "line one of 3\nline two\n")
+    }
+
     @Test func aBlobDamagedAfterTheFetchIsFetchedAgain() throws {
         let sha = try makeRepository(count: 20, attributes: nil)
         let source = GitSource(url: fixture.root.appending(path: "repo").path, cache: cache.url)
