@@ -32,6 +32,16 @@ public struct GitCredentials: Sendable {
             knownHosts: environment["PIPELINE_GIT_KNOWN_HOSTS"] ?? "\(home)/.ssh/known_hosts",
             timeout: environment["PIPELINE_GIT_TIMEOUT"].flatMap(Double.init).flatMap { $0 > 0 ? $0 : nil } ?? 120)
     }
+
+    /// What is wrong with the environment's git settings, if anything: a `PIPELINE_GIT_TIMEOUT` that is not a
+    /// positive number of seconds.
+    public static func problem(in environment: [String: String]) -> String? {
+        guard let text = environment["PIPELINE_GIT_TIMEOUT"], !text.isEmpty else { return nil }
+        guard let seconds = Double(text), seconds > 0, seconds.isFinite else {
+            return "PIPELINE_GIT_TIMEOUT must be a number of seconds greater than 0 (e.g. 120), not '\(text)'"
+        }
+        return nil
+    }
 }
 
 /// What the libgit2 callbacks of one fetch share; passed to them unretained, kept alive by the fetch.

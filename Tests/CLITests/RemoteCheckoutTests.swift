@@ -72,6 +72,9 @@ private func expectDeployed(_ result: ProcessOutput, sha: String, _ comment: Str
         let refused = try run(unreachable, ["run", "staging"])
         #expect(refused.status == 2)
         #expect(refused.stderr.contains("cannot fetch git://127.0.0.1:"))
+        let badTimeout = try run(app, ["run", "staging"], environment: ["PIPELINE_GIT_TIMEOUT": "2m"])
+        #expect(badTimeout.status == 2)
+        #expect(badTimeout.stderr.contains("PIPELINE_GIT_TIMEOUT must be a number of seconds greater than 0 (e.g. 120), not '2m'"), "\(badTimeout.stderr)")
         for folder in [app, unreachable] {
             let state = try StateStore(home: folder.url.appending(path: ".pipeline"))
             #expect(try state.runs().isEmpty, "no run is recorded for refused input")

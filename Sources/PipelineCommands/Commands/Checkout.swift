@@ -35,8 +35,9 @@ extension PipelineCommand {
         }
 
         func run() throws {
+            let environment = ProcessInfo.processInfo.environment
+            if let problem = GitCredentials.problem(in: environment) { throw LoadError(.definition, problem).reported() }
             do {
-                let environment = ProcessInfo.processInfo.environment
                 let home = environment[Workspace.homeVariable].flatMap { $0.isEmpty ? nil : URL(filePath: $0) }
                     ?? (try? global.workspace().home) ?? URL(filePath: ".pipeline")
                 let source = GitSource(url: repository, cache: home.appending(path: "cache/git"))

@@ -32,6 +32,7 @@ struct SourceResolution {
                 .definition,
                 "the pipeline deploys a commit but \(project.path) is not in a git repository; put it in one, or name the repository: Pipeline(\"\(plan.pipeline)\", repository: \"URL\")")
         }
+        if let problem = GitCredentials.problem(in: environment) { throw LoadError(.definition, problem) }
         let source = GitSource(url: url, cache: cache(workspace))
         do {
             let commit = try source.resolve(
