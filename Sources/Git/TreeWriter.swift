@@ -37,7 +37,7 @@ struct TreeWriter {
     let commit: git_oid
 
     /// Writes the tree of `commit` into `folder`, which must be empty; returns its submodule entries.
-    func write(tree: OpaquePointer, into folder: URL, workers requested: Int? = nil) throws -> [Entry] {
+    func write(tree: OpaquePointer, into folder: URL) throws -> [Entry] {
         let listing = try Self.list(tree)
         let root = folder.path
         for relative in listing.folders {
@@ -53,7 +53,7 @@ struct TreeWriter {
             }
         }
         let filtered = listing.hasAttributes || Self.attributesOutsideTheTree(repository)
-        let workers = min(requested ?? Self.defaultWorkers, max(1, files.count / 64))
+        let workers = min(Self.defaultWorkers, max(1, files.count / 64))
         let work = SharedWork(count: files.count)
         _ = pipeline_git_set_strict_hash_verification(0)
         defer { _ = pipeline_git_set_strict_hash_verification(1) }
@@ -87,7 +87,8 @@ struct TreeWriter {
         return submodules
     }
 
-    /// Threads used when not told: the processors, at most 8 (past that the file system is the limit).
+    /// Threads that write: the processors, at most 8 (past that the file system is the limit); fewer for small
+    /// trees (one per 64 files), where opening another handle on the mirror costs more than it saves.
     static var defaultWorkers: Int { min(ProcessInfo.processInfo.activeProcessorCount, 8) }
 
     /// The tree's folders and entries, in tree order, with every name checked as git checks it.
