@@ -21,14 +21,14 @@ struct TreeWriter {
     /// One thing in the tree: a file, a symbolic link or a submodule's commit.
     struct Entry: Sendable {
         /// Its path from the top of the tree, `/`-separated.
-        let path: String
+        let path: TreePath
         let oid: git_oid
         let mode: git_filemode_t
     }
 
     /// Every folder (parents before children) and every other entry of a tree.
     struct Listing {
-        var folders: [String] = []
+        var folders: [TreePath] = []
         var entries: [Entry] = []
         var hasAttributes = false
     }
@@ -39,16 +39,17 @@ struct TreeWriter {
     /// Writes the tree of `commit` into `folder`, which must be empty; returns its submodule entries.
     func write(tree: OpaquePointer, into folder: URL) throws -> [Entry] {
         let listing = try Self.list(tree)
-        let root = folder.path
+        let root = TreePath(folder.path)
         for relative in listing.folders {
-            let path = root + "/" + relative
-            guard mkdir(path, 0o777) == 0 || errno == EEXIST else { throw Self.failure("creating folder \(relative)") }
+            guard mkdir(relative.under(root), 0o777) == 0 || errno == EEXIST else {
+                throw Self.failure("creating folder \(relative)")
+            }
         }
         let files = listing.entries.filter { $0.mode != GIT_FILEMODE_COMMIT }
         let submodules = listing.entries.filter { $0.mode == GIT_FILEMODE_COMMIT }
         for submodule in submodules {
             // As git leaves a submodule it has not initialised: an empty folder.
-            guard mkdir(root + "/" + submodule.path, 0o777) == 0 || errno == EEXIST else {
+            guard mkdir(submodule.path.under(root), 0o777) == 0 || errno == EEXIST else {
                 throw Self.failure("creating folder \(submodule.path)")
             }
         }
@@ -95,14 +96,14 @@ struct TreeWriter {
     static func list(_ tree: OpaquePointer) throws -> Listing {
         final class Collector {
             var listing = Listing()
-            var refused: String?
+            var refused: TreePath?
         }
         let collector = Collector()
         let result = withExtendedLifetime(collector) {
             git_tree_walk(tree, GIT_TREEWALK_PRE, { root, entry, payload in
                 let collector = Unmanaged<Collector>.fromOpaque(payload!).takeUnretainedValue()
-                let name = String(cString: git_tree_entry_name(entry))
-                let path = String(cString: root!) + name
+                let name = TreePath(cString: git_tree_entry_name(entry)!)
+                let path = TreePath(cString: root!).appending(name)
                 guard TreeWriter.isSafe(name) else {
                     collector.refused = path
                     return -1
@@ -112,7 +113,7 @@ struct TreeWriter {
                 case GIT_FILEMODE_TREE:
                     collector.listing.folders.append(path)
                 case GIT_FILEMODE_BLOB, GIT_FILEMODE_BLOB_EXECUTABLE, GIT_FILEMODE_LINK, GIT_FILEMODE_COMMIT:
-                    if name == ".gitattributes" { collector.listing.hasAttributes = true }
+                    if name == TreePath(".gitattributes") { collector.listing.hasAttributes = true }
                     collector.listing.entries.append(Entry(path: path, oid: git_tree_entry_id(entry).pointee, mode: mode))
                 default:
                     collector.refused = path
@@ -129,10 +130,11 @@ struct TreeWriter {
     }
 
     /// Whether a tree entry's name is one git would write: not empty, `.`, `..`, `.git` in any case, and without
-    /// `/` or a NUL.
-    static func isSafe(_ name: String) -> Bool {
-        !name.isEmpty && name != "." && name != ".." && name.lowercased() != ".git" && !name.contains("/")
-            && !name.utf8.contains(0)
+    /// `/`.
+    static func isSafe(_ name: TreePath) -> Bool {
+        let text = name.description
+        return !name.bytes.isEmpty && text != "." && text != ".." && text.lowercased() != ".git"
+            && !name.bytes.contains(CChar(UInt8(ascii: "/")))
     }
 
     /// Whether attributes from outside the tree (the mirror's `info/attributes`, `core.attributesFile`, the
@@ -187,7 +189,7 @@ private final class SharedWork: Sendable {
 
 /// Writes single files and links of one tree; used by one thread.
 private struct FileWriter {
-    let root: String
+    let root: TreePath
     let filtered: Bool
     let commit: git_oid
 
@@ -198,9 +200,10 @@ private struct FileWriter {
         defer { git_blob_free(blob) }
         let content = UnsafeRawBufferPointer(start: git_blob_rawcontent(blob), count: Int(git_blob_rawsize(blob)))
         try verify(content, entry)
-        let path = root + "/" + entry.path
+        let path = entry.path.under(root)
         if entry.mode == GIT_FILEMODE_LINK {
-            let target = String(decoding: content, as: UTF8.self)
+            // The target as the bytes git holds, which need not be UTF-8.
+            let target = content.map { CChar(bitPattern: $0) } + [0]
             guard symlink(target, path) == 0 else { throw failure("linking", entry.path) }
             return
         }
@@ -216,7 +219,7 @@ private struct FileWriter {
             options.attr_commit_id = commit
             var buffer = git_buf()
             defer { git_buf_dispose(&buffer) }
-            try check("git_blob_filter(\(entry.path))", git_blob_filter(&buffer, blob, entry.path, &options))
+            try check("git_blob_filter(\(entry.path))", git_blob_filter(&buffer, blob, entry.path.cString, &options))
             try writeAll(fd, buffer.ptr, buffer.size, entry.path)
         } else {
             try writeAll(fd, content.baseAddress, content.count, entry.path)
@@ -238,7 +241,7 @@ private struct FileWriter {
         }
     }
 
-    private func writeAll(_ fd: Int32, _ start: UnsafeRawPointer?, _ count: Int, _ name: String) throws {
+    private func writeAll(_ fd: Int32, _ start: UnsafeRawPointer?, _ count: Int, _ name: TreePath) throws {
         guard var pointer = start, count > 0 else { return }
         var left = count
         while left > 0 {
@@ -252,7 +255,43 @@ private struct FileWriter {
         }
     }
 
-    private func failure(_ doing: String, _ name: String) -> GitError {
+    private func failure(_ doing: String, _ name: TreePath) -> GitError {
         GitError(call: "checkout", message: "\(doing) \(name): \(String(cString: strerror(errno)))")
+    }
+}
+
+/// A path as git stores it: bytes, not necessarily UTF-8 (a tree from an old repository may hold Latin-1 names),
+/// handed to the system calls as they are and shown with unreadable bytes replaced.
+struct TreePath: Sendable, Equatable, CustomStringConvertible {
+    /// The bytes, without a terminating NUL.
+    let bytes: [CChar]
+
+    init(_ text: String) {
+        bytes = Array(text.utf8CString.dropLast())
+    }
+
+    init(cString: UnsafePointer<CChar>) {
+        bytes = Array(UnsafeBufferPointer(start: cString, count: strlen(cString)))
+    }
+
+    private init(bytes: [CChar]) {
+        self.bytes = bytes
+    }
+
+    /// This path with `name` after it (the tree walk's roots end with `/` already).
+    func appending(_ name: TreePath) -> TreePath {
+        TreePath(bytes: bytes + name.bytes)
+    }
+
+    /// `root/self`, NUL-terminated, for a system call.
+    func under(_ root: TreePath) -> [CChar] {
+        root.bytes + [CChar(UInt8(ascii: "/"))] + bytes + [0]
+    }
+
+    /// The path NUL-terminated, for libgit2.
+    var cString: [CChar] { bytes + [0] }
+
+    var description: String {
+        String(decoding: bytes.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

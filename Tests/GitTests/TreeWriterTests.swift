@@ -96,6 +96,43 @@ private let noCredentials = GitCredentials.fromEnvironment([:])
         #expect(id.hasPrefix("$Id: ") && id.count > 40, "the ident filter wrote the blob's id: \(id)")
     }
 
+    @Test func namesAndLinkTargetsThatAreNotUTF8AreWrittenByteForByte() throws {
+        try FileManager.default.createDirectory(at: fixture.root.appending(path: "repo"), withIntermediateDirectories: true)
+        try fixture.git(["init", "-q"], in: "repo")
+        // Latin-1 names, as an old repository may hold: not UTF-8.
+        let python = URL(filePath: "/usr/bin/python3")
+        let made = try runProcess(python, ["-c", """
+            import os, sys
+            os.chdir(sys.argv[1])
+            os.makedirs(b"d\\xe9j\\xe0")
+            open(b"d\\xe9j\\xe0/caf\\xe9.txt", "wb").write(b"latin-1\\n")
+            os.symlink(b"d\\xe9j\\xe0/caf\\xe9.txt", b"lien")
+            """, fixture.root.appending(path: "repo").path])
+        try #require(made.status == 0, "\(made.stderr)")
+        try fixture.git(["add", "-A"], in: "repo")
+        try fixture.git(["commit", "-qm", "latin-1"], in: "repo")
+        let sha = try fixture.sha("HEAD", in: "repo")
+        let ours = try checkout(sha)
+        let git = try gitCheckout(sha)
+        let compared = try runProcess(python, ["-c", """
+            import os, sys
+            def describe(top):
+                found = {}
+                for folder, folders, files in os.walk(os.fsencode(top)):
+                    folders[:] = [f for f in folders if f != b".git"]
+                    for name in folders + files:
+                        path = os.path.join(folder, name)
+                        relative = os.path.relpath(path, os.fsencode(top))
+                        if os.path.islink(path): found[relative] = b"link " + os.readlink(path)
+                        elif os.path.isdir(path): found[relative] = b"folder"
+                        else: found[relative] = open(path, "rb").read()
+                return found
+            ours, git = describe(sys.argv[1]), describe(sys.argv[2])
+            print("same" if ours == git and b"lien" in ours and len(ours) == 3 else repr((ours, git)))
+            """, ours.path, git.path])
+        #expect(compared.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "same", "\(compared.stdout)\(compared.stderr)")
+    }
+
     @Test func aTreeWithANameGitRefusesWritesNothing() throws {
         try FileManager.default.createDirectory(at: fixture.root.appending(path: "repo"), withIntermediateDirectories: true)
         try fixture.git(["init", "-q"], in: "repo")
