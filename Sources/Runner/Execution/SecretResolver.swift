@@ -15,7 +15,7 @@ public struct SourceTokenError: Error, CustomStringConvertible {
 public enum SecretResolver {
     /// Variables of the runner's environment that are always masked.
     public static let alwaysMasked = [
-        "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PIPELINE_GIT_TOKEN", "PIPELINE_GIT_SSH_PASSPHRASE",
+        "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", GitTokenVariable.name, "PIPELINE_GIT_SSH_PASSPHRASE",
     ]
 
     /// Every stage's secrets by variable name; refused, naming each stage, when one cannot be read. Secrets
