@@ -7,18 +7,11 @@ extension GitSource {
     public func checkout(
         sha: String, into folder: URL, submodules: Bool, credentials: GitCredentials
     ) throws(SourceError) {
-        let nested = try withMirrorLocked { () throws -> [(path: String, url: String, sha: String)] in
-            do {
-                let repository = try Repository.open(mirror)
-                try Self.empty(folder)
-                return try Self.writeTree(of: sha, from: repository, into: folder, submodules: submodules)
-            } catch let error as GitError where error.isDamage {
-                // Damaged since the run fetched (a blob the fetch never read, a pack cut short): the mirror is made
-                // again from the remote and the commit written once more, rather than failing every later run.
-                let repository = try fetch(credentials: credentials, fresh: true)
-                try Self.empty(folder)
-                return try Self.writeTree(of: sha, from: repository, into: folder, submodules: submodules)
-            }
+        // A mirror damaged since the run fetched (a blob the fetch never read, a pack cut short) is made anew and
+        // the commit written once more.
+        let nested = try withMirror(credentials: credentials, opening: { try Repository.open(mirror) }) { repository in
+            try Self.empty(folder)
+            return try Self.writeTree(of: sha, from: repository, into: folder, submodules: submodules)
         }
         for submodule in nested {
             let source = GitSource(url: Self.resolve(submodule.url, relativeTo: url), cache: mirror.deletingLastPathComponent())
@@ -34,6 +27,21 @@ extension GitSource {
         }
     }
 
+    /// Runs `body` on the mirror `opening` gives, holding the mirror's lock. When the mirror turns out damaged
+    /// (objects, packs, refs, config), it is made again from the remote and `body` runs once more, rather than
+    /// failing every later run. Every error comes out as a `SourceError`.
+    func withMirror<T>(
+        credentials: GitCredentials, opening: () throws -> Repository, _ body: (Repository) throws -> T
+    ) throws(SourceError) -> T {
+        try withMirrorLocked {
+            do {
+                return try body(try opening())
+            } catch let error as GitError where error.isDamage {
+                return try body(try fetch(credentials: credentials, fresh: true))
+            }
+        }
+    }
+
     /// Runs `body` holding the mirror's lock, with every error as a `SourceError`.
     func withMirrorLocked<T>(_ body: () throws -> T) throws(SourceError) -> T {
         let lock = try FileLock(mirror.path + ".lock")
@@ -45,7 +53,7 @@ extension GitSource {
         } catch let error as GitError {
             throw SourceError.git(error)
         } catch {
-            throw SourceError.git(GitError(call: "checkout", message: "\(error)"))
+            throw SourceError.git(GitError(call: "the mirror \(mirror.path)", message: "\(error)"))
         }
     }
 

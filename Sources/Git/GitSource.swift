@@ -70,24 +70,8 @@ public struct GitSource: Sendable {
     public func resolve(
         sha: String?, ref: String?, branch: String, credentials: GitCredentials
     ) throws(SourceError) -> ResolvedCommit {
-        let lock = try FileLock(mirror.path + ".lock")
-        defer { lock.release() }
-        var rebuilt = false
-        while true {
-            do {
-                let repository = try fetch(credentials: credentials, fresh: rebuilt)
-                return try Resolver(repository: repository).resolve(sha: sha, ref: ref, branch: branch)
-            } catch let error as GitError where error.isDamage && !rebuilt {
-                // A damaged mirror is made again from the remote rather than failing every later run.
-                rebuilt = true
-                _ = error
-            } catch let error as GitError {
-                throw SourceError.git(error)
-            } catch let error as SourceError {
-                throw error
-            } catch {
-                throw SourceError.git(GitError(call: "resolving", message: "\(error)"))
-            }
+        try withMirror(credentials: credentials, opening: { try fetch(credentials: credentials, fresh: false) }) {
+            try Resolver(repository: $0).resolve(sha: sha, ref: ref, branch: branch)
         }
     }
 

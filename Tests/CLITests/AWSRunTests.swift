@@ -77,15 +77,11 @@ import Testing
         let id = UUID().uuidString.prefix(8)
         let token = "tok-\(id)-git"
         _ = try await createSecret("aws-run/\(id)/git", #"{"token": "\#(token)"}"#)
-        let output = Pipe()
-        let server = try ServerProcess(
-            "/usr/bin/env",
-            ["python3", Project.root.appending(path: "runner/dev/git-http-server").path, fixture.root.path,
-             "--cert", tls.certificate, "--key", tls.key],
-            environment: ["GIT_SERVER_TOKEN": token], stdout: output)
+        let server = ServerProcess.script(
+            "git-http-server", [fixture.root.path, "--cert", tls.certificate, "--key", tls.key],
+            environment: ["GIT_SERVER_TOKEN": token])
         defer { _ = server }
-        let port = try #require(Int(String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
-            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        let port = try server.port()
         let folder = TemporaryDirectory()
         func write(token reference: String) {
             folder.write(
@@ -126,6 +122,14 @@ import Testing
         environment["APP_GIT_TOKEN"] = token
         let set = try runProcess(Project.executable, ["run", "staging"], in: folder.url, environment: environment)
         #expect(set.status == 0, "\(set.stdout)\(set.stderr)")
+
+        // pipeline watch fetches with the same token: without it the fetch is refused, with it the staging commit is
+        // found already deployed and nothing starts.
+        let watched = try runProcess(Project.executable, ["watch", "--once"], in: folder.url, environment: environment)
+        #expect(watched.status == 0 && watched.stderr.isEmpty && watched.stdout.isEmpty, "\(watched.stdout)\(watched.stderr)")
+        environment["APP_GIT_TOKEN"] = nil
+        let unwatched = try runProcess(Project.executable, ["watch", "--once"], in: folder.url, environment: environment)
+        #expect(unwatched.stderr.contains("staging: the repository's token comes from the environment variable APP_GIT_TOKEN"), "\(unwatched.stderr)")
     }
 
     @Test func whoamiResolvesAsTheEnvironmentsStagesDo() throws {

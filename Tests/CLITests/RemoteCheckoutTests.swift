@@ -38,11 +38,7 @@ private func expectDeployed(_ result: ProcessOutput, sha: String, _ comment: Str
     @Test func gitDaemonRemoteByShortSHAWithItsSubmodule() throws {
         let fixture = GitFixture()
         try fixture.makeApplication()
-        let port = freePort()
-        let daemon = try ServerProcess(
-            "/usr/lib/git-core/git-daemon",
-            ["--base-path=\(fixture.root.path)", "--export-all", "--listen=127.0.0.1", "--port=\(port)", "--reuseaddr"])
-        #expect(waitForPort(port))
+        let (daemon, port) = try ServerProcess.gitDaemon(serving: fixture.root)
         let sha = try fixture.sha("v1")
         let app = project(repository: "git://127.0.0.1:\(port)/app")
         expectDeployed(try run(app, ["run", "staging", "--sha", String(sha.prefix(7))]), sha: sha, "git://")
@@ -88,14 +84,10 @@ private func expectDeployed(_ result: ProcessOutput, sha: String, _ comment: Str
         let tls = try TestCertificates(in: folder)
 
         let token = "tok-\(UUID().uuidString)"
-        let output = Pipe()
-        let server = try ServerProcess(
-            "/usr/bin/env",
-            ["python3", Project.root.appending(path: "runner/dev/git-http-server").path, fixture.root.path,
-             "--cert", tls.certificate, "--key", tls.key],
-            environment: ["GIT_SERVER_TOKEN": token], stdout: output)
-        let portLine = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
-        let port = try #require(Int(portLine.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let server = ServerProcess.script(
+            "git-http-server", [fixture.root.path, "--cert", tls.certificate, "--key", tls.key],
+            environment: ["GIT_SERVER_TOKEN": token])
+        let port = try server.port()
         let app = project(repository: "https://localhost:\(port)/app")
         let ca = ["SSL_CERT_FILE": tls.ca]
         let sha = try fixture.sha("staging")

@@ -182,11 +182,7 @@ private let noCredentials = GitCredentials.fromEnvironment([:])
         try fixture.makeApplication()
         let cache = TemporaryDirectory()
         // Over git://, as a remote: every fetch brings a pack (a local path would copy the repository's objects).
-        let port = freePort()
-        let daemon = try ServerProcess(
-            "/usr/lib/git-core/git-daemon",
-            ["--base-path=\(fixture.root.path)", "--export-all", "--listen=127.0.0.1", "--port=\(port)", "--reuseaddr"])
-        try #require(waitForPort(port))
+        let (daemon, port) = try ServerProcess.gitDaemon(serving: fixture.root)
         defer { _ = daemon }
         let source = GitSource(url: "git://127.0.0.1:\(port)/app", cache: cache.url)
         let credentials = GitCredentials.fromEnvironment([:])

@@ -96,6 +96,22 @@ private let noCredentials = GitCredentials.fromEnvironment([:])
         #expect(id.hasPrefix("$Id: ") && id.count > 40, "the ident filter wrote the blob's id: \(id)")
     }
 
+    @Test func coreAutocrlfOutsideTheTreeConvertsAsGitDoes() throws {
+        let sha = try makeRepository(count: 100, attributes: nil)
+        let source = GitSource(url: fixture.root.appending(path: "repo").path, cache: cache.url)
+        _ = try source.resolve(sha: sha, ref: nil, branch: "main", credentials: noCredentials)
+        // No .gitattributes in the tree: only the configuration asks for CRLF.
+        try fixture.git(["--git-dir", source.mirror.path, "config", "core.autocrlf", "true"], in: ".")
+        let workspace = fixture.root.appending(path: "by-pipeline")
+        try source.checkout(sha: sha, into: workspace, submodules: false, credentials: noCredentials)
+        try fixture.git(["clone", "-q", "--no-checkout", "repo", "by-git"], in: ".")
+        try fixture.git(["-c", "core.autocrlf=true", "checkout", "-q", sha], in: "by-git")
+        let ours = try describe(workspace)
+        let git = try describe(fixture.root.appending(path: "by-git"))
+        #expect(differences(ours, git).isEmpty, "not as git wrote them: \(differences(ours, git).prefix(10))")
+        #expect(try Data(contentsOf: workspace.appending(path: "notes.crlf")) == Data("first\r\nsecond\r\n".utf8))
+    }
+
     @Test func namesAndLinkTargetsThatAreNotUTF8AreWrittenByteForByte() throws {
         try FileManager.default.createDirectory(at: fixture.root.appending(path: "repo"), withIntermediateDirectories: true)
         try fixture.git(["init", "-q"], in: "repo")

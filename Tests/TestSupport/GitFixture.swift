@@ -56,6 +56,19 @@ public final class GitFixture: @unchecked Sendable {
     }
 }
 
+extension ServerProcess {
+    /// git daemon serving the repositories under `root` on a free loopback port (`git://127.0.0.1:PORT/NAME`),
+    /// accepting connections when this returns.
+    public static func gitDaemon(serving root: URL) throws -> (server: ServerProcess, port: Int) {
+        let port = freePort()
+        let daemon = try ServerProcess(
+            "/usr/lib/git-core/git-daemon",
+            ["--base-path=\(root.path)", "--export-all", "--listen=127.0.0.1", "--port=\(port)", "--reuseaddr"])
+        guard waitForPort(port) else { throw POSIXError(.ECONNREFUSED) }
+        return (daemon, port)
+    }
+}
+
 /// A port on 127.0.0.1 that nothing listens on right now.
 public func freePort() -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
