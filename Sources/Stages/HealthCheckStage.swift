@@ -8,6 +8,30 @@ import PipelineDSL
 enum HealthCheckStage {
     static func run(_ spec: HealthCheckSpec, plan: Plan, runFolder: URL, environment: [String: String]) async -> Int32 {
         let outputs = StageOutputFile(environment: environment)
+        let deploy = plan.stages.first { stage in
+            if case .updateService(let update) = stage.spec { return update.service == spec.service }
+            return false
+        }
+        // What ran before the run: recorded once by the deploy stage; its outputs for runs recorded before that.
+        let previous: String?
+        do {
+            previous = try ServiceBaseline.recorded(service: spec.service, runFolder: runFolder)?.taskDefinition
+                ?? deploy.flatMap { BuiltinStages.outputs(of: $0.id, in: runFolder)["previousTaskDefinition"] }
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            return 1
+        }
+        var guardian: CancelledRollout?
+        if spec.rollbackOnFailure, let previous, case .updateService(let update)? = deploy?.spec,
+            let target = BuiltinStages.outputs(of: deploy!.id, in: runFolder)["taskDefinitionArn"], target != previous,
+            let client = try? StageAWS.client(for: plan.environment, environment: environment)  // no client: the check below says why
+        {
+            // Cancelled before the new revision is known healthy: as a cancelled rollout.
+            guardian = CancelledRollout(
+                service: spec.service, update: update, baseline: previous, target: target,
+                client: client, outputs: outputs, environment: environment)
+        }
+        defer { _ = guardian }
         let outcome = await check(spec, environment: environment, artifacts: environment["PIPELINE_ARTIFACTS"].map { URL(filePath: $0) }, file: "health.jsonl")
         if outcome.healthy {
             print(outcome.summary)
@@ -17,11 +41,6 @@ enum HealthCheckStage {
         FileHandle.standardError.write(Data("error: \(spec.service) at \(spec.host):\(spec.port) is \(outcome.summary)\n".utf8))
         try? outputs.set(["healthy": "false", "attempts": String(outcome.attempts.count)])
         guard spec.rollbackOnFailure else { return 1 }
-        let deploy = plan.stages.first { stage in
-            if case .updateService(let update) = stage.spec { return update.service == spec.service }
-            return false
-        }
-        let previous = deploy.flatMap { BuiltinStages.outputs(of: $0.id, in: runFolder)["previousTaskDefinition"] }
         do {
             let client = try StageAWS.client(for: plan.environment, environment: environment)
             await AutoRollback.perform(

@@ -14,10 +14,23 @@ enum UpdateServiceStage {
                 let target = BuiltinStages.outputs(of: register, in: runFolder)["taskDefinitionArn"]
             else { throw StageError("the register stage left no taskDefinitionArn output") }
             let before = try await client.describeService(cluster: spec.cluster, service: spec.ecsService)
-            print("\(spec.ecsService) in \(spec.cluster) runs \(before.taskDefinition); updating to \(target)")
+            // What ran before the run is recorded once, before the first change; a retry or a resume uses it.
+            let (baseline, fresh) = try ServiceBaseline.recordOnce(
+                service: spec.service, runFolder: runFolder, attempt: Int(environment["PIPELINE_ATTEMPT"] ?? "") ?? 0,
+                live: before.taskDefinition)
+            if fresh {
+                print("\(spec.ecsService) in \(spec.cluster) runs \(before.taskDefinition); updating to \(target)")
+            } else {
+                print("\(spec.ecsService) in \(spec.cluster) runs \(before.taskDefinition); before this run it ran \(baseline.taskDefinition) (recorded by attempt \(baseline.attempt)); updating to \(target)")
+            }
             // Written before the wait: a failed rollout still tells a rollback where the service was.
-            try outputs.set(["previousTaskDefinition": before.taskDefinition, "taskDefinitionArn": target])
-            _ = try await client.updateService(cluster: spec.cluster, service: spec.ecsService, taskDefinition: target)
+            try outputs.set(["previousTaskDefinition": baseline.taskDefinition, "taskDefinitionArn": target])
+            let guardian = CancelledRollout(
+                service: spec.service, update: spec, baseline: baseline.taskDefinition, target: target, client: client,
+                outputs: outputs, environment: environment)
+            _ = try await guardian.changing {
+                try await client.updateService(cluster: spec.cluster, service: spec.ecsService, taskDefinition: target)
+            }
             guard spec.waitForStable else {
                 print("updated; not waiting for the rollout (waitForStable is off)")
                 return 0
@@ -32,7 +45,7 @@ enum UpdateServiceStage {
                 let reasons = stopped.isEmpty ? "" : "; stopped tasks: " + stopped.joined(separator: " | ")
                 FileHandle.standardError.write(Data("error: \(spec.ecsService) did not become stable on \(target): \(failure)\(reasons)\n".utf8))
                 await AutoRollback.perform(
-                    service: spec.service, to: before.taskDefinition, plan: plan, client: client, outputs: outputs,
+                    service: spec.service, to: baseline.taskDefinition, plan: plan, client: client, outputs: outputs,
                     reason: "the rollout of \(target) failed")
                 return 1
             }

@@ -157,7 +157,7 @@ private func store(_ home: TemporaryDirectory) throws -> StateStore { try StateS
         #expect(try store(home).run(1)?.status == .succeeded)
         let again = try RunFixture.pipeline(["resume", "1"], home: home)
         #expect(again.status == 2)
-        #expect(again.stderr.contains("only an interrupted, failed or cancelled run can be resumed"))
+        #expect(again.stderr.contains("run 1 has ended (succeeded); there is nothing to continue"), "\(again.stderr)")
     }
 
     @Test func twoRunsOfOneEnvironmentTakeTurns() throws {

@@ -11,7 +11,7 @@ enum RunFixture {
 
     static let cache = TemporaryDirectory("pipeline-run-cache")
 
-    static let environments = ["basic", "chains", "retry", "timeout", "flood", "slow", "secrets", "race"]
+    static let environments = ["basic", "chains", "retry", "timeout", "flood", "slow", "secrets", "race", "tick"]
 
     static let source = """
         import PipelineDSL
@@ -55,6 +55,8 @@ enum RunFixture {
                 .secret("TOKEN", .environment("TEST_SECRET"))
                 .secret("KEY", .environment("TEST_KEY"))
                 .when(.environment("secrets"))
+
+            Shell("tick", "for i in $(seq 1 40); do echo tick $i; sleep 0.5; done").when(.environment("tick"))
 
             Shell("work", "echo start $PIPELINE_RUN_ID >> $TEST_DIR/order; sleep 1.5; echo end $PIPELINE_RUN_ID >> $TEST_DIR/order")
                 .when(.environment("race"))

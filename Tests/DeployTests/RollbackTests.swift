@@ -73,10 +73,11 @@ import TestSupport
 
         // Another run holds the environment: refused, naming it.
         let store = try StateStore(home: project.home.url)
-        let holder = try store.createRun(environment: "staging", sha: nil, ref: nil, trigger: "cli", user: "someone-else", pid: getpid())
-        _ = try store.tryAcquireLock(environment: "staging", run: holder.id)
+        let (holder, lease) = try store.createRun(environment: "staging", sha: nil, ref: nil, trigger: "cli", user: "someone-else")
+        _ = try store.tryAcquireLock(environment: "staging", lease: lease)
         let busy = try project.pipeline("rollback", "api-service", "--to", String(a.prefix(8)), "--yes")
-        #expect(busy.status == 2 && busy.stderr.contains("environment staging is busy: run \(holder.id)") && busy.stderr.contains("someone-else"), "\(busy.stderr)")
+        // Busy is exit 3, as the README says, not a refusal of what was asked.
+        #expect(busy.status == 3 && busy.stderr.contains("environment staging is busy: run \(holder.id)") && busy.stderr.contains("someone-else"), "\(busy.stderr)")
         try store.setRunStatus(holder.id, .failed, message: "test holder")
         #expect(try await project.live() == revisionB)
 

@@ -8,8 +8,8 @@ import Testing
         let home = TemporaryDirectory()
         _ = try StateStore(home: home.url)
         let again = try StateStore(home: home.url)
-        #expect(try again.database.query("PRAGMA user_version").first?["user_version"].int == 3)
-        #expect(try again.database.query("PRAGMA table_info(runs)").contains { $0["name"].string == "commit_subject" })
+        #expect(try again.database.query("PRAGMA user_version").first?["user_version"].int == 4)
+        #expect(try again.database.query("PRAGMA table_info(runs)").contains { $0["name"].string == "fence" })
         #expect(try again.database.query("PRAGMA journal_mode").first?["journal_mode"].string == "wal")
         let mode = try FileManager.default.attributesOfItem(atPath: home.url.appending(path: "state.db").path)[.posixPermissions] as? Int
         #expect(mode == 0o600)
@@ -18,33 +18,98 @@ import Testing
     @Test func oneRunHoldsAnEnvironmentAndTheNextWaitsItsTurn() throws {
         let home = TemporaryDirectory()
         let store = try StateStore(home: home.url)
-        let me = getpid()
-        let first = try store.createRun(environment: "staging", sha: nil, ref: nil, trigger: "test", user: "t", pid: me)
-        let second = try store.createRun(environment: "staging", sha: nil, ref: nil, trigger: "test", user: "t", pid: me)
-        let other = try store.createRun(environment: "prod", sha: nil, ref: nil, trigger: "test", user: "t", pid: me)
-        #expect(try store.tryAcquireLock(environment: "staging", run: second.id) == .queuedBehind(try store.run(first.id)!))
-        #expect(try store.tryAcquireLock(environment: "staging", run: first.id) == .acquired)
-        guard case .busy(let owner) = try store.tryAcquireLock(environment: "staging", run: second.id) else {
+        let (first, firstLease) = try store.createRun(environment: "staging", sha: nil, ref: nil, trigger: "test", user: "t")
+        let (_, secondLease) = try store.createRun(environment: "staging", sha: nil, ref: nil, trigger: "test", user: "t")
+        let (_, otherLease) = try store.createRun(environment: "prod", sha: nil, ref: nil, trigger: "test", user: "t")
+        #expect(try store.tryAcquireLock(environment: "staging", lease: secondLease) == .queuedBehind(try store.run(first.id)!))
+        #expect(try store.tryAcquireLock(environment: "staging", lease: firstLease) == .acquired)
+        guard case .busy(let owner) = try store.tryAcquireLock(environment: "staging", lease: secondLease) else {
             Issue.record("the second run got the lock")
             return
         }
         #expect(owner.id == first.id)
-        #expect(try store.tryAcquireLock(environment: "prod", run: other.id) == .acquired)
+        #expect(try store.tryAcquireLock(environment: "prod", lease: otherLease) == .acquired)
         try store.setRunStatus(first.id, .succeeded)
-        #expect(try store.tryAcquireLock(environment: "staging", run: second.id) == .acquired)
+        #expect(try store.tryAcquireLock(environment: "staging", lease: secondLease) == .acquired)
     }
 
     @Test func aDeadOwnersRunIsInterruptedAndItsLockTakenOver() throws {
         let home = TemporaryDirectory()
         let store = try StateStore(home: home.url)
-        let dead = try runProcess(URL(filePath: "/bin/sh"), ["-c", "echo $$"]).stdout
-        let deadPID = try #require(Int32(dead.trimmingCharacters(in: .whitespacesAndNewlines)))
-        let orphan = try store.createRun(environment: "staging", sha: nil, ref: nil, trigger: "test", user: "t", pid: deadPID)
-        #expect(try store.tryAcquireLock(environment: "staging", run: orphan.id) == .acquired)
+        let (orphan, orphanLease) = try store.createRun(environment: "staging", sha: nil, ref: nil, trigger: "test", user: "t")
+        #expect(try store.tryAcquireLock(environment: "staging", lease: orphanLease) == .acquired)
         try store.setStageStatus(orphan.id, "build", .running, attempt: 1)
-        let next = try store.createRun(environment: "staging", sha: nil, ref: nil, trigger: "test", user: "t", pid: getpid())
-        #expect(try store.tryAcquireLock(environment: "staging", run: next.id) == .acquired)
+        // Its owner dies (as if it had been another process, killed with -9).
+        let dead = try deadOwner()
+        try store.database.execute(
+            "UPDATE runs SET pid = ?, owner_started = ? WHERE id = ?", [.integer(Int64(dead.pid)), .text(dead.started), .integer(Int64(orphan.id))])
+        let (_, next) = try store.createRun(environment: "staging", sha: nil, ref: nil, trigger: "test", user: "t")
+        #expect(try store.tryAcquireLock(environment: "staging", lease: next) == .acquired)
         #expect(try store.run(orphan.id)?.status == .interrupted)
         #expect(try store.stageRuns(orphan.id).first?.status == .interrupted)
+        // The dead owner is fenced: whatever it writes now is refused.
+        #expect(throws: LeaseLost.self) { try store.fenced(orphanLease) { try store.addEvent(orphan.id, stage: nil, kind: "late", message: "x") } }
+        #expect(throws: LeaseLost.self) { try store.renew(orphanLease) }
     }
+
+    @Test func ownershipIsTakenOnceAndEveryNewOwnerFencesTheOldOne() throws {
+        let home = TemporaryDirectory()
+        let store = try StateStore(home: home.url)
+        let (run, first) = try store.createRun(environment: "staging", sha: nil, ref: nil, trigger: "test", user: "t")
+        #expect(first.fence == 1)
+        // This process is alive: nobody else may take the run, whatever its status claims.
+        let refusal = try #require(throws: OwnershipRefusal.self) {
+            try store.takeOwnership(of: run.id, accepting: [.queued, .interrupted], owner: .current, why: "test")
+        }
+        #expect(refusal.owned && refusal.description.contains("only one runner"))
+        try store.fenced(first) { try store.setRunStatus(run.id, .failed, message: "stage x failed") }
+        let second = try store.takeOwnership(of: run.id, accepting: [.failed], owner: .current, why: "resume")
+        #expect(second.fence == 2)
+        #expect(try store.run(run.id)?.message == nil, "a stale message does not outlive the owner that wrote it")
+        #expect(throws: LeaseLost.self) { try store.fenced(first) { try store.setRunStatus(run.id, .succeeded) } }
+        #expect(try store.run(run.id)?.status == .queued)
+        try store.fenced(second) { try store.setRunStatus(run.id, .succeeded) }
+        let ended = try #require(throws: OwnershipRefusal.self) {
+            try store.takeOwnership(of: run.id, accepting: [.failed, .interrupted], owner: .current, why: "resume")
+        }
+        #expect(!ended.owned && ended.description.contains("has ended"))
+    }
+
+    @Test func anOwnerIsGoneOnlyWhenThatIsProvable() throws {
+        let me = RunOwner.current
+        let started = try #require(ProcessIdentity.started(me.pid))
+        #expect(started == me.started)
+        // This process: alive, whatever its lease says.
+        #expect(!OwnerLiveness.isProvablyGone(host: me.host, pid: Int(me.pid), started: me.started, leaseExpiresAt: 0))
+        // Its PID with another start time: the PID was reused.
+        #expect(OwnerLiveness.isProvablyGone(host: me.host, pid: Int(me.pid), started: started + "0", leaseExpiresAt: nil))
+        // A process that ended.
+        let dead = try deadOwner()
+        #expect(OwnerLiveness.isProvablyGone(host: dead.host, pid: Int(dead.pid), started: dead.started, leaseExpiresAt: nil))
+        // Another host: gone only once its lease expired (it can be fenced).
+        #expect(!OwnerLiveness.isProvablyGone(host: "elsewhere", pid: 1, started: "b:1", leaseExpiresAt: 200, now: 100))
+        #expect(OwnerLiveness.isProvablyGone(host: "elsewhere", pid: 1, started: "b:1", leaseExpiresAt: 99, now: 100))
+    }
+
+    @Test func aStoppedProcessIsAliveAndAZombieIsNot() throws {
+        let process = Process()
+        process.executableURL = URL(filePath: "/bin/sleep")
+        process.arguments = ["30"]
+        try process.run()
+        let pid = process.processIdentifier
+        let started = try #require(ProcessIdentity.started(pid))
+        kill(pid, SIGSTOP)
+        #expect(!OwnerLiveness.isProvablyGone(host: nil, pid: Int(pid), started: started, leaseExpiresAt: 0))
+        kill(pid, SIGKILL)
+        process.waitUntilExit()
+        #expect(OwnerLiveness.isProvablyGone(host: nil, pid: Int(pid), started: started, leaseExpiresAt: nil))
+    }
+}
+
+/// The identity of a process that has ended.
+private func deadOwner() throws -> RunOwner {
+    let output = try runProcess(URL(filePath: "/bin/sh"), ["-c", "cut -d' ' -f22 /proc/$$/stat; echo $$"]).stdout
+    let lines = output.split(separator: "\n").map(String.init)
+    let pid = try #require(Int32(lines[1]))
+    return RunOwner(host: ProcessIdentity.hostName, pid: pid, started: "\(ProcessIdentity.bootID):\(lines[0])")
 }

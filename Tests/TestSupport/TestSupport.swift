@@ -46,6 +46,12 @@ public final class TemporaryDirectory: @unchecked Sendable {
         try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     }
 
+    /// Makes the folder `url`, which goes when the test is done with it.
+    public init(url: URL) {
+        self.url = url
+        try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
     deinit {
         try? FileManager.default.removeItem(at: url)
     }

@@ -44,21 +44,24 @@ extension PipelineCommand {
                 if !gate.spec.allowSelfApproval, identity == gate.requester {
                     throw ApprovalRefusal(description: "\(identity) started run \(gate.run.id) and may not approve it; another of \(gate.spec.approvers.filter { $0 != identity }.joined(separator: ", ")) must")
                 }
-                switch try store.approve(run: gate.run.id, stage: gate.stage, user: identity, comment: comment, required: gate.spec.required) {
+                let result = try store.approve(
+                    run: gate.run.id, stage: gate.stage, user: identity, comment: comment, required: gate.spec.required,
+                    continuingAs: detach ? nil : .current)
+                switch result {
                 case .recorded(let count, let required):
                     print("approved by \(identity): \(count) of \(required) approvals for run \(gate.run.id); waiting for \(required - count) more")
                 case .alreadyApproved(let count, let required):
                     print("\(identity) had approved run \(gate.run.id) already; it counts once (\(count) of \(required))")
                 case .releasedToWaitingProcess(let approvers):
                     print("run \(gate.run.id) approved by \(approvers.joined(separator: ", ")); it continues in the process that waits for it (pid \(gate.run.pid ?? 0))")
-                case .released(let approvers):
+                case .released(let approvers, let lease):
                     print("run \(gate.run.id) approved by \(approvers.joined(separator: ", ")); continuing from \(gate.stage)")
                     fflush(nil)
                     guard let record = try store.run(gate.run.id) else { return }
-                    if detach {
-                        try Gates.detach(record, store: store)
+                    if let lease {
+                        try Resume.continueRun(record, lease: lease, store: store, workspace: workspace, execution: execution, trigger: "approve")
                     } else {
-                        try Resume.continueRun(record, store: store, workspace: workspace, execution: execution, trigger: "approve")
+                        try Gates.detach(record, store: store)
                     }
                 }
             } catch let refusal as ApprovalRefusal {
@@ -128,15 +131,26 @@ enum Gates {
                 .first { (try? WaitingGate.of($0, store: store)) != nil }
             guard let waiting = atGate else {
                 let latest = try store.runs(environment: environment, limit: 1).first
+                if let latest { try alreadyApproved(latest, store: store) }
                 let note = latest.map { "; its latest run, \($0.id), is \($0.status.rawValue)\($0.message.map { ": \($0)" } ?? "")" } ?? ""
                 throw ApprovalRefusal(description: "no run of \(environment) waits for approval\(note)")
             }
             record = waiting
         }
         guard let gate = try WaitingGate.of(record, store: store) else {
+            try alreadyApproved(record, store: store)
             throw ApprovalRefusal(description: "run \(record.id) does not wait for approval: it is \(record.status.rawValue)\(record.message.map { " (\($0))" } ?? "")")
         }
         return gate
+    }
+
+    /// Refuses a decision on `run` when its gate was approved already, saying by whom and where the run is now.
+    private static func alreadyApproved(_ run: RunRecord, store: StateStore) throws {
+        guard let approvers = try store.releasedBy(run: run.id) else { return }
+        let now = run.status.hasOwner
+            ? "; it continues under \(run.owner?.description ?? "pid \(run.pid ?? 0)")"
+            : run.status == .approved ? "; `pipeline resume \(run.id)` continues it" : " (it is \(run.status.rawValue) now)"
+        throw ApprovalRefusal(description: "run \(run.id) of \(run.environment) was already approved by \(approvers.joined(separator: ", "))\(now); nothing more to decide")
     }
 
     static func identity(_ gate: WaitingGate) throws -> String {
@@ -146,7 +160,8 @@ enum Gates {
         return identity
     }
 
-    /// Continues the run in the background (`pipeline resume RUN` in a session of its own), logging to the run folder.
+    /// Continues the run in the background (`pipeline resume RUN` in a session of its own, which takes the approved
+    /// run over), logging to the run folder.
     static func detach(_ record: RunRecord, store: StateStore) throws {
         let log = store.runFolder(record.id).appending(path: "resume-\(Int(Date().timeIntervalSince1970)).log")
         try DetachedProcess.start(

@@ -38,7 +38,7 @@ extension PipelineCommand {
                         offsets[id] = printNew(folder.log(id), from: offsets[id], header: chosen.count > 1 ? id : nil)
                     }
                     guard follow, let current = try store.run(record.id), !current.status.isFinal else { break }
-                    try store.reconcile()
+                    store.reconcileIfPossible()
                     Thread.sleep(forTimeInterval: 0.5)
                 }
             } catch {

@@ -8,7 +8,11 @@ extension PipelineCommand {
     struct Resume: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Continue an interrupted, failed or cancelled run from its first stage that did not succeed.",
-            discussion: "Stages that succeeded are never run again. The run keeps the plan it started with.")
+            discussion: """
+                Stages that succeeded are never run again. The run keeps the plan it started with, and what each \
+                service ran before the run changed it. A run whose runner is alive (even stopped with SIGSTOP) is \
+                refused with exit 3: one runner per run. Also continues an approved run whose runner never came.
+                """)
 
         @OptionGroup var global: GlobalOptions
 
@@ -22,21 +26,19 @@ extension PipelineCommand {
                 let workspace = try global.workspace()
                 let store = try StateAccess.open(workspace)
                 try store.reconcile()
-                let record = try StateAccess.run(runID, in: store)
-                guard [.interrupted, .failed, .cancelled].contains(record.status) else {
-                    throw LoadError(
-                        .definition,
-                        "run \(runID) is \(record.status.rawValue); only an interrupted, failed or cancelled run can be resumed")
-                }
-                try Self.continueRun(record, store: store, workspace: workspace, execution: execution, trigger: "resume")
+                _ = try StateAccess.run(runID, in: store)
+                let lease = try store.takeOwnership(of: runID, accepting: [.interrupted, .failed, .cancelled, .approved], why: "resume")
+                guard let record = try store.run(runID) else { return }
+                try Self.continueRun(record, lease: lease, store: store, workspace: workspace, execution: execution, trigger: "resume")
             } catch {
                 throw error.reported()
             }
         }
 
-        /// Continues `record` from its first stage that did not succeed, in this process.
+        /// Continues `record`, which this process owns through `lease`, from its first stage that did not succeed.
         static func continueRun(
-            _ record: RunRecord, store: StateStore, workspace: Workspace, execution: ExecutionOptions, trigger: String
+            _ record: RunRecord, lease: RunLease, store: StateStore, workspace: Workspace, execution: ExecutionOptions,
+            trigger: String
         ) throws {
             let folder = RunFolder(root: store.runFolder(record.id))
             let plan: PipelineDSL.Plan
@@ -53,12 +55,13 @@ extension PipelineCommand {
             let request = RunSession.Request(
                 environment: record.environment, sha: record.sha, ref: record.ref, branch: record.ref,
                 trigger: trigger, user: StateAccess.currentUser, noWait: execution.noWait,
-                stageEnvironment: SourceResolution.stageEnvironment(source: record.source, workspace: workspace, commit: record.commit))
+                stageEnvironment: SourceResolution.stageEnvironment(source: record.source, workspace: workspace, commit: record.commit)
+                    .merging(execution.stageEnvironment) { _, flag in flag })
             let (resumed, outcome) = try session.execute(
                 plan: plan, request: request,
                 options: RunOptions(parallelism: plan.parallelism, killGrace: execution.killGrace),
                 executable: execution.executable, secrets: secrets.merging(["(notifications)": console.secretsByName]) { a, _ in a },
-                environment: environment, resuming: record)
+                environment: environment, resuming: lease)
             if outcome == .waiting { print(try ApprovalText.waitingNotice(resumed, store: store), terminator: "") }
             try ExecutionOptions.finish(outcome)
         }

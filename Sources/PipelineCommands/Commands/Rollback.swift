@@ -51,7 +51,7 @@ extension PipelineCommand {
                 try execute()
             } catch let refusal as RollbackRefusal {
                 FileHandle.standardError.write(Data("error: \(refusal.message)\n".utf8))
-                throw Exit.badInput
+                throw refusal.busy ? Exit.busy : Exit.badInput
             } catch let error as AWSError {
                 FileHandle.standardError.write(Data("error: \(error)\n".utf8))
                 throw Exit.stageFailed
@@ -68,6 +68,7 @@ extension PipelineCommand {
             let workspace = loading.workspace
             try workspace.prepareHome()
             let store = try StateAccess.open(workspace)
+            try loading.requireKnown(service: service, environment: self.environmentName, recorded: false)
             let environmentName = try self.environmentName ?? Self.onlyEnvironment(of: service, store: store)
             let plan = try loading.plan(for: environmentName)
             guard let update = plan.stages.lazy.compactMap({ stage -> UpdateServiceSpec? in
@@ -84,7 +85,8 @@ extension PipelineCommand {
             guard let repository = plan.service(named: service)?.repository else { throw RollbackRefusal("the pipeline has no service \(service)") }
             if let owner = try store.liveLockOwner(environment: environmentName) {
                 throw RollbackRefusal(
-                    "environment \(environmentName) is busy: run \(owner.id) (\(owner.status.rawValue), started by \(owner.user), pid \(owner.pid ?? 0)) holds it; wait for it to end")
+                    "environment \(environmentName) is busy: run \(owner.id) (\(owner.status.rawValue), started by \(owner.user), pid \(owner.pid ?? 0)) holds it; wait for it to end",
+                    busy: true)
             }
             let environment = ProcessInfo.processInfo.environment
             let client = AWSClient(configuration: try StageAWS.configuration(for: plan.environment, environment: environment))
@@ -241,6 +243,8 @@ extension PipelineCommand {
             do {
                 let store = try StateAccess.open(try global.workspace())
                 let records = try store.deployments(service: service, environment: environmentName, limit: limit)
+                let recorded = try !store.deployments(service: service, environment: nil, limit: 1).isEmpty
+                try PlanLoading(global).requireKnown(service: service, environment: environmentName, recorded: recorded)
                 guard !records.isEmpty else {
                     print("no deployments of \(service)\(environmentName.map { " in \($0)" } ?? "") recorded")
                     return
@@ -264,5 +268,10 @@ extension PipelineCommand {
 /// A rollback that is refused before anything changed.
 struct RollbackRefusal: Error {
     let message: String
-    init(_ message: String) { self.message = message }
+    /// Refused because another run holds the environment (exit 3), not because of what was asked (exit 2).
+    let busy: Bool
+    init(_ message: String, busy: Bool = false) {
+        self.message = message
+        self.busy = busy
+    }
 }

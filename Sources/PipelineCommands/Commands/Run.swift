@@ -29,7 +29,9 @@ extension PipelineCommand {
         @Option(help: "Deploy the tip of this branch or tag (default: the environment's branch).")
         var ref: String?
 
-        @Option(name: .customLong("only"), help: ArgumentHelp("Run only this service's stages (repeatable).", valueName: "service"))
+        @Option(
+            name: .customLong("only"), parsing: .upToNextOption,
+            help: ArgumentHelp("Run only these services' stages (`--only A B`, or `--only A --only B`).", valueName: "service"))
         var only: [String] = []
 
         @Option(help: "Most stages at once (default: the pipeline's parallelism).")
@@ -92,7 +94,8 @@ extension PipelineCommand {
                 trigger: trigger, user: StateAccess.currentUser, noWait: execution.noWait,
                 source: resolution.source?.url, commit: resolution.facts,
                 stageEnvironment: SourceResolution.stageEnvironment(
-                    source: resolution.source?.url, workspace: loading.workspace, commit: resolution.facts))
+                    source: resolution.source?.url, workspace: loading.workspace, commit: resolution.facts
+                ).merging(execution.stageEnvironment) { _, flag in flag })
             request.pipelineFiles = try Self.templates(of: plan, in: loading.workspace.pipelinesDirectory)
             var options = RunOptions(
                 parallelism: parallel ?? plan.parallelism, failFast: failFast, killGrace: execution.killGrace)

@@ -16,8 +16,12 @@ extension PipelineCommand {
         func run() throws {
             do {
                 let store = try StateAccess.open(try global.workspace())
-                try store.reconcile()
-                try WaitingGate.expireOverdue(store: store)
+                store.reconcileIfPossible()
+                do {
+                    try WaitingGate.expireOverdue(store: store)
+                } catch {
+                    FileHandle.standardError.write(Data("warning: could not end runs whose approval expired: \(error)\n".utf8))
+                }
                 let record: RunRecord
                 if let runID {
                     record = try StateAccess.run(runID, in: store)
@@ -48,16 +52,27 @@ extension PipelineCommand {
             }
             if let message = run.message { out += "  \(message)\n" }
             let stages = try store.stageRuns(run.id)
-            if !stages.isEmpty {
+            // Every stage of the plan, in plan order: those that never started too.
+            let planned = (try? RunFolder(root: store.runFolder(run.id)).readPlan())?.stages.map(\.id) ?? []  // no plan: the records alone
+            let recorded = Dictionary(stages.map { ($0.stageID, $0) }) { first, _ in first }
+            let order = planned + stages.map(\.stageID).filter { !planned.contains($0) }
+            if !order.isEmpty {
                 var table = TextTable(headers: ["STAGE", "STATUS", "ATTEMPTS", "DURATION", "MESSAGE"])
-                for stage in stages {
+                for id in order {
+                    guard let stage = recorded[id] else {
+                        table.add([id, StageStatus.pending.rawValue, "0", "-", run.status.isFinal ? "never started" : ""])
+                        continue
+                    }
                     let duration = stage.startedAt.map { TextConsole.format((stage.finishedAt ?? Date()).timeIntervalSince($0)) } ?? "-"
                     table.add([stage.stageID, stage.status.rawValue, String(stage.attempts), duration, stage.message ?? ""])
                 }
                 out += "\n" + table.render()
             }
             out += "\nlogs: pipeline logs \(run.id)   folder: \(store.runFolder(run.id).path)\n"
-            if run.status == .interrupted { out += "continue it: pipeline resume \(run.id)\n" }
+            if run.status == .interrupted || run.status == .approved { out += "continue it: pipeline resume \(run.id)\n" }
+            if run.status.hasOwner, let owner = run.owner ?? run.pid.map({ RunOwner(host: ProcessIdentity.hostName, pid: Int32($0), started: "") }) {
+                out += "runner: \(owner)\(run.leaseExpiresAt.map { ", lease renewed until \(Dates.format($0))" } ?? "")\n"
+            }
             if let gate = try WaitingGate.of(run, store: store) {
                 out += "\nwaiting for approval at \(gate.stage)\(gate.spec.message.map { ": \($0)" } ?? "")\n" + ApprovalText.gateLines(gate)
                 out += "\nwhat the gate lets through (live now → about to go out):\n" + (try ApprovalText.releaseLines(gate, store: store))
@@ -86,8 +101,11 @@ extension PipelineCommand {
         func run() throws {
             do {
                 let store = try StateAccess.open(try global.workspace())
-                try store.reconcile()
+                store.reconcileIfPossible()
                 let runs = try store.runs(environment: environment, limit: limit)
+                if let environment {
+                    try PlanLoading(global).requireKnown(environment: environment, recorded: !runs.isEmpty)
+                }
                 guard !runs.isEmpty else {
                     print("no runs yet\(environment.map { " of \($0)" } ?? "")")
                     return

@@ -13,6 +13,20 @@ struct ExecutionOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Seconds between SIGTERM and SIGKILL when a stage is stopped.", valueName: "seconds"))
     var killGrace: Double = 10
 
+    /// What a deploy does with a service it was changing when the run is cancelled.
+    enum OnCancel: String, ExpressibleByArgument, CaseIterable {
+        case rollback, leave
+    }
+
+    @Option(
+        help: ArgumentHelp(
+            "When the run is cancelled (Ctrl-C, SIGTERM) while a service's new revision is rolling out or not yet checked healthy: rollback puts it back on what it ran before the run (one UpdateService, not waited for); leave leaves it for `pipeline resume` to finish.",
+            valueName: "rollback|leave"))
+    var onCancel: OnCancel = .rollback
+
+    /// What the stages of the run are told of these flags.
+    var stageEnvironment: [String: String] { ["PIPELINE_ON_CANCEL": onCancel.rawValue] }
+
     func validate() throws {
         if killGrace < 0 { throw ValidationError("--kill-grace must be 0 or more seconds") }
     }

@@ -27,6 +27,24 @@ struct PlanLoading {
         return try loader.load()
     }
 
+    /// Refuses (exit 2) a service or environment the pipeline does not define, naming those it does; a name
+    /// the pipeline defines, or one the records know when the pipeline cannot be loaded, passes.
+    func requireKnown(service: String? = nil, environment: String? = nil, recorded: Bool) throws(LoadError) {
+        let manifest: Manifest
+        do {
+            manifest = try self.manifest()
+        } catch {
+            if recorded { return }
+            throw error
+        }
+        if let service, !manifest.services.contains(where: { $0.name == service }) {
+            throw LoadError(.definition, "unknown service '\(service)'; the pipeline defines: \(manifest.services.map(\.name).joined(separator: ", "))")
+        }
+        if let environment, !manifest.environments.contains(where: { $0.name == environment }) {
+            throw LoadError(.definition, "unknown environment '\(environment)'; the pipeline defines: \(manifest.environments.map(\.name).joined(separator: ", "))")
+        }
+    }
+
     /// The checked plan of `environment`.
     func plan(for environment: String) throws(LoadError) -> Plan {
         let manifest = try manifest()

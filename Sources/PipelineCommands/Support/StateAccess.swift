@@ -40,6 +40,18 @@ extension Error {
             if case .busy = refusal { return Exit.busy }
             if case .awaitingApproval = refusal { return Exit.busy }
             return Exit.cancelled
+        case let failure as RecordingFailure:
+            FileHandle.standardError.write(Data("error: \(failure)\n".utf8))
+            return Exit.notRecorded
+        case let lost as LeaseLost:
+            FileHandle.standardError.write(Data("error: \(lost)\n".utf8))
+            return Exit.notRecorded
+        case let refusal as OwnershipRefusal:
+            FileHandle.standardError.write(Data("error: \(refusal)\n".utf8))
+            return refusal.owned ? Exit.busy : Exit.badInput
+        case let error as DatabaseError where DatabaseError.cannotWrite.contains(error.code & 0xff):
+            FileHandle.standardError.write(Data("error: cannot write the state database: \(error); free space or fix PIPELINE_HOME's permissions, then try again\n".utf8))
+            return Exit.notRecorded
         case let exit as ExitCode: return exit
         default:
             FileHandle.standardError.write(Data("internal error: \(self)\nThis is a bug in pipeline; please report it with this message.\n".utf8))

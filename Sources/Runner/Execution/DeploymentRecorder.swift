@@ -27,7 +27,7 @@ struct DeploymentRecorder {
                     previous: nil)
             }
             return false
-        case .failed, .timedOut:
+        case .failed, .timedOut, .cancelled:
             let outputs = values(of: stage.id)
             guard outputs["rolledBack"] == "true", let arn = outputs["rolledBackTo"] else { return false }
             // What commit runs again: the last deployment of that task definition, else the image's SHA tag.
@@ -40,6 +40,20 @@ struct DeploymentRecorder {
         default:
             return false
         }
+    }
+
+    /// For a stage that ended without success and whose rollback failed (or was not made on cancel): where its
+    /// service was left and what to run.
+    func leftBehind(_ stage: Stage, status: StageStatus) -> String? {
+        guard let service = stage.service, !status.letsDependentsRun else { return nil }
+        let outputs = values(of: stage.id)
+        guard outputs["rolledBack"] == "false" else { return nil }
+        let deploy = plan.stages.first { $0.kind == .updateService && $0.service == service }
+        let deployed = deploy.flatMap { values(of: $0.id) } ?? [:]
+        let revision = outputs["cancelledDuring"] ?? deployed["taskDefinitionArn"] ?? "its new revision"
+        let why = outputs["rollbackError"].map { "rolling back to \(deployed["previousTaskDefinition"] ?? "what it ran before") failed: \($0)" }
+            ?? "not rolled back (--on-cancel leave)"
+        return "\(service) was left on \(revision) (\(why)); put it back with `pipeline rollback \(service) --env \(plan.environment.name) --to previous`"
     }
 
     private func recordDeploy(_ service: String) throws {

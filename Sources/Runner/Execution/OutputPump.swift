@@ -57,6 +57,9 @@ final class OutputPump: @unchecked Sendable {
                 streams[index].masking.feed(UnsafeRawBufferPointer(start: buffer, count: count), into: &masked)
                 emit(index, masked, final: false)
             }
+            // What was read is in the log before the next wait for output: `logs --follow` and a runner killed
+            // with -9 lose nothing that was printed. A flood of output still costs few writes: each read is big.
+            log.flush()
         }
         log.flush()
     }
@@ -121,14 +124,20 @@ enum Timestamp {
     }
 }
 
-/// Appends to a file through a buffer, so that millions of short lines cost few system calls.
-final class BufferedFile: @unchecked Sendable {
+/// Appends to a file through a buffer, so that millions of short lines cost few system calls. A write that fails
+/// (a full disk) is remembered in `failure`, and nothing more is written.
+final class BufferedFile: @unchecked Sendable {  // used by one thread at a time: the pump, then the executor after it
     private let fd: Int32
     private var buffer: [UInt8] = []
     private let capacity = 256 * 1024
+    /// The path.
+    let path: String
+    /// The errno of the first write that failed.
+    private(set) var failure: Int32?
 
     /// Opens `path` for appending, creating it readable by its owner only.
     init(path: String) throws {
+        self.path = path
         fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
         buffer.reserveCapacity(capacity)
@@ -147,7 +156,7 @@ final class BufferedFile: @unchecked Sendable {
     func append(_ bytes: UnsafeRawBufferPointer) {
         if bytes.count >= capacity {
             flush()
-            Self.writeAll(fd, bytes)
+            write(bytes)
             return
         }
         buffer.append(contentsOf: bytes)
@@ -164,19 +173,26 @@ final class BufferedFile: @unchecked Sendable {
 
     func flush() {
         guard !buffer.isEmpty else { return }
-        buffer.withUnsafeBytes { Self.writeAll(fd, $0) }
+        buffer.withUnsafeBytes { write($0) }
         buffer.removeAll(keepingCapacity: true)
     }
 
-    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) {
+    private func write(_ bytes: UnsafeRawBufferPointer) {
+        guard failure == nil else { return }
         var offset = 0
         while offset < bytes.count {
-            let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
             if written < 0 {
                 if errno == EINTR { continue }
+                failure = errno
                 return
             }
             offset += written
         }
+    }
+
+    /// What went wrong with the first write that failed, if one did.
+    var failureDescription: String? {
+        failure.map { "could not write \(path): \(String(cString: strerror($0)))" }
     }
 }

@@ -27,6 +27,7 @@ public struct RunOptions: Sendable {
 /// and the run folder.
 public final class RunExecutor: @unchecked Sendable {
     private let store: StateStore
+    private let lease: RunLease
     private let plan: Plan
     private let run: RunRecord
     private let folder: RunFolder
@@ -43,14 +44,19 @@ public final class RunExecutor: @unchecked Sendable {
     private var attempts: [String: Int]
     private var seconds: [String: Double] = [:]
     private var rolledBack: [String] = []
+    private var leftBehind: [String] = []
+    /// Set once when the run must stop unrecorded; behind its own lock, since state is recorded with `condition` held.
+    private let recordingFailure = LockedValue<RecordingFailure?>(nil)
 
     /// An executor for `run` of `plan`, whose stages start from `initial` statuses and attempt counts.
     public init(
-        store: StateStore, plan: Plan, run: RunRecord, folder: RunFolder, options: RunOptions, masker: SecretMasker,
-        console: any RunConsole, launcher: StageLauncher, initial: [String: StageStatus] = [:],
-        attempts: [String: Int] = [:]
+        store: StateStore, lease: RunLease, plan: Plan, run: RunRecord, folder: RunFolder, options: RunOptions,
+        masker: SecretMasker, console: any RunConsole, launcher: StageLauncher, initial: [String: StageStatus] = [:],
+        attempts: [String: Int] = [:], seconds: [String: Double] = [:]
     ) {
         self.store = store
+        self.lease = lease
+        self.seconds = seconds
         self.plan = plan
         self.run = run
         self.folder = folder
@@ -82,6 +88,29 @@ public final class RunExecutor: @unchecked Sendable {
         DispatchQueue.global().asyncAfter(deadline: .now() + grace) {
             for process in running { process.signalGroup(SIGKILL) }
         }
+    }
+
+    /// Why the run was stopped without being able to record it, if it was.
+    public var failure: RecordingFailure? { recordingFailure.value }
+
+    /// Stops the run because its state or logs cannot be recorded, or another owner has it: nothing new starts
+    /// and every stage process is ended — at once when another owner may already be acting.
+    public func stop(_ failure: RecordingFailure) {
+        guard recordingFailure.setIfUnset(failure) else { return }
+        // Stopping must not wait for `condition`: a failed write can come from the scheduling loop, which holds it.
+        DispatchQueue.global().async { [self] in halt(failure) }
+    }
+
+    private func halt(_ failure: RecordingFailure) {
+        condition.lock()
+        let running = Array(processes.values)
+        condition.unlock()
+        console.note("error: \(masker.mask(failure.description))")
+        if failure.leaseLost {
+            for process in running { process.signalGroup(SIGKILL) }
+            StrayProcesses.kill(variable: StrayProcesses.runMarkerVariable, value: launcher.context.marker)
+        }
+        cancel(failure.leaseLost ? "another runner owns the run now" : "stopped: the run's state or logs could not be recorded")
     }
 
     /// Runs every stage that can run, and returns how the run ended.
@@ -130,18 +159,34 @@ public final class RunExecutor: @unchecked Sendable {
                 attempts: attempts[stage.id] ?? 0)
         }
         let failedStages = summary.filter { [.failed, .timedOut].contains($0.status) }.map(\.stage)
-        let message: String = switch outcome {
+        var message: String = switch outcome {
         case .succeeded: "all \(plan.stages.count) stages succeeded or were skipped by their condition"
-        case .cancelled: cancelReason ?? "cancelled"
+        case .cancelled: (cancelReason ?? "cancelled") + (rolledBack.isEmpty ? "" : "; rolled back: \(rolledBack.sorted().joined(separator: ", "))")
         case .rolledBack: "failed: \(failedStages.joined(separator: ", ")); rolled back: \(rolledBack.sorted().joined(separator: ", "))"
         case .waiting: "waiting for approval at \(gate ?? "its gate")"
         default: "failed: \(failedStages.joined(separator: ", "))"
+        }
+        if !leftBehind.isEmpty { message += "; " + leftBehind.joined(separator: "; ") }
+        if let failure = self.failure {
+            StrayProcesses.kill(variable: StrayProcesses.runMarkerVariable, value: launcher.context.marker)
+            guard !failure.leaseLost else { return .failed }
+            // One last try to say why, without which the next command finds the runner gone and interrupts the run.
+            let why = "stopped: \(failure.reason)"
+            do {
+                try store.fenced(lease) {
+                    try store.addEvent(run.id, stage: nil, kind: "run.finished", message: masker.mask(why))
+                    try store.setRunStatus(run.id, .failed, message: masker.mask(why))
+                }
+            } catch {
+                console.note("error: could not record that run \(run.id) stopped either (\(masker.mask("\(error)"))); the next pipeline command will find its runner gone and mark it interrupted")
+            }
+            return .failed
         }
         record {
             try store.addEvent(run.id, stage: nil, kind: "run.finished", message: masker.mask(message))
             try store.setRunStatus(run.id, outcome, message: masker.mask(message))
         }
-        StrayProcesses.kill(variable: StrayProcesses.runMarkerVariable, value: run.marker)
+        StrayProcesses.kill(variable: StrayProcesses.runMarkerVariable, value: launcher.context.marker)
         console.runFinished(id: run.id, status: outcome, summary: summary, seconds: Date().timeIntervalSince(started))
         return outcome
     }
@@ -166,6 +211,8 @@ public final class RunExecutor: @unchecked Sendable {
             let cancelled = cancelReason != nil
             condition.unlock()
             let final = status == .succeeded || cancelled || tried >= maximum || status == .cancelled || status == .waiting
+            let recorder = DeploymentRecorder(plan: plan, run: run, folder: folder, store: store, sha: launcher.context.sha)
+            // The stage's end and the deployment it means are one write: never one without the other.
             record {
                 try store.setStageStatus(
                     run.id, stage.id, final ? status : .running, attempt: attempt, exitCode: exitCode,
@@ -173,15 +220,18 @@ public final class RunExecutor: @unchecked Sendable {
                 try store.addEvent(
                     run.id, stage: stage.id, kind: final ? "stage.finished" : "stage.retrying",
                     message: masker.mask("attempt \(attempt): \(status.rawValue)\(message.map { " — \($0)" } ?? "")"))
+                if final, try recorder.stageEnded(stage, status: status), let service = stage.service {
+                    condition.lock()
+                    rolledBack.append(service)
+                    condition.unlock()
+                }
             }
             if final {
-                let recorder = DeploymentRecorder(plan: plan, run: run, folder: folder, store: store, sha: launcher.context.sha)
-                record {
-                    if try recorder.stageEnded(stage, status: status), let service = stage.service {
-                        condition.lock()
-                        rolledBack.append(service)
-                        condition.unlock()
-                    }
+                if let note = recorder.leftBehind(stage, status: status) {
+                    console.note("\(stage.id): \(note)")
+                    condition.lock()
+                    leftBehind.append(note)
+                    condition.unlock()
                 }
             }
             console.stageFinished(stage.id, status: status, attempt: attempt, seconds: elapsed, message: message)
@@ -221,6 +271,7 @@ public final class RunExecutor: @unchecked Sendable {
             return (.failed, nil, "cannot open the stage log: \(error)")
         }
         log.append(text: "\(String(decoding: Timestamp.now(), as: UTF8.self))--- attempt \(attempt) of \(stage.id)\n")
+        log.flush()
         let launch: StageLauncher.Launch
         do {
             launch = try launcher.launch(stage, attempt: attempt, folder: folder, masker: masker)
@@ -270,8 +321,13 @@ public final class RunExecutor: @unchecked Sendable {
         let cancelled = cancelReason != nil
         condition.unlock()
 
-        folder.maskArtifacts(of: stage.id, with: masker)
-        folder.maskOutputs(of: stage.id, with: masker)
+        var unrecorded: String?
+        do {
+            try folder.maskArtifacts(of: stage.id, with: masker)
+            try folder.maskOutputs(of: stage.id, with: masker)
+        } catch {
+            unrecorded = "could not mask the outputs and artifacts of \(stage.id) (they were removed): \(error)"
+        }
         let status: StageStatus
         var message: String?
         if timedOut.isSet {
@@ -282,7 +338,11 @@ public final class RunExecutor: @unchecked Sendable {
             message = "cancelled"
         } else if exitCode == 0 {
             status = .succeeded
-            folder.collectOutputs(of: stage.id, masker: masker)
+            do {
+                try folder.collectOutputs(of: stage.id, masker: masker)
+            } catch {
+                unrecorded = unrecorded ?? "could not keep the outputs of \(stage.id): \(error)"
+            }
         } else {
             status = .failed
             message = exitCode > 128 ? "ended by signal \(exitCode - 128)" : "exited with status \(exitCode)"
@@ -290,6 +350,10 @@ public final class RunExecutor: @unchecked Sendable {
         }
         log.append(text: "\(String(decoding: Timestamp.now(), as: UTF8.self))--- \(status.rawValue) (exit \(exitCode))\n")
         log.flush()
+        if let problem = unrecorded ?? log.failureDescription {
+            stop(RecordingFailure(run: run.id, reason: masker.mask(problem)))
+            return (.failed, exitCode, masker.mask(problem))
+        }
         return (status, exitCode, message)
     }
 
@@ -329,12 +393,16 @@ public final class RunExecutor: @unchecked Sendable {
         }
     }
 
-    /// State writes never stop a run: a failure is reported on the console.
+    /// Every state write carries the run's lease. One that fails stops the run: a run whose state cannot be recorded
+    /// (a full disk) or that another runner owns now must not go on acting.
     private func record(_ body: () throws -> Void) {
+        if failure != nil { return }
         do {
-            try body()
+            try store.fenced(lease, body)
+        } catch let lost as LeaseLost {
+            stop(RecordingFailure(run: run.id, reason: lost.description, leaseLost: true))
         } catch {
-            console.note("could not record the run's state: \(masker.mask("\(error)"))")
+            stop(RecordingFailure(run: run.id, reason: "could not record the run's state: \(masker.mask("\(error)"))"))
         }
     }
 }

@@ -73,36 +73,53 @@ public struct RunFolder: Sendable {
         return all
     }
 
-    /// Masks every secret in the outputs file the stage wrote, whether or not it succeeded.
-    func maskOutputs(of stage: String, with masker: SecretMasker) {
+    /// Masks every secret in the outputs file the stage wrote, whether or not it succeeded. When the masked copy
+    /// cannot be written, the file is removed (a secret is never left behind) and the error thrown.
+    func maskOutputs(of stage: String, with masker: SecretMasker) throws {
         let file = outputsFile(stage)
-        guard let text = try? String(contentsOf: file, encoding: .utf8) else { return }
+        // No outputs file: the stage wrote none.
+        guard let data = FileManager.default.contents(atPath: file.path) else { return }
+        let text = String(decoding: data, as: UTF8.self)
         let masked = masker.mask(text)
-        if masked != text { try? masked.write(to: file, atomically: true, encoding: .utf8) }
+        guard masked != text else { return }
+        do {
+            try masked.write(to: file, atomically: true, encoding: .utf8)
+        } catch {
+            try? FileManager.default.removeItem(at: file)  // the error thrown below is the one that matters
+            throw error
+        }
     }
 
     /// Reads the (masked) outputs file of a stage that succeeded and keeps it as `outputs/STAGE.json`.
-    func collectOutputs(of stage: String, masker: SecretMasker) {
-        guard let text = try? String(contentsOf: outputsFile(stage), encoding: .utf8) else { return }
-        let values = StageOutputs.parse(text).mapValues(masker.mask)
+    func collectOutputs(of stage: String, masker: SecretMasker) throws {
+        // No outputs file: the stage wrote none.
+        guard let data = FileManager.default.contents(atPath: outputsFile(stage).path) else { return }
+        let values = StageOutputs.parse(String(decoding: data, as: UTF8.self)).mapValues(masker.mask)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        try? encoder.encode(values).write(to: root.appending(path: "outputs/\(Self.fileName(stage)).json"))
+        try encoder.encode(values).write(to: root.appending(path: "outputs/\(Self.fileName(stage)).json"), options: .atomic)
     }
 
-    /// Masks every secret in the files the stage left in its artifacts folder.
-    func maskArtifacts(of stage: String, with masker: SecretMasker) {
+    /// Masks every secret in the files the stage left in its artifacts folder; a file whose masked copy cannot be
+    /// written is removed and the error thrown.
+    func maskArtifacts(of stage: String, with masker: SecretMasker) throws {
         let folder = artifacts(stage)
         guard !masker.currentPatterns.isEmpty,
             let walker = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: [.isRegularFileKey])
         else { return }
         for case let file as URL in walker {
-            guard (try? file.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true,
+            guard (try? file.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true,  // not a file: nothing to mask
                 let data = FileManager.default.contents(atPath: file.path)
             else { continue }
             var out: [UInt8] = []
             _ = SecretMasker.replace(Array(data)[...], patterns: masker.currentPatterns, into: &out, final: true)
-            if out.count != data.count || !out.elementsEqual(data) { try? Data(out).write(to: file) }
+            guard out.count != data.count || !out.elementsEqual(data) else { continue }
+            do {
+                try Data(out).write(to: file, options: .atomic)
+            } catch {
+                try? FileManager.default.removeItem(at: file)  // the error thrown below is the one that matters
+                throw error
+            }
         }
     }
 

@@ -73,6 +73,7 @@ public final class RunSession: @unchecked Sendable {
     private let lock = NSLock()
     private var executor: RunExecutor?
     private var cancelled = false
+    private var failure: RecordingFailure?
     private var signalSources: [any DispatchSourceSignal] = []
 
     /// A session recording into `store` and reporting to `console`.
@@ -81,42 +82,55 @@ public final class RunSession: @unchecked Sendable {
         self.console = console
     }
 
-    /// Runs `plan` as a new run (or, given `resuming`, continues that run from its first stage that did not
-    /// succeed), and returns the run and how it ended.
+    /// Runs `plan` as a new run (or, given the lease of a run this process took over with `takeOwnership`,
+    /// continues that run from its first stage that did not succeed), and returns the run and how it ended. Throws
+    /// `RecordingFailure` when the run's state or logs could not be recorded, or another owner took it over: the
+    /// run's stages were stopped.
     public func execute(
         plan: Plan, request: Request, options: RunOptions, executable: String, secrets: [String: [String: String]],
-        environment: [String: String], resuming: RunRecord? = nil
+        environment: [String: String], resuming: RunLease? = nil
     ) throws -> (RunRecord, RunStatus) {
         try WaitingGate.expireOverdue(store: store, environment: request.environment)
-        if let owner = try store.lockOwner(environment: request.environment), owner.status == .waiting, owner.id != resuming?.id {
+        if let owner = try store.lockOwner(environment: request.environment), owner.status == .waiting, owner.id != resuming?.run {
             throw Refusal.awaitingApproval(owner)
         }
-        if request.noWait, let owner = try store.lockOwner(environment: request.environment),
-            owner.id != resuming?.id, OwnerLiveness.isAlive(pid: owner.pid, heartbeat: nil)
-        {
+        if request.noWait, let owner = try store.liveLockOwner(environment: request.environment), owner.id != resuming?.run {
             throw Refusal.busy(owner)
         }
         trapSignals()
         defer { releaseSignals() }
         let run: RunRecord
+        let lease: RunLease
         if let resuming {
-            StrayProcesses.kill(variable: StrayProcesses.runMarkerVariable, value: resuming.marker)
-            try store.adopt(resuming.id, pid: getpid(), trigger: "resume")
-            run = try store.run(resuming.id) ?? resuming
+            // What an earlier owner left running goes first; this owner's processes carry a newer token.
+            StrayProcesses.killRun(marker: try store.run(resuming.run)?.marker ?? "", before: resuming.fence)
+            lease = resuming
+            guard let record = try store.run(resuming.run) else { throw DatabaseError(code: -1, description: "run \(resuming.run) is not recorded") }
+            run = record
         } else {
-            run = try store.createRun(
+            (run, lease) = try store.createRun(
                 environment: request.environment, sha: request.sha, ref: request.ref, trigger: request.trigger,
-                user: request.user, pid: getpid(), source: request.source, commit: request.commit)
+                user: request.user, source: request.source, commit: request.commit)
         }
+        let keeper = LeaseKeeper(store: store, lease: lease) { [weak self] failure in self?.stop(failure) }
+        defer { keeper.stop() }
         let folder = RunFolder(root: store.runFolder(run.id))
-        if resuming == nil { try folder.create(plan: plan, pipelineFiles: request.pipelineFiles) }
-        let heartbeat = Heartbeat(store: store, run: run.id)
-        defer { heartbeat.stop() }
-        try waitForLock(run: run, noWait: request.noWait)
+        if resuming == nil {
+            do {
+                try folder.create(plan: plan, pipelineFiles: request.pipelineFiles)
+            } catch {
+                let failure = RecordingFailure(run: run.id, reason: "could not write the run folder \(folder.root.path): \(error)")
+                try? store.fenced(lease) { try store.setRunStatus(run.id, .failed, message: failure.reason) }  // best effort: the folder is what failed
+                throw failure
+            }
+        }
+        try waitForLock(run: run, lease: lease, noWait: request.noWait)
         if let newer = try newerCommitRun(than: run, plan: plan, request: request, resuming: resuming) {
             let message = "superseded by run \(newer.id) (\(newer.sha.map { String($0.prefix(12)) } ?? "a newer commit")): the environment deploys only the newest commit"
-            try store.setRunStatus(run.id, .superseded, message: message)
-            try store.addEvent(run.id, stage: nil, kind: "run.superseded", message: message)
+            try store.fenced(lease) {
+                try store.setRunStatus(run.id, .superseded, message: message)
+                try store.addEvent(run.id, stage: nil, kind: "run.superseded", message: message)
+            }
             console.note("run \(run.id) \(message)")
             return (try store.run(run.id) ?? run, .superseded)
         }
@@ -125,29 +139,36 @@ public final class RunSession: @unchecked Sendable {
         masker.add(SecretResolver.maskedValues(secrets, environment: environment))
         var initial: [String: StageStatus] = [:]
         var attempts: [String: Int] = [:]
+        var seconds: [String: Double] = [:]
         if resuming != nil {
             for record in try store.stageRuns(run.id) {
                 attempts[record.stageID] = record.attempts
+                if let started = record.startedAt, let finished = record.finishedAt {
+                    seconds[record.stageID] = finished.timeIntervalSince(started)
+                }
                 if record.status.letsDependentsRun { initial[record.stageID] = record.status }
             }
-            try store.addEvent(run.id, stage: nil, kind: "run.resumed", message: "\(initial.count) stages already done")
+            try store.fenced(lease) {
+                try store.addEvent(run.id, stage: nil, kind: "run.resumed", message: "\(initial.count) stages already done")
+            }
             console.note("resuming run \(run.id): \(initial.count) of \(plan.stages.count) stages already done")
         }
         let launcher = StageLauncher(
             context: RunContext(
                 runID: run.id, environment: plan.environment.name, sha: request.sha ?? run.sha, ref: request.ref ?? run.ref,
-                branch: request.branch, marker: run.marker, user: run.user),
+                branch: request.branch, marker: StrayProcesses.ownerMarker(run: run.marker, fence: lease.fence), user: run.user),
             executable: executable, environment: environment.merging(request.stageEnvironment) { _, new in new },
             secrets: secrets)
         let executor = RunExecutor(
-            store: store, plan: plan, run: run, folder: folder, options: options, masker: masker, console: console,
-            launcher: launcher, initial: initial, attempts: attempts)
-        let alreadyCancelled: Bool = lock.withLock {
+            store: store, lease: lease, plan: plan, run: run, folder: folder, options: options, masker: masker,
+            console: console, launcher: launcher, initial: initial, attempts: attempts, seconds: seconds)
+        let (alreadyCancelled, failure): (Bool, RecordingFailure?) = lock.withLock {
             self.executor = executor
-            return cancelled
+            return (cancelled, self.failure)
         }
-        if alreadyCancelled { executor.cancel("cancelled before the first stage") }
+        if let failure { executor.stop(failure) } else if alreadyCancelled { executor.cancel("cancelled before the first stage") }
         let outcome = executor.execute()
+        if let failure = executor.failure { throw failure }
         return (try store.run(run.id) ?? run, outcome)
     }
 
@@ -155,30 +176,32 @@ public final class RunSession: @unchecked Sendable {
     public static let commitTriggers: Set = ["hook", "watch"]
 
     /// A newer commit's run queued behind `run`, when the environment deploys only the newest commit.
-    private func newerCommitRun(than run: RunRecord, plan: Plan, request: Request, resuming: RunRecord?) throws -> RunRecord? {
+    private func newerCommitRun(than run: RunRecord, plan: Plan, request: Request, resuming: RunLease?) throws -> RunRecord? {
         guard resuming == nil, plan.environment.commitQueue == .newestOnly, Self.commitTriggers.contains(request.trigger) else { return nil }
         return try store.runs(environment: run.environment, limit: 200).first {
-            $0.id > run.id && $0.status == .queued && Self.commitTriggers.contains($0.trigger) && OwnerLiveness.isAlive(pid: $0.pid, heartbeat: nil)
+            $0.id > run.id && $0.status == .queued && Self.commitTriggers.contains($0.trigger) && OwnerLiveness.isAlive($0)
         }
     }
 
-    private func waitForLock(run: RunRecord, noWait: Bool) throws {
+    private func waitForLock(run: RunRecord, lease: RunLease, noWait: Bool) throws {
         var announced: Int?
         while true {
-            if lock.withLock({ cancelled }) {
-                try store.setRunStatus(run.id, .cancelled, message: "cancelled while waiting for the environment")
+            let (cancelled, failure) = lock.withLock { (self.cancelled, self.failure) }
+            if let failure { throw failure }
+            if cancelled {
+                try store.fenced(lease) { try store.setRunStatus(run.id, .cancelled, message: "cancelled while waiting for the environment") }
                 throw Refusal.cancelledWhileQueued(run.id)
             }
-            switch try store.tryAcquireLock(environment: run.environment, run: run.id) {
+            switch try store.tryAcquireLock(environment: run.environment, lease: lease) {
             case .acquired:
                 return
             case .busy(let owner), .queuedBehind(let owner):
                 if owner.status == .waiting {
-                    try store.setRunStatus(run.id, .cancelled, message: "run \(owner.id) waits for approval")
+                    try store.fenced(lease) { try store.setRunStatus(run.id, .cancelled, message: "run \(owner.id) waits for approval") }
                     throw Refusal.awaitingApproval(owner)
                 }
                 if noWait {
-                    try store.setRunStatus(run.id, .cancelled, message: "environment busy with run \(owner.id)")
+                    try store.fenced(lease) { try store.setRunStatus(run.id, .cancelled, message: "environment busy with run \(owner.id)") }
                     throw Refusal.busy(owner)
                 }
                 if announced != owner.id {
@@ -219,20 +242,87 @@ public final class RunSession: @unchecked Sendable {
         console.note(reason)
         executor?.cancel(reason)
     }
+
+    /// Stops the run because its state cannot be recorded or another owner has it: nothing new starts, every
+    /// stage process is ended.
+    func stop(_ failure: RecordingFailure) {
+        let executor: RunExecutor? = lock.withLock {
+            if self.failure == nil { self.failure = failure }
+            return self.executor
+        }
+        executor?.stop(failure)
+    }
 }
 
-/// Tells other runners every two seconds that this run's owner is alive.
-final class Heartbeat: @unchecked Sendable {
+/// Renews the run's lease every two seconds. When a newer owner exists, or renewal has failed for half the lease
+/// (a full disk, a locked database), it says so once, so that the run stops before its lease can pass to another.
+final class LeaseKeeper: @unchecked Sendable {  // the timer is set up in init and only cancelled after
     private let timer: any DispatchSourceTimer
 
-    init(store: StateStore, run: Int) {
-        timer = DispatchSource.makeTimerSource(queue: .global())
+    init(store: StateStore, lease: RunLease, onFailure: @escaping @Sendable (RecordingFailure) -> Void) {
+        let timer = DispatchSource.makeTimerSource(queue: .global())
+        self.timer = timer
+        let lastRenewal = LockedValue(Date())
+        let reported = LockedValue(false)
         timer.schedule(deadline: .now() + 2, repeating: 2)
-        timer.setEventHandler { try? store.heartbeat(run) }
+        timer.setEventHandler {
+            guard !reported.value else { return }
+            do {
+                try store.renew(lease)
+                lastRenewal.value = Date()
+            } catch let lost as LeaseLost {
+                reported.value = true
+                onFailure(RecordingFailure(run: lease.run, reason: lost.description, leaseLost: true))
+            } catch {
+                guard Date().timeIntervalSince(lastRenewal.value) > RunLease.duration / 2 else { return }
+                reported.value = true
+                onFailure(RecordingFailure(run: lease.run, reason: "could not renew this runner's lease on run \(lease.run) for \(Int(RunLease.duration / 2))s: \(error)"))
+            }
+        }
         timer.resume()
     }
 
     func stop() {
         timer.cancel()
+    }
+}
+
+/// A value shared between threads behind a lock.
+final class LockedValue<Value: Sendable>: Sendable {
+    private let lock = NSLock()
+    nonisolated(unsafe) private var stored: Value
+
+    init(_ value: Value) { stored = value }
+
+    var value: Value {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
+    }
+}
+
+extension LockedValue {
+    /// Sets the value when it is nil; true when this call set it.
+    func setIfUnset<Wrapped>(_ new: Wrapped) -> Bool where Value == Wrapped? {
+        lock.withLock {
+            guard stored == nil else { return false }
+            stored = new
+            return true
+        }
+    }
+}
+
+/// The run's state or logs could not be recorded, or another owner took the run over: the runner stopped its
+/// stages and changed nothing more.
+public struct RecordingFailure: Error, CustomStringConvertible, Sendable {
+    /// The run.
+    public let run: Int
+    /// What could not be recorded, and why.
+    public let reason: String
+    /// Whether a newer owner has the run (nothing more may be written), rather than a write failing.
+    public var leaseLost = false
+
+    /// One line saying so.
+    public var description: String {
+        leaseLost ? reason : "run \(run) was stopped: \(reason)"
     }
 }

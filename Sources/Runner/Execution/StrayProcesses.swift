@@ -3,7 +3,8 @@ import Foundation
 /// Finds the processes of a run by the marker in their environment, wherever they went (a new session, a
 /// re-parented grandchild), so none outlives its run.
 public enum StrayProcesses {
-    /// The variable every stage process carries: `RUN_MARKER` for the run.
+    /// The variable every stage process carries: `RUN_MARKER.TOKEN` for the run and the fencing token of the
+    /// owner that started it.
     public static let runMarkerVariable = "PIPELINE_RUN_MARKER"
     /// The variable every stage process carries: `RUN_MARKER/STAGE/ATTEMPT` for one attempt of one stage.
     public static let stageMarkerVariable = "PIPELINE_STAGE_MARKER"
@@ -23,6 +24,31 @@ public enum StrayProcesses {
             }
         }
         return found
+    }
+
+    /// The marker the stage processes of one owner of a run carry.
+    public static func ownerMarker(run marker: String, fence: Int) -> String { "\(marker).\(fence)" }
+
+    /// Kills (SIGKILL) every process that an owner of the run with `marker` older than token `fence` started (and
+    /// processes from before owners had tokens); returns how many there were.
+    @discardableResult
+    public static func killRun(marker: String, before fence: Int) -> Int {
+        let prefix = Array("\(runMarkerVariable)=\(marker)".utf8)
+        let me = getpid()
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return 0 }
+        var killed = 0
+        for entry in entries {
+            guard let pid = pid_t(entry), pid != me, let environ = FileManager.default.contents(atPath: "/proc/\(entry)/environ") else { continue }
+            for variable in environ.split(separator: 0, omittingEmptySubsequences: true) where variable.starts(with: prefix) {
+                let rest = variable.dropFirst(prefix.count)
+                let older = rest.isEmpty || (rest.first == UInt8(ascii: ".") && (Int(String(decoding: rest.dropFirst(), as: UTF8.self)) ?? 0) < fence)
+                if older {
+                    Foundation.kill(pid, SIGKILL)
+                    killed += 1
+                }
+            }
+        }
+        return killed
     }
 
     /// Kills (SIGKILL) every process carrying `variable=value`; returns how many there were.

@@ -6,6 +6,9 @@ public struct LoadError: Error, CustomStringConvertible, Sendable {
         case definition
         /// Something around the pipeline is missing or broken: the toolchain, the DSL library, the cache.
         case environment
+        /// The state folder or the compile cache could not be written (a full disk, a read-only file system):
+        /// nothing was kept half-written (exit code 74).
+        case unwritable
     }
 
     /// Whose fault it is.
@@ -25,6 +28,11 @@ public struct LoadError: Error, CustomStringConvertible, Sendable {
     /// An error of `kind` with one message.
     public init(_ kind: Kind, _ message: String) {
         self.init(kind, [message])
+    }
+
+    /// Whether a tool's message says a write failed for lack of room or permission, rather than about its input.
+    public static func saysWriteFailed(_ text: String) -> Bool {
+        ["No space left on device", "Read-only file system", "Disk quota exceeded", "Input/output error"].contains { text.contains($0) }
     }
 
     /// The messages, one per line.

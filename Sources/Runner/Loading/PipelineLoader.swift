@@ -54,7 +54,7 @@ public struct PipelineLoader: Sendable {
         do {
             try files.createDirectory(at: work, withIntermediateDirectories: true)
         } catch {
-            throw LoadError(.environment, "cannot create \(work.path): \(error.localizedDescription)")
+            throw LoadError(.unwritable, "cannot create \(work.path): \(error.localizedDescription)")
         }
         defer { try? files.removeItem(at: work) }
 
@@ -69,7 +69,7 @@ public struct PipelineLoader: Sendable {
                 do {
                     try text.write(to: main, atomically: false, encoding: .utf8)
                 } catch {
-                    throw LoadError(.environment, "cannot write \(main.path): \(error.localizedDescription)")
+                    throw LoadError(.unwritable, "cannot write \(main.path): \(error.localizedDescription)")
                 }
                 inputs.append(main.path)
             } else {
@@ -92,6 +92,15 @@ public struct PipelineLoader: Sendable {
             throw LoadError(.environment, "cannot run \(swiftc.path): \(error.localizedDescription)")
         }
         guard result.status == 0 else {
+            if LoadError.saysWriteFailed(result.output) {
+                // A compile that could not write is no fault of the pipeline. The module cache is only a cache: one
+                // the failed compile may have left half-written goes, and the next compile makes it anew.
+                try? files.removeItem(at: cacheDirectory.appending(path: "module-cache"))
+                let said = result.output.split(separator: "\n").first { LoadError.saysWriteFailed(String($0)) } ?? ""
+                throw LoadError(
+                    .unwritable,
+                    "cannot compile the pipeline: the compile cache \(cacheDirectory.path) could not be written (\(said.trimmingCharacters(in: .whitespaces))); free space there or set PIPELINE_CACHE_DIR, then try again")
+            }
             var lines = result.output.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
             while lines.last?.isEmpty == true { lines.removeLast() }
             if lines.isEmpty { lines = ["swiftc exited with status \(result.status) and printed nothing"] }
@@ -105,7 +114,7 @@ public struct PipelineLoader: Sendable {
         } catch where files.isExecutableFile(atPath: program.path) {
             // Another loader compiled the same sources at the same time; its copy is as good.
         } catch {
-            throw LoadError(.environment, "cannot keep the compiled pipeline in \(finalDirectory.path): \(error.localizedDescription)")
+            throw LoadError(.unwritable, "cannot keep the compiled pipeline in \(finalDirectory.path): \(error.localizedDescription)")
         }
     }
 

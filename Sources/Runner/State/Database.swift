@@ -48,6 +48,10 @@ public struct DatabaseError: Error, CustomStringConvertible {
     public let code: Int32
     /// What failed and why.
     public let description: String
+
+    /// SQLite's primary result codes for a database that cannot be written: full, read-only, I/O error, cannot
+    /// open, locked past the busy timeout.
+    public static let cannotWrite: Set<Int32> = [SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR, SQLITE_CANTOPEN, SQLITE_BUSY]
 }
 
 /// One SQLite connection; calls are serialised, so it can be shared between threads.

@@ -60,6 +60,13 @@ enum Migrations {
         ALTER TABLE deployments ADD COLUMN previous_task_definition_arn TEXT;
         CREATE INDEX deployments_by_service ON deployments (environment, service, id);
         """,
+        // Run ownership: the owner's host and start time beside its pid, a lease, and a fencing token.
+        """
+        ALTER TABLE runs ADD COLUMN owner_host TEXT;
+        ALTER TABLE runs ADD COLUMN owner_started TEXT;
+        ALTER TABLE runs ADD COLUMN lease_expires_at REAL;
+        ALTER TABLE runs ADD COLUMN fence INTEGER NOT NULL DEFAULT 0;
+        """,
     ]
 
     static func apply(to database: Database) throws {

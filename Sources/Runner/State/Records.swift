@@ -8,6 +8,9 @@ public enum RunStatus: String, Sendable, Codable, CaseIterable {
     case running
     /// Stopped at an approval gate; no process runs it until `pipeline approve` (or reject, or expiry).
     case waiting
+    /// Approved at its gate, and no runner has taken it on yet (`pipeline approve --detach` hands it to one;
+    /// `pipeline resume` takes it when that one never came). It keeps its environment.
+    case approved
     /// Every stage succeeded or was skipped by its condition.
     case succeeded
     /// A stage failed.
@@ -22,7 +25,10 @@ public enum RunStatus: String, Sendable, Codable, CaseIterable {
     case superseded
 
     /// Whether the run can change no more (except through `resume`, for an interrupted one).
-    public var isFinal: Bool { ![.queued, .running, .waiting].contains(self) }
+    public var isFinal: Bool { ![.queued, .running, .waiting, .approved].contains(self) }
+
+    /// Whether a runner process owns the run in this status (a lease with a live owner).
+    public var hasOwner: Bool { self == .queued || self == .running }
 }
 
 /// Where one stage of a run stands.
@@ -70,8 +76,14 @@ public struct RunRecord: Sendable, Equatable {
     public let trigger: String
     /// Who started it.
     public let user: String
-    /// The runner process that owns it now.
+    /// The runner process that owns it now (or last did).
     public let pid: Int?
+    /// The owner's host and start time, when known.
+    public let owner: RunOwner?
+    /// When the owner's lease runs out unless renewed.
+    public let leaseExpiresAt: Date?
+    /// The fencing token of the latest owner.
+    public let fence: Int
     /// The per-run marker every stage process carries in its environment.
     public let marker: String
     /// When it was asked for, started and ended.

@@ -43,8 +43,9 @@ public enum ApprovalResult: Sendable, Equatable {
     case recorded(approvals: Int, required: Int)
     /// This person had approved already: it counts once.
     case alreadyApproved(approvals: Int, required: Int)
-    /// Enough approvals: this decision moved the run on (it is now `interrupted`, ready to be resumed).
-    case released(approvers: [String])
+    /// Enough approvals: this decision moved the run on. With a lease, the deciding process owns the run and
+    /// continues it; without one, the run is `approved`, for a runner to take on (`pipeline resume`).
+    case released(approvers: [String], lease: RunLease?)
     /// Enough approvals for a run whose own process waits at the gate (`--wait`): that process goes on.
     case releasedToWaitingProcess(approvers: [String])
 }
@@ -70,8 +71,11 @@ extension StateStore {
     }
 
     /// Records `user`'s approval; with `required` distinct approvals, moves the run on — exactly once, however many
-    /// approvals race. Refused (nothing recorded) unless the run waits at that gate.
-    public func approve(run id: Int, stage: String, user: String, comment: String?, required: Int) throws -> ApprovalResult {
+    /// approvals race — and, given `continuingAs`, makes that process the run's owner in the same transaction.
+    /// Refused (nothing recorded) unless the run waits at that gate.
+    public func approve(
+        run id: Int, stage: String, user: String, comment: String?, required: Int, continuingAs owner: RunOwner? = nil
+    ) throws -> ApprovalResult {
         try database.transaction { () throws -> ApprovalResult in
             let waiting = try requireWaiting(id, stage: stage)
             let decisions = try approvals(run: id, stage: stage)
@@ -79,18 +83,36 @@ extension StateStore {
             if approvers.contains(user) { return .alreadyApproved(approvals: approvers.count, required: required) }
             try insertDecision(run: id, stage: stage, user: user, decision: .approved, comment: comment)
             let now = approvers.union([user])
-            guard now.count >= required else { return .recorded(approvals: now.count, required: required) }
+            let names = now.sorted().joined(separator: ", ")
+            guard now.count >= required else {
+                let more = required - now.count
+                try setStageStatus(id, stage, .waiting, message: "waiting for \(more) more approval\(more == 1 ? "" : "s"); approved by \(names)")
+                return .recorded(approvals: now.count, required: required)
+            }
             if waiting.status == .running {
-                try addEvent(id, stage: stage, kind: "approval.approved", message: "approved by \(now.sorted().joined(separator: ", "))")
+                try addEvent(id, stage: stage, kind: "approval.approved", message: "approved by \(names)")
                 return .releasedToWaitingProcess(approvers: now.sorted())
             }
+            // The gate is passed once, here: a resumed run finds it succeeded and never decides it again.
+            try setStageStatus(id, stage, .succeeded, message: "approved by \(names)")
             let moved = try database.query(
-                "UPDATE runs SET status = 'interrupted', message = ? WHERE id = ? AND status = 'waiting' RETURNING id",
-                [.text("approved by \(now.sorted().joined(separator: ", ")); continuing"), .integer(Int64(id))])
+                "UPDATE runs SET status = 'approved', message = ? WHERE id = ? AND status = 'waiting' RETURNING id",
+                [.text("approved by \(names); continuing"), .integer(Int64(id))])
             guard !moved.isEmpty else { throw ApprovalRefusal(description: "run \(id) was moved on by another decision meanwhile") }
-            try addEvent(id, stage: stage, kind: "approval.released", message: "approved by \(now.sorted().joined(separator: ", "))")
-            return .released(approvers: now.sorted())
+            try addEvent(id, stage: stage, kind: "approval.released", message: "approved by \(names)")
+            let lease = try owner.map { try takeOwnership(of: id, accepting: [.approved], owner: $0, why: "approve by \(user)") }
+            return .released(approvers: now.sorted(), lease: lease)
         }
+    }
+
+    /// Who approved `run` at a gate it has passed (nil when it passed no gate by approval).
+    public func releasedBy(run id: Int) throws -> [String]? {
+        let passed = try stageRuns(id).filter { $0.status == .succeeded }.map(\.stageID)
+        for stage in passed {
+            let approvers = try approvals(run: id, stage: stage).filter { $0.decision == .approved }.map(\.user)
+            if !approvers.isEmpty { return Array(Set(approvers)).sorted() }
+        }
+        return nil
     }
 
     /// Records `user`'s rejection and ends the run failed, releasing its environment.
@@ -132,6 +154,12 @@ extension StateStore {
     @discardableResult
     private func requireWaiting(_ id: Int, stage: String) throws -> RunRecord {
         guard let run = try run(id) else { throw ApprovalRefusal(description: "there is no run \(id)") }
+        let released = try approvals(run: id, stage: stage).filter { $0.decision == .approved }.map(\.user)
+        if run.status != .waiting, try stageRuns(id).first(where: { $0.stageID == stage })?.status == .succeeded, !released.isEmpty {
+            let runner = run.status.hasOwner ? "; it continues under \(run.owner?.description ?? "pid \(run.pid ?? 0)")" : run.status == .approved ? "; `pipeline resume \(id)` continues it" : " (it is \(run.status.rawValue) now)"
+            throw ApprovalRefusal(
+                description: "run \(id) was already approved by \(Array(Set(released)).sorted().joined(separator: ", "))\(runner); nothing more to decide")
+        }
         guard run.status == .waiting || run.status == .running else {
             let why = switch run.status {
             case .failed: "it has ended (\(run.message ?? "failed"))"

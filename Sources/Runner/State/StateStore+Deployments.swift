@@ -63,7 +63,8 @@ public struct DeploymentRecord: Sendable, Equatable {
 }
 
 extension StateStore {
-    /// Appends a deployment record.
+    /// Appends a deployment record, once: the same run recording the same kind of change of the same service to
+    /// the same revision again (a stage re-run after its runner died between the two writes) adds nothing.
     @discardableResult
     public func recordDeployment(_ record: DeploymentRecord) throws -> Int {
         let text = { (value: String?) in value.map(SQLValue.text) ?? .null }
@@ -71,7 +72,10 @@ extension StateStore {
             """
             INSERT INTO deployments (run_id, run_number, environment, service, kind, sha, image, image_digest,
                 task_definition_arn, task_definition_json, previous_task_definition_arn, trigger, approved_by, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
+            SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14
+            WHERE ?1 IS NULL OR NOT EXISTS (
+                SELECT 1 FROM deployments WHERE run_id = ?1 AND service = ?4 AND kind = ?5 AND task_definition_arn IS ?9)
+            RETURNING id
             """,
             [
                 record.run.map { .integer(Int64($0)) } ?? .null, record.run.map { .integer(Int64($0)) } ?? .null,

@@ -11,20 +11,23 @@ public enum LockAttempt: Sendable, Equatable {
 }
 
 extension StateStore {
-    /// One try at the lock of `environment` for run `id`: one active run per environment, queued runs in order,
-    /// a lock whose owner died taken over.
-    public func tryAcquireLock(environment: String, run id: Int) throws -> LockAttempt {
+    /// One try at the lock of `environment` for the run `lease` owns: one active run per environment, queued runs
+    /// in order, a lock whose owner is provably gone taken over.
+    public func tryAcquireLock(environment: String, lease: RunLease) throws -> LockAttempt {
         try reconcile()
-        return try database.transaction { () throws -> LockAttempt in
+        let id = lease.run
+        return try fenced(lease) { () throws -> LockAttempt in
             if let lock = try database.query("SELECT * FROM locks WHERE environment = ?", [.text(environment)]).first {
                 let owner = lock["run_id"].int ?? 0
-                if owner == id { return .acquired }
-                // A run waiting at an approval gate keeps its environment, with no process of its own.
-                if let ownerRun = try run(owner), ownerRun.status == .waiting { return .busy(owner: ownerRun) }
-                if OwnerLiveness.isAlive(pid: lock["pid"].int, heartbeat: lock["heartbeat_at"].double),
-                    let ownerRun = try run(owner)
-                {
-                    return .busy(owner: ownerRun)
+                if owner == id {
+                    try setRunStatus(id, .running)
+                    return .acquired
+                }
+                if let ownerRun = try run(owner) {
+                    // A run waiting at an approval gate (or approved, for its runner to come) keeps its environment
+                    // with no process of its own.
+                    if ownerRun.status == .waiting || ownerRun.status == .approved { return .busy(owner: ownerRun) }
+                    if ownerRun.status.hasOwner && OwnerLiveness.isAlive(ownerRun) { return .busy(owner: ownerRun) }
                 }
                 try database.execute("DELETE FROM locks WHERE environment = ?", [.text(environment)])
             }
@@ -32,13 +35,12 @@ extension StateStore {
                 "SELECT * FROM runs WHERE environment = ? AND status = 'queued' AND id < ? ORDER BY id",
                 [.text(environment), .integer(Int64(id))]
             ).map(Self.run)
-            if let first = older.first(where: { OwnerLiveness.isAlive(pid: $0.pid, heartbeat: nil) }) {
+            if let first = older.first(where: { $0.pid != nil && OwnerLiveness.isAlive($0) }) {
                 return .queuedBehind(first)
             }
-            guard let me = try run(id) else { throw DatabaseError(code: -1, description: "run \(id) is not recorded") }
             try database.execute(
                 "INSERT INTO locks (environment, run_id, pid, heartbeat_at) VALUES (?, ?, ?, ?)",
-                [.text(environment), .integer(Int64(id)), .integer(Int64(me.pid ?? 0)), .real(now())])
+                [.text(environment), .integer(Int64(id)), .integer(Int64(lease.owner.pid)), .real(now())])
             try setRunStatus(id, .running)
             return .acquired
         }
@@ -51,25 +53,11 @@ extension StateStore {
         else { return nil }
         return try run(owner)
     }
-}
 
-extension StateStore {
-    /// The run holding `environment`'s lock, when its runner is still alive.
+    /// The run holding `environment`'s lock, when it waits for approval or its runner is still alive.
     public func liveLockOwner(environment: String) throws -> RunRecord? {
         guard let owner = try lockOwner(environment: environment) else { return nil }
-        return owner.status == .waiting || OwnerLiveness.isAlive(pid: owner.pid, heartbeat: nil) ? owner : nil
-    }
-}
-
-/// Whether the runner that owns a run or lock is still there.
-enum OwnerLiveness {
-    /// A heartbeat older than this means the owner hangs or its pid was reused.
-    static let staleAfter: Double = 60
-
-    static func isAlive(pid: Int?, heartbeat: Double?) -> Bool {
-        guard let pid, pid > 0 else { return false }
-        if kill(pid_t(pid), 0) != 0 && errno != EPERM { return false }
-        if let heartbeat, now() - heartbeat > staleAfter { return false }
-        return true
+        if owner.status == .waiting || owner.status == .approved { return owner }
+        return owner.status.hasOwner && OwnerLiveness.isAlive(owner) ? owner : nil
     }
 }

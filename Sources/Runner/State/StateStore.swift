@@ -31,27 +31,29 @@ public final class StateStore: Sendable {
 
     // MARK: Runs
 
-    /// Records a new run, queued for its environment's lock, and returns it.
+    /// Records a new run, queued for its environment's lock and owned by `owner`, and returns it with its lease.
     public func createRun(
-        environment: String, sha: String?, ref: String?, trigger: String, user: String, pid: Int32,
+        environment: String, sha: String?, ref: String?, trigger: String, user: String, owner: RunOwner = .current,
         source: String? = nil, commit: CommitFacts? = nil
-    ) throws -> RunRecord {
-        let rows = try database.query(
-            """
-            INSERT INTO runs (environment, status, sha, ref, trigger, user, pid, marker, created_at, heartbeat_at,
-                source, commit_author, commit_time, commit_subject)
-            VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
-            """,
-            [
-                .text(environment), sha.map(SQLValue.text) ?? .null, ref.map(SQLValue.text) ?? .null, .text(trigger),
-                .text(user), .integer(Int64(pid)), .text(UUID().uuidString.lowercased()), .real(now()), .real(now()),
-                source.map(SQLValue.text) ?? .null, commit.map { .text($0.author) } ?? .null,
-                commit.map { .real($0.time.timeIntervalSince1970) } ?? .null, commit.map { .text($0.subject) } ?? .null,
-            ])
-        guard let id = rows.first?["id"].int, let run = try run(id) else {
-            throw DatabaseError(code: -1, description: "the new run was not recorded")
+    ) throws -> (RunRecord, RunLease) {
+        try database.transaction { () throws -> (RunRecord, RunLease) in
+            let rows = try database.query(
+                """
+                INSERT INTO runs (environment, status, sha, ref, trigger, user, pid, marker, created_at, heartbeat_at,
+                    source, commit_author, commit_time, commit_subject)
+                VALUES (?, 'queued', ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?) RETURNING id
+                """,
+                [
+                    .text(environment), sha.map(SQLValue.text) ?? .null, ref.map(SQLValue.text) ?? .null, .text(trigger),
+                    .text(user), .text(UUID().uuidString.lowercased()), .real(now()), .real(now()),
+                    source.map(SQLValue.text) ?? .null, commit.map { .text($0.author) } ?? .null,
+                    commit.map { .real($0.time.timeIntervalSince1970) } ?? .null, commit.map { .text($0.subject) } ?? .null,
+                ])
+            guard let id = rows.first?["id"].int else { throw DatabaseError(code: -1, description: "the new run was not recorded") }
+            let lease = try takeOwnership(of: id, accepting: [.queued], owner: owner, why: trigger)
+            guard let run = try run(id) else { throw DatabaseError(code: -1, description: "the new run was not recorded") }
+            return (run, lease)
         }
-        return run
     }
 
     /// The run `id`, if there is one.
@@ -97,52 +99,11 @@ public final class StateStore: Sendable {
             if status.isFinal {
                 try database.execute("DELETE FROM locks WHERE run_id = ?", [.integer(Int64(id))])
             }
-        }
-    }
-
-    /// Makes `pid` the owner of run `id` again (for `resume`) and queues it.
-    public func adopt(_ id: Int, pid: Int32, trigger: String) throws {
-        try database.execute(
-            "UPDATE runs SET status = 'queued', pid = ?, heartbeat_at = ?, finished_at = NULL WHERE id = ?",
-            [.integer(Int64(pid)), .real(now()), .integer(Int64(id))])
-        // The trigger stays what started the run; who continued it, and how, is an event.
-        try addEvent(id, stage: nil, kind: "run.adopted", message: "continued by pid \(pid) (\(trigger))")
-    }
-
-    /// Tells other runners that the owner of run `id` is alive.
-    public func heartbeat(_ id: Int) throws {
-        try database.transaction {
-            try database.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", [.real(now()), .integer(Int64(id))])
-            try database.execute("UPDATE locks SET heartbeat_at = ? WHERE run_id = ?", [.real(now()), .integer(Int64(id))])
-        }
-    }
-
-    /// Marks every queued or running run whose runner is gone as interrupted (or, if it never started, as
-    /// cancelled) and its running stages as interrupted, and kills the processes those runs left behind.
-    /// Returns the runs it marked.
-    @discardableResult
-    public func reconcile() throws -> [RunRecord] {
-        let open = try database.query("SELECT * FROM runs WHERE status IN ('queued', 'running')").map(Self.run)
-        var marked: [RunRecord] = []
-        for run in open where !OwnerLiveness.isAlive(pid: run.pid, heartbeat: try heartbeatOf(run.id)) {
-            // Its stage processes lost their runner: end them, wherever they went.
-            StrayProcesses.kill(variable: StrayProcesses.runMarkerVariable, value: run.marker)
-            if run.status == .running {
-                try database.execute(
-                    "UPDATE stage_runs SET status = 'interrupted', finished_at = ? WHERE run_id = ? AND status = 'running'",
-                    [.real(now()), .integer(Int64(run.id))])
-                try setRunStatus(run.id, .interrupted, message: "its runner (pid \(run.pid ?? 0)) stopped without finishing it; `pipeline resume \(run.id)` continues it")
-                try addEvent(run.id, stage: nil, kind: "run.interrupted", message: "runner pid \(run.pid ?? 0) is gone")
-            } else {
-                try setRunStatus(run.id, .cancelled, message: "its runner (pid \(run.pid ?? 0)) went away while it waited in the queue")
+            if !status.hasOwner {
+                // Waiting, approved or ended: no process owns it; the next owner takes a new lease.
+                try database.execute("UPDATE runs SET lease_expires_at = NULL WHERE id = ?", [.integer(Int64(id))])
             }
-            if let updated = try self.run(run.id) { marked.append(updated) }
         }
-        return marked
-    }
-
-    private func heartbeatOf(_ id: Int) throws -> Double? {
-        try database.query("SELECT heartbeat_at FROM runs WHERE id = ?", [.integer(Int64(id))]).first?["heartbeat_at"].double
     }
 
     /// Deletes the records of `runs` (their folders are the caller's to remove).
@@ -215,7 +176,12 @@ public final class StateStore: Sendable {
             id: row["id"].int ?? 0, environment: row["environment"].string ?? "",
             status: RunStatus(rawValue: row["status"].string ?? "") ?? .failed, sha: row["sha"].string,
             ref: row["ref"].string, trigger: row["trigger"].string ?? "", user: row["user"].string ?? "",
-            pid: row["pid"].int, marker: row["marker"].string ?? "",
+            pid: row["pid"].int,
+            owner: row["owner_host"].string.map { host in
+                RunOwner(host: host, pid: Int32(row["pid"].int ?? 0), started: row["owner_started"].string ?? "")
+            },
+            leaseExpiresAt: row["lease_expires_at"].double.map(Date.init(timeIntervalSince1970:)), fence: row["fence"].int ?? 0,
+            marker: row["marker"].string ?? "",
             createdAt: Date(timeIntervalSince1970: row["created_at"].double ?? 0),
             startedAt: row["started_at"].double.map(Date.init(timeIntervalSince1970:)),
             finishedAt: row["finished_at"].double.map(Date.init(timeIntervalSince1970:)), message: row["message"].string,

@@ -1,0 +1,254 @@
+import Foundation
+import Runner
+import TestSupport
+import Testing
+
+/// One owner per run, with real processes: runners killed with -9, stopped with SIGSTOP, racing resumes and
+/// approvals; logs that survive the runner; a full disk that fails the run instead of calling it a success.
+@Suite(.serialized) struct RunOwnershipTests {
+    private func store(_ home: TemporaryDirectory) throws -> StateStore { try StateStore(home: home.url) }
+
+    private func lines(_ home: TemporaryDirectory, _ file: String) -> [String] {
+        ((try? String(contentsOf: home.url.appending(path: file), encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+
+    /// Starts `pipeline ARGS` with its output captured, for racing commands.
+    private func race(_ arguments: [[String]], home: TemporaryDirectory, environment: [String: String] = [:]) throws -> [ProcessOutput] {
+        let group = DispatchGroup()
+        let results = LockedResults(count: arguments.count)
+        for (index, command) in arguments.enumerated() {
+            group.enter()
+            DispatchQueue.global().async {
+                results.set(index, try? RunFixture.pipeline(command, home: home, environment: environment))
+                group.leave()
+            }
+        }
+        group.wait()
+        return try results.all()
+    }
+
+    @Test func racingResumesOfAKilledRunContinueItInExactlyOneRunner() throws {
+        let home = TemporaryDirectory()
+        let runner = try RunFixture.start(["run", "slow"], home: home)
+        #expect(RunFixture.waitFor(home.url.appending(path: "started")))
+        kill(runner.processIdentifier, SIGKILL)
+        runner.waitUntilExit()
+        FileManager.default.createFile(atPath: home.url.appending(path: "go").path, contents: nil)
+
+        let results = try race(Array(repeating: ["resume", "1"], count: 3), home: home)
+        let winners = results.filter { $0.status == 0 }
+        #expect(winners.count == 1, "\(results.map { "\($0.status): \($0.stderr)" })")
+        for loser in results where loser.status != 0 {
+            // Refused while the winner runs (3), or after it finished (2); never a second runner.
+            #expect(
+                (loser.status == 3 && loser.stderr.contains("only one runner may run it"))
+                    || (loser.status == 2 && loser.stderr.contains("has ended (succeeded)")),
+                "\(loser.status): \(loser.stderr)")
+        }
+        #expect(lines(home, "first") == ["ran"])
+        #expect(lines(home, "last") == ["last"], "the stage after the resumed one ran once")
+        let state = try store(home)
+        #expect(try state.run(1)?.status == .succeeded)
+        let owners = try state.events(1).filter { $0.kind == "run.owned" }
+        #expect(owners.count == 2, "\(owners.map(\.message))")
+        #expect(owners.last?.message.contains("token 3") == true, "the first owner was fenced (2) when it was found gone")
+        let slow = try #require(try state.stageRuns(1).first { $0.stageID == "slow" })
+        #expect(slow.attempts == 2)
+        #expect(try state.database.query("PRAGMA integrity_check").first?["integrity_check"].string == "ok")
+    }
+
+    @Test func aStoppedRunnerIsAliveHoweverStaleItsLeaseAndResumeIsRefused() throws {
+        let home = TemporaryDirectory()
+        let runner = try RunFixture.start(["run", "slow"], home: home)
+        #expect(RunFixture.waitFor(home.url.appending(path: "started")))
+        kill(runner.processIdentifier, SIGSTOP)
+        // Longer than the lease (30 s) and than the 60 s after which a heartbeat used to count as dead.
+        Thread.sleep(forTimeInterval: 62)
+        let status = try RunFixture.pipeline(["status", "1"], home: home)
+        #expect(status.stdout.hasPrefix("run 1  slow  running"), "\(status.stdout)")
+        let resume = try RunFixture.pipeline(["resume", "1"], home: home)
+        #expect(resume.status == 3, "\(resume.stdout)\(resume.stderr)")
+        #expect(resume.stderr.contains("run 1 is running under pid \(runner.processIdentifier)"), "\(resume.stderr)")
+        let second = try RunFixture.pipeline(["run", "slow", "--no-wait"], home: home)
+        #expect(second.status == 3 && second.stderr.contains("is busy: run 1"), "\(second.stderr)")
+
+        kill(runner.processIdentifier, SIGCONT)
+        // The stopped runner goes on as the one owner: it still answers Ctrl-C and records the run itself.
+        Thread.sleep(forTimeInterval: 1)
+        kill(runner.processIdentifier, SIGINT)
+        runner.waitUntilExit()
+        #expect(runner.terminationStatus == 130)
+        let state = try store(home)
+        #expect(try state.run(1)?.status == .cancelled)
+        #expect(try state.events(1).filter { $0.kind == "run.owned" }.count == 1)
+        #expect(lines(home, "last").isEmpty)
+    }
+
+    @Test func logsAreWrittenAsTheyComeAndSurviveTheRunner() throws {
+        let home = TemporaryDirectory()
+        let runner = try RunFixture.start(["run", "tick"], home: home)
+        let log = home.url.appending(path: "runs/1/logs/tick.log")
+        var seen = ""
+        for _ in 0..<200 where !seen.contains("out tick 3") {
+            Thread.sleep(forTimeInterval: 0.1)
+            seen = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        }
+        #expect(seen.contains("out tick 1") && seen.contains("out tick 3"), "the log holds what the stage printed while it runs: \(seen)")
+
+        let follower = Process()
+        follower.executableURL = Project.executable
+        follower.arguments = ["logs", "1", "--follow"]
+        follower.currentDirectoryURL = RunFixture.folder.url
+        follower.environment = ProcessInfo.processInfo.environment.merging(["PIPELINE_HOME": home.url.path]) { _, new in new }
+        let output = Pipe()
+        follower.standardOutput = output
+        follower.standardError = FileHandle.nullDevice
+        try follower.run()
+        Thread.sleep(forTimeInterval: 1.5)
+        kill(runner.processIdentifier, SIGKILL)
+        runner.waitUntilExit()
+        let followed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        follower.waitUntilExit()
+        #expect(follower.terminationStatus == 0)
+        #expect(followed.contains("out tick 1") && followed.contains("out tick 5"), "\(followed)")
+        let after = try String(contentsOf: log, encoding: .utf8)
+        #expect(after.contains("out tick 5"), "what the console showed before kill -9 is in the log")
+        #expect(try store(home).run(1)?.status == .interrupted)
+    }
+
+    @Test func aFullDiskFailsTheRunLoudlyAndReadingStillWorks() throws {
+        let disk = try SmallDisk(megabytes: 2)
+        defer { disk.remove() }
+        let home = disk.folder("home")
+        let environment = ["FLOOD_BYTES": "5000000"]
+        let result = try RunFixture.pipeline(["run", "flood"], home: home, environment: environment)
+        #expect(result.status == 74, "\(result.stdout)\(result.stderr)")
+        let said = result.stdout + result.stderr
+        #expect(said.contains("No space left on device") || said.contains("database or disk is full"), "\(said)")
+        #expect(!said.contains("succeeded"), "\(said)")
+
+        // Reading works on the full disk, and says what the records say.
+        let history = try RunFixture.pipeline(["history"], home: home)
+        #expect(history.status == 0, "\(history.stdout)\(history.stderr)")
+        #expect(history.stdout.contains("flood"))
+        #expect(!history.stdout.contains("succeeded"), "\(history.stdout)")
+        let status = try RunFixture.pipeline(["status", "1"], home: home)
+        #expect(status.status == 0, "\(status.stderr)")
+        #expect(try store(home).database.query("PRAGMA integrity_check").first?["integrity_check"].string == "ok")
+    }
+
+    @Test func aCompileCacheThatCannotBeWrittenIsNotABadPipelineAndLeavesNothingHalfWritten() throws {
+        let disk = try SmallDisk(megabytes: 1)
+        defer { disk.remove() }
+        let home = TemporaryDirectory()
+        let cache = disk.url.appending(path: "cache")
+        let result = try runProcess(
+            Project.executable, ["plan", "basic"], in: RunFixture.folder.url,
+            environment: ["PIPELINE_HOME": home.url.path, "PIPELINE_CACHE_DIR": cache.path])
+        #expect(result.status == 74, "\(result.stdout)\(result.stderr)")
+        #expect(result.stderr.contains("could not be written"), "\(result.stderr)")
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: cache.path)) ?? []
+        #expect(left.filter { $0 != "compilers" }.isEmpty, "left behind: \(left)")
+    }
+
+    @Test func anApprovalRacingResumesContinuesTheRunOnce() throws {
+        let home = TemporaryDirectory()
+        let approvals = ApprovalTests()
+        #expect(try approvals.pipeline("run", "prod", user: "carol", home: home).status == 4)
+        let environment = approvals.environment(home, user: "alice")
+        let results = try race([["approve", "prod", "--run", "1"], ["resume", "1"], ["resume", "1"]], home: home, environment: environment)
+        #expect(results[0].status == 0, "\(results[0].stdout)\(results[0].stderr)")
+        for resume in results.dropFirst() {
+            #expect(resume.status == 2 || resume.status == 3, "\(resume.status): \(resume.stderr)")
+        }
+        #expect(approvals.ran(home) == ["before", "after"])
+        let state = try store(home)
+        #expect(try state.run(1)?.status == .succeeded)
+        #expect(try state.events(1).filter { $0.kind == "approval.released" }.count == 1)
+        #expect(try state.events(1).filter { $0.kind == "run.owned" }.count == 2)
+
+        // Too late: told who approved, not that the run is "interrupted".
+        let late = try approvals.pipeline("approve", "prod", "--run", "1", user: "bob", home: home)
+        #expect(late.status == 2 && late.stderr.contains("run 1 of prod was already approved by alice"), "\(late.stderr)")
+        let lateWithoutRun = try approvals.pipeline("approve", "prod", user: "bob", home: home)
+        #expect(lateWithoutRun.status == 2 && lateWithoutRun.stderr.contains("was already approved by alice"), "\(lateWithoutRun.stderr)")
+    }
+
+    @Test func theGateSaysHowManyApprovalsAreStillNeeded() throws {
+        let home = TemporaryDirectory()
+        let approvals = ApprovalTests()
+        #expect(try approvals.pipeline("run", "pair", user: "carol", home: home).status == 4)
+        #expect(try approvals.pipeline("approve", "pair", user: "alice", home: home).status == 0)
+        let status = try approvals.pipeline("status", "1", user: "carol", home: home)
+        #expect(status.stdout.contains("waiting for 1 more approval; approved by alice"), "\(status.stdout)")
+        #expect(!status.stdout.contains("2 more"), "\(status.stdout)")
+    }
+
+    @Test func anInterruptedRunShowsEveryStageAndAResumedOneItsTime() throws {
+        let home = TemporaryDirectory()
+        let runner = try RunFixture.start(["run", "slow"], home: home)
+        #expect(RunFixture.waitFor(home.url.appending(path: "started")))
+        kill(runner.processIdentifier, SIGKILL)
+        runner.waitUntilExit()
+        let status = try RunFixture.pipeline(["status", "1"], home: home)
+        #expect(status.stdout.contains("last   pending"), "stages that never started are listed: \(status.stdout)")
+        FileManager.default.createFile(atPath: home.url.appending(path: "go").path, contents: nil)
+        let resumed = try RunFixture.pipeline(["resume", "1"], home: home)
+        #expect(resumed.status == 0)
+        let history = try RunFixture.pipeline(["history", "slow"], home: home)
+        #expect(!history.stdout.contains("runner"), "no stale message about the runner that stopped: \(history.stdout)")
+    }
+
+    @Test func unknownNamesAreRefusedAndOnlyTakesSeveralServices() throws {
+        let home = TemporaryDirectory()
+        let history = try RunFixture.pipeline(["history", "nosuchenv"], home: home)
+        #expect(history.status == 2 && history.stderr.contains("unknown environment 'nosuchenv'"), "\(history.stderr)")
+        let deployments = try RunFixture.pipeline(["deployments", "nosuch"], home: home)
+        #expect(deployments.status == 2 && deployments.stderr.contains("unknown service 'nosuch'"), "\(deployments.stderr)")
+        let known = try RunFixture.pipeline(["deployments", "alpha"], home: home)
+        #expect(known.status == 0 && known.stdout.contains("no deployments of alpha"), "\(known.stderr)")
+        let rollback = try RunFixture.pipeline(["rollback", "no-such-service", "--yes"], home: home)
+        #expect(rollback.status == 2 && rollback.stderr.contains("unknown service 'no-such-service'"), "\(rollback.stderr)")
+        let only = try RunFixture.pipeline(["run", "chains", "--only", "alpha", "beta", "--dry-run"], home: home)
+        #expect(only.status == 0 && only.stdout.contains("alpha.one, beta.one"), "\(only.stdout)\(only.stderr)")
+    }
+}
+
+/// A tmpfs of a few megabytes, to fill.
+struct SmallDisk {
+    let url: URL
+
+    init(megabytes: Int) throws {
+        url = FileManager.default.temporaryDirectory.appending(path: "pipeline-small-disk-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        let mounted = try runProcess(URL(filePath: "/bin/mount"), ["-t", "tmpfs", "-o", "size=\(megabytes)m,mode=0700", "tmpfs", url.path])
+        guard mounted.status == 0 else {
+            throw NSError(domain: "mount", code: Int(mounted.status), userInfo: [NSLocalizedDescriptionKey: "mounting a tmpfs (as root) failed: \(mounted.stderr)"])
+        }
+    }
+
+    /// A folder on the disk, as the tests' temporary folders are.
+    func folder(_ name: String) -> TemporaryDirectory {
+        let folder = TemporaryDirectory(url: url.appending(path: name))
+        return folder
+    }
+
+    func remove() {
+        _ = try? runProcess(URL(filePath: "/bin/umount"), ["-l", url.path])
+        try? FileManager.default.removeItem(at: url)
+    }
+}
+
+/// Results filled in from several threads.
+final class LockedResults: @unchecked Sendable {  // every access holds `lock`
+    private let lock = NSLock()
+    private var values: [ProcessOutput?]
+
+    init(count: Int) { values = Array(repeating: nil, count: count) }
+
+    func set(_ index: Int, _ value: ProcessOutput?) { lock.withLock { values[index] = value } }
+
+    func all() throws -> [ProcessOutput] {
+        try lock.withLock { try values.map { try #require($0) } }
+    }
+}
