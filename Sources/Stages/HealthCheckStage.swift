@@ -21,6 +21,29 @@ enum HealthCheckStage {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             return 1
         }
+        // The check is of what this run deployed: a service that runs something else (an earlier attempt of this
+        // stage rolled it back before its runner died) is not checked, so that its health is never taken for the
+        // new revision's.
+        if case .updateService(let update)? = deploy?.spec, let target = BuiltinStages.outputs(of: deploy!.id, in: runFolder)["taskDefinitionArn"] {
+            do {
+                let client = try StageAWS.client(for: plan.environment, environment: environment)
+                let running = try await client.describeService(cluster: update.cluster, service: update.ecsService).taskDefinition
+                if running != target {
+                    FileHandle.standardError.write(Data("error: \(update.ecsService) runs \(running), not \(target), which this run deployed\n".utf8))
+                    if running == previous {
+                        // An earlier attempt's rollback: see it through (wait, check), as that attempt would have.
+                        try outputs.set(["healthy": "false"])
+                        await AutoRollback.perform(
+                            service: spec.service, to: previous, plan: plan, client: client, outputs: outputs,
+                            reason: "an earlier attempt of this health check rolled \(spec.service) back", environment: environment)
+                    }
+                    return 1
+                }
+            } catch {
+                FileHandle.standardError.write(Data("error: cannot tell what \(update.ecsService) runs: \(error)\n".utf8))
+                return 1
+            }
+        }
         var guardian: CancelledRollout?
         if spec.rollbackOnFailure, let previous, case .updateService(let update)? = deploy?.spec,
             let target = BuiltinStages.outputs(of: deploy!.id, in: runFolder)["taskDefinitionArn"], target != previous,

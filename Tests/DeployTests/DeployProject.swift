@@ -18,7 +18,11 @@ final class DeployProject: @unchecked Sendable {
     private let serverPort: Int
     var repo: URL { git.root.appending(path: "repo") }
 
-    init(service: String, ecsService: String, repository: String, port: Int, grpc: Bool) throws {
+    /// The settings of the stand-ins it deploys to.
+    let aws: [String: String]
+
+    init(service: String, ecsService: String, repository: String, port: Int, grpc: Bool, aws: [String: String] = LocalAWS.environment) throws {
+        self.aws = aws
         self.service = service
         self.ecsService = ecsService
         self.repository = repository
@@ -26,18 +30,21 @@ final class DeployProject: @unchecked Sendable {
         self.grpc = grpc
         server = ServerProcess.script(
             "service-server", ["--protocol", grpc ? "grpc" : "http", "--ecs", "staging-cluster/\(ecsService)"],
-            environment: LocalAWS.environment)
+            environment: aws)
         serverPort = try server.port()
         try FileManager.default.createDirectory(at: repo, withIntermediateDirectories: true)
         _ = try git.git(["init", "-q", "-b", "main"], in: "repo")
         let template = try String(contentsOf: Project.root.appending(path: "pipelines/taskdefs/\(service).json"), encoding: .utf8)
-            .replacingOccurrences(of: "\"environment\": [", with: "\"environment\": [\n        {\"name\": \"LOCAL_HEALTH\", \"value\": \"{{var.LOCAL_HEALTH}}\"},")
+            .replacingOccurrences(
+                of: "\"environment\": [",
+                with: "\"environment\": [\n        {\"name\": \"LOCAL_HEALTH\", \"value\": \"{{var.LOCAL_HEALTH}}\"},\n        {\"name\": \"LOCAL_ECS_ROLLOUT_LOOKS\", \"value\": \"{{var.ROLLOUT_LOOKS}}\"},")
         git.folder.write("repo/pipelines/taskdefs/\(service).json", template)
         git.folder.write("repo/services/\(service)/Dockerfile", "FROM scratch\nCOPY app.txt /app.txt\n")
     }
 
-    /// Commits a new version whose deploy will be `health` (healthy, failing, ...); returns its SHA.
-    func commit(_ version: String, health: String = "healthy") throws -> String {
+    /// Commits a new version whose deploy will be `health` (healthy, failing, ...), its rollout taking `looks`
+    /// DescribeServices; returns its SHA.
+    func commit(_ version: String, health: String = "healthy", looks: Int = 2) throws -> String {
         let probe = grpc ? ".grpc(\"/\(service == "user-service" ? "user.UserService" : "svc.Service")/Check\")" : ".http(\"/health\")"
         git.folder.write(
             "repo/pipelines/Pipeline.swift",
@@ -48,7 +55,7 @@ final class DeployProject: @unchecked Sendable {
                 Environment("staging", branch: "main", region: "us-east-1", cluster: "staging-cluster")
                     .dns(zone: "staging.comyno.net")
                     .serviceName("\(ecsService)")
-                    .variables(["LOG_LEVEL": "debug", "EXECUTION_ROLE": "arn:aws:iam::123456789012:role/ecsTaskExecutionRole", "LOCAL_HEALTH": "\(health)"])
+                    .variables(["LOG_LEVEL": "debug", "EXECUTION_ROLE": "arn:aws:iam::123456789012:role/ecsTaskExecutionRole", "LOCAL_HEALTH": "\(health)", "ROLLOUT_LOOKS": "\(looks)"])
                 Service("\(service)", repository: "\(repository)", port: \(port), protocol: \(grpc ? ".grpc" : ".http"))
                     .healthCheck(\(probe))
                 Checkout()
@@ -68,7 +75,7 @@ final class DeployProject: @unchecked Sendable {
     }
 
     var environment: [String: String] {
-        LocalAWS.environment.merging([
+        aws.merging([
             "PIPELINE_HOME": home.url.path,
             "PIPELINE_CONNECT_TO": "\(service).staging.comyno.net:\(port):127.0.0.1:\(serverPort)",
         ]) { _, new in new }
@@ -79,9 +86,33 @@ final class DeployProject: @unchecked Sendable {
         try runProcess(Project.executable, arguments, in: repo, environment: environment)
     }
 
+    /// `pipeline ARGS` in the repository, started and left running.
+    func start(_ arguments: String...) throws -> Process {
+        let process = Process()
+        process.executableURL = Project.executable
+        process.arguments = arguments
+        process.currentDirectoryURL = repo
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// Waits up to `seconds` until the log of `stage` in `run` contains `text`.
+    func waitForLog(run: Int, stage: String, containing text: String, seconds: Double = 120) -> Bool {
+        let log = home.url.appending(path: "runs/\(run)/logs/\(stage).log")
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if let content = try? String(contentsOf: log, encoding: .utf8), content.contains(text) { return true }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        return false
+    }
+
     /// The task definition ECS (moto) says the service runs.
     func live() async throws -> String {
-        let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: LocalAWS.environment))
+        let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: aws))
         return try await client.describeService(cluster: "staging-cluster", service: ecsService).taskDefinition
     }
 

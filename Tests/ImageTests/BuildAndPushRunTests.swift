@@ -93,6 +93,9 @@ import TestSupport
         }
         try FileManager.default.copyItem(
             at: Project.root.appending(path: "pipelines/taskdefs"), to: project.root.appending(path: "repo/pipelines/taskdefs"))
+        // A commit of its own: two tests committing the same files in the same second would share a SHA, and so the
+        // SHA tags they push to the shared registry (which are immutable).
+        project.folder.write("repo/fixture-id", UUID().uuidString)
         try project.git(["add", "."], in: "repo")
         try project.git(["commit", "-qm", "two services"], in: "repo")
         return (project, project.root.appending(path: "repo"))

@@ -23,8 +23,11 @@ public enum Project {
         return folder
     }()
 
-    /// The `pipeline` executable of this build.
-    public static var executable: URL { buildDirectory.appending(path: "pipeline") }
+    /// The `pipeline` executable of this build (`PIPELINE_TEST_EXECUTABLE` names another, e.g. an older build, to
+    /// show that a test fails there).
+    public static var executable: URL {
+        ProcessInfo.processInfo.environment["PIPELINE_TEST_EXECUTABLE"].map { URL(filePath: $0) } ?? buildDirectory.appending(path: "pipeline")
+    }
 
     /// The DSL library of this build.
     public static var dslLibrary: DSLLibrary {
