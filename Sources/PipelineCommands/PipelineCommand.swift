@@ -18,9 +18,12 @@ public struct PipelineCommand: AsyncParsableCommand {
               0    ok (also: nothing to do; a run superseded by a newer commit's)
               1    a stage failed, or the run failed and a service was rolled back
               2    bad input, a refusal or a pipeline definition error: nothing was changed; the message says what to fix
-              3    the environment is busy: another run holds it (--no-wait) or waits at an approval gate
+              3    busy: another run holds the environment (--no-wait) or waits at an approval gate, or another live
+                   runner owns the run (resume)
               4    the run waits for approval (`pipeline approve ENV`)
               70   internal error: a bug in pipeline, please report it with the message
+              74   the run's state or logs could not be recorded (a full disk, an unwritable database or cache), or
+                   another runner took the run over: its stages were stopped; the message says what failed
               130  cancelled (Ctrl-C or SIGTERM)
             """,
         version: version,

@@ -87,6 +87,7 @@ private let services = ["user-service", "expense-service", "notification-service
         #expect(help.stdout.contains("EXIT CODES"))
         #expect(help.stdout.contains("2    bad input, a refusal or a pipeline definition error"))
         #expect(help.stdout.contains("4    the run waits for approval"))
+        #expect(help.stdout.contains("74   the run's state or logs could not be recorded"))
         for command in ["plan", "list"] {
             let sub = try pipeline(command, "--help")
             #expect(sub.status == 0)

@@ -11,7 +11,7 @@ enum RunFixture {
 
     static let cache = TemporaryDirectory("pipeline-run-cache")
 
-    static let environments = ["basic", "chains", "retry", "timeout", "flood", "slow", "secrets", "race", "tick"]
+    static let environments = ["basic", "chains", "retry", "timeout", "flood", "slow", "secrets", "race", "tick", "mark"]
 
     static let source = """
         import PipelineDSL
@@ -55,6 +55,8 @@ enum RunFixture {
                 .secret("TOKEN", .environment("TEST_SECRET"))
                 .secret("KEY", .environment("TEST_KEY"))
                 .when(.environment("secrets"))
+
+            Shell("mark", "echo $PIPELINE_ATTEMPT >> $TEST_DIR/marks; sleep 4; echo done >> $TEST_DIR/done").when(.environment("mark"))
 
             Shell("tick", "for i in $(seq 1 40); do echo tick $i; sleep 0.5; done").when(.environment("tick"))
 

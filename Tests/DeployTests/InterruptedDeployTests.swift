@@ -67,6 +67,27 @@ import TestSupport
         #expect(try await project.live() == revisionA)
     }
 
+    @Test func aRollbackThatFailsTooSaysWhereTheServiceWasLeftAndWhatToRun() async throws {
+        let project = try DeployProject(
+            service: "expense-service", ecsService: "expense-service-staging", repository: "sv-expense", port: 5001, grpc: false, aws: Self.aws)
+        _ = try project.commit("A")
+        #expect(try project.pipeline("run", "staging").status == 0)
+        let revisionA = try await project.live()
+        // A's revision deregistered, and no stored definition for the automatic rollback to register again.
+        let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: Self.aws))
+        struct Deregister: Encodable { let taskDefinition: String }
+        struct Answer: Decodable {}
+        _ = try await client.json(
+            .ecs, targetPrefix: ECS.targetPrefix, operation: "DeregisterTaskDefinition", input: Deregister(taskDefinition: revisionA), as: Answer.self)
+        _ = try project.commit("B", health: "failing")
+        let failed = try project.pipeline("run", "staging")
+        #expect(failed.status == 1)
+        let revisionB = try #require(try project.outputs(run: 2, stage: "expense-service.register")["taskDefinitionArn"])
+        let history = try project.pipeline("history", "staging")
+        #expect(history.stdout.contains("expense-service was left on \(revisionB) (rolling back to \(revisionA) failed"), "\(history.stdout)")
+        #expect(history.stdout.contains("`pipeline rollback expense-service --env staging --to previous`"), "\(history.stdout)")
+    }
+
     @Test func ctrlCDuringARolloutPutsTheServiceBackAndOnCancelLeaveLeavesItForResume() async throws {
         let project = try DeployProject(service: "api-service", ecsService: "api-service-staging", repository: "sv-core-api", port: 5003, grpc: false, aws: Self.aws)
         let a = try project.commit("A")

@@ -15,7 +15,9 @@ extension PipelineCommand {
                 outputs and artifacts are kept in $PIPELINE_HOME/runs/RUN/. At an approval gate the run is recorded \
                 as waiting and the command exits with 4 (with --wait it waits in the foreground); `pipeline approve \
                 ENV` continues it. Exit codes: 0 succeeded, 1 a stage failed (or the run was rolled back), 2 bad \
-                input, 3 the environment is busy, 4 waiting for approval, 130 cancelled.
+                input, 3 the environment is busy, 4 waiting for approval, 74 the run's state or logs could not be \
+                recorded, 130 cancelled. A service caught mid-change by Ctrl-C is put back on what it ran before the \
+                run (--on-cancel leave leaves it).
                 """)
 
         @OptionGroup var global: GlobalOptions
