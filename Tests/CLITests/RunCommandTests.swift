@@ -115,7 +115,7 @@ private func store(_ home: TemporaryDirectory) throws -> StateStore { try StateS
         #expect(size > bytes + lines * 28, "each of the \(lines) lines has a timestamp and stream")
     }
 
-    @Test(arguments: [SIGINT, SIGTERM])
+    @Test(arguments: [SIGINT, SIGTERM, SIGHUP])
     func ctrlCOrSIGTERMStopsEveryProcessOfTheRunAndRecordsItCancelled(signal: Int32) throws {
         let home = TemporaryDirectory()
         let runner = try RunFixture.start(["run", "slow", "--kill-grace", "1"], home: home)

@@ -11,7 +11,7 @@ enum RunFixture {
 
     static let cache = TemporaryDirectory("pipeline-run-cache")
 
-    static let environments = ["basic", "chains", "retry", "timeout", "flood", "slow", "secrets", "race", "tick", "mark"]
+    static let environments = ["basic", "chains", "retry", "timeout", "flood", "slow", "secrets", "race", "tick", "mark", "pair", "fill"]
 
     static let source = """
         import PipelineDSL
@@ -57,6 +57,12 @@ enum RunFixture {
                 .when(.environment("secrets"))
 
             Shell("mark", "echo $PIPELINE_ATTEMPT >> $TEST_DIR/marks; sleep 4; echo done >> $TEST_DIR/done").when(.environment("mark"))
+
+            Shell("one", "for i in $(seq 1 8); do echo one $i; sleep 0.5; done").when(.environment("pair"))
+            Shell("two", "echo two >> $TEST_DIR/two").when(.environment("pair"))
+
+            Shell("fill", "for i in $(seq 1 40); do head -c 200000 /dev/zero | tr '\\\\0' x | fold -w 99; sleep 0.1; done; echo finished >> $OUT_DIR/finished")
+                .when(.environment("fill"))
 
             Shell("tick", "for i in $(seq 1 40); do echo tick $i; sleep 0.5; done").when(.environment("tick"))
 

@@ -117,28 +117,29 @@ import Testing
         let disk = try SmallDisk(megabytes: 2)
         defer { disk.remove() }
         let home = disk.folder("home")
-        let environment = ["FLOOD_BYTES": "5000000"]
-        let result = try RunFixture.pipeline(["run", "flood"], home: home, environment: environment)
+        let outside = TemporaryDirectory()
+        let result = try RunFixture.pipeline(["run", "fill"], home: home, environment: ["OUT_DIR": outside.url.path])
         #expect(result.status == 74, "\(result.stdout)\(result.stderr)")
         let said = result.stdout + result.stderr
         #expect(said.contains("No space left on device") || said.contains("database or disk is full"), "\(said)")
         #expect(!said.contains("succeeded"), "\(said)")
+        #expect(!FileManager.default.fileExists(atPath: outside.url.appending(path: "finished").path), "the stage was ended when its log filled the disk")
 
         // Reading works on the full disk, and says what the records say.
         let history = try RunFixture.pipeline(["history"], home: home)
         #expect(history.status == 0, "\(history.stdout)\(history.stderr)")
-        #expect(history.stdout.contains("flood"))
-        #expect(!history.stdout.contains("succeeded"), "\(history.stdout)")
+        #expect(history.stdout.contains("fill"))
+        #expect(!history.stdout.contains("succeeded") && !history.stdout.contains("running"), "\(history.stdout)")
         let status = try RunFixture.pipeline(["status", "1"], home: home)
         #expect(status.status == 0, "\(status.stderr)")
         #expect(try store(home).database.query("PRAGMA integrity_check").first?["integrity_check"].string == "ok")
     }
 
-    @Test func aRunnerThatCannotRenewItsLeaseStopsItsStagesAndExits() throws {
+    @Test func aRunnerThatCannotRecordStopsItsStagesStartsNoOtherAndExits() throws {
         let home = TemporaryDirectory()
-        let runner = try RunFixture.start(["run", "tick"], home: home, capture: true)
-        let log = home.url.appending(path: "runs/1/logs/tick.log")
-        for _ in 0..<200 where !((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("tick 2") { Thread.sleep(forTimeInterval: 0.1) }
+        let runner = try RunFixture.start(["run", "pair"], home: home, capture: true)
+        let log = home.url.appending(path: "runs/1/logs/one.log")
+        for _ in 0..<200 where !((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("one 2") { Thread.sleep(forTimeInterval: 0.1) }
         let marker = try #require(try store(home).run(1)?.marker)
         // Another process holds the database's write lock for longer than half a lease plus the busy timeout.
         let holder = Process()
@@ -155,11 +156,22 @@ import Testing
         let said = String(decoding: (runner.standardOutput as! Pipe).fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(runner.terminationStatus == 74, "\(said)")
         #expect(said.contains("could not renew this runner's lease") || said.contains("could not record"), "\(said)")
+        #expect(!FileManager.default.fileExists(atPath: home.url.appending(path: "two").path), "no stage starts unrecorded: \(said)")
         #expect(RunFixture.processes(withMarker: marker).isEmpty, "its stage was ended")
         holder.terminate()
         holder.waitUntilExit()
         let status = try RunFixture.pipeline(["status", "1"], home: home)
-        #expect(!status.stdout.hasPrefix("run 1  tick  succeeded") && !status.stdout.hasPrefix("run 1  tick  running"), "\(status.stdout)")
+        #expect(!status.stdout.hasPrefix("run 1  pair  succeeded") && !status.stdout.hasPrefix("run 1  pair  running"), "\(status.stdout)")
+    }
+
+    @Test func aReaderThatGoesAwayDoesNotKillTheRun() throws {
+        let home = TemporaryDirectory()
+        let piped = try runProcess(
+            URL(filePath: "/bin/sh"), ["-c", "\"$0\" run mark | head -1", Project.executable.path], in: RunFixture.folder.url,
+            environment: ["PIPELINE_HOME": home.url.path, "PIPELINE_CACHE_DIR": RunFixture.cache.url.path, "TEST_DIR": home.url.path])
+        #expect(piped.stdout.split(separator: "\n").count == 1)
+        #expect(try store(home).run(1)?.status == .succeeded, "\(piped.stderr)")
+        #expect(lines(home, "done") == ["done"])
     }
 
     @Test func aCompileCacheThatCannotBeWrittenIsNotABadPipelineAndLeavesNothingHalfWritten() throws {

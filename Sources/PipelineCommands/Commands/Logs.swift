@@ -41,6 +41,10 @@ extension PipelineCommand {
                     store.reconcileIfPossible()
                     Thread.sleep(forTimeInterval: 0.5)
                 }
+                // Following ends with the run: say how, so that a runner killed with -9 is not taken for a finish.
+                if follow, let ended = try store.run(record.id), ended.status != .succeeded {
+                    FileHandle.standardError.write(Data("run \(ended.id) is \(ended.status.rawValue)\(ended.message.map { ": \($0)" } ?? "")\n".utf8))
+                }
             } catch {
                 throw error.reported()
             }

@@ -38,7 +38,7 @@ extension PipelineCommand {
         }
 
         static func describe(_ run: RunRecord, store: StateStore) throws -> String {
-            var out = "run \(run.id)  \(run.environment)  \(run.status.rawValue)\n"
+            var out = "run \(run.id)  \(run.environment)  \(run.shownStatus.rawValue)\n"
             var facts = ["by \(run.user) (\(run.trigger))"]
             if let ref = run.ref { facts.append("ref \(ref)") }
             if let sha = run.sha { facts.append("sha \(sha)") }
@@ -69,8 +69,9 @@ extension PipelineCommand {
                 out += "\n" + table.render()
             }
             out += "\nlogs: pipeline logs \(run.id)   folder: \(store.runFolder(run.id).path)\n"
-            if run.status == .interrupted || run.status == .approved { out += "continue it: pipeline resume \(run.id)\n" }
-            if run.status.hasOwner, let owner = run.owner ?? run.pid.map({ RunOwner(host: ProcessIdentity.hostName, pid: Int32($0), started: "") }) {
+            if run.shownStatus == .interrupted || run.status == .approved { out += "continue it: pipeline resume \(run.id)\n" }
+            if run.shownStatus != run.status { out += "its runner is gone (\(OwnerLiveness.whyGone(run))); this could not be recorded yet\n" }
+            if run.shownStatus.hasOwner, let owner = run.owner ?? run.pid.map({ RunOwner(host: ProcessIdentity.hostName, pid: Int32($0), started: "") }) {
                 out += "runner: \(owner)\(run.leaseExpiresAt.map { ", lease renewed until \(Dates.format($0))" } ?? "")\n"
             }
             if let gate = try WaitingGate.of(run, store: store) {
@@ -114,7 +115,7 @@ extension PipelineCommand {
                 for run in runs {
                     let duration = run.startedAt.map { TextConsole.format((run.finishedAt ?? Date()).timeIntervalSince($0)) } ?? "-"
                     table.add([
-                        String(run.id), run.environment, run.status.rawValue, run.ref ?? "-", run.sha.map { String($0.prefix(12)) } ?? "-",
+                        String(run.id), run.environment, run.shownStatus.rawValue, run.ref ?? "-", run.sha.map { String($0.prefix(12)) } ?? "-",
                         "\(run.user) (\(run.trigger))", Dates.format(run.createdAt), duration, run.message ?? "",
                     ])
                 }

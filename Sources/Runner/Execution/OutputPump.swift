@@ -14,11 +14,18 @@ final class OutputPump: @unchecked Sendable {
     private let log: BufferedFile
     private let sink: (any OutputSink)?
     private var streams: [(fd: Int32, name: [UInt8], masking: MaskingStream, partial: [UInt8])]
+    private let onLogFailure: @Sendable (String) -> Void
+    private var reported = false
 
     /// The longest line kept whole; longer ones are cut into pieces of this size.
     static let maximumLine = 64 * 1024
 
-    init(stage: String, stdout: Int32, stderr: Int32, log: BufferedFile, masker: SecretMasker, sink: (any OutputSink)?) {
+    /// A pump; `onLogFailure` is told once, at once, when the log cannot be written.
+    init(
+        stage: String, stdout: Int32, stderr: Int32, log: BufferedFile, masker: SecretMasker, sink: (any OutputSink)?,
+        onLogFailure: @escaping @Sendable (String) -> Void
+    ) {
+        self.onLogFailure = onLogFailure
         self.stage = stage
         self.log = log
         self.sink = sink
@@ -60,6 +67,10 @@ final class OutputPump: @unchecked Sendable {
             // What was read is in the log before the next wait for output: `logs --follow` and a runner killed
             // with -9 lose nothing that was printed. A flood of output still costs few writes: each read is big.
             log.flush()
+            if !reported, let problem = log.failureDescription {
+                reported = true
+                onLogFailure(problem)
+            }
         }
         log.flush()
     }

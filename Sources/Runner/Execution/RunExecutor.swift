@@ -38,7 +38,8 @@ public final class RunExecutor: @unchecked Sendable {
 
     private let condition = NSCondition()
     private var scheduler: Scheduler
-    private var processes: [String: StageProcess] = [:]
+    /// The stage processes running now, behind their own lock so that a stop never waits for the scheduling loop.
+    private let processes = LockedValue<[String: StageProcess]>([:])
     private var finished: [(String, StageStatus)] = []
     private var cancelReason: String?
     private var attempts: [String: Int]
@@ -79,10 +80,10 @@ public final class RunExecutor: @unchecked Sendable {
         condition.lock()
         let first = cancelReason == nil
         if first { cancelReason = reason }
-        let running = Array(processes.values)
         condition.broadcast()
         condition.unlock()
         guard first else { return }
+        let running = Array(processes.value.values)
         for process in running { process.signalGroup(SIGTERM) }
         let grace = options.killGrace
         DispatchQueue.global().asyncAfter(deadline: .now() + grace) {
@@ -102,13 +103,18 @@ public final class RunExecutor: @unchecked Sendable {
     }
 
     private func halt(_ failure: RecordingFailure) {
-        condition.lock()
-        let running = Array(processes.values)
-        condition.unlock()
         console.note("error: \(masker.mask(failure.description))")
+        // The stages end now, whether or not the scheduling loop is stuck in a write (a locked database).
+        let running = Array(processes.value.values)
         if failure.leaseLost {
             for process in running { process.signalGroup(SIGKILL) }
             StrayProcesses.kill(variable: StrayProcesses.runMarkerVariable, value: launcher.context.marker)
+        } else {
+            for process in running { process.signalGroup(SIGTERM) }
+            let grace = options.killGrace
+            DispatchQueue.global().asyncAfter(deadline: .now() + grace) {
+                for process in running { process.signalGroup(SIGKILL) }
+            }
         }
         cancel(failure.leaseLost ? "another runner owns the run now" : "stopped: the run's state or logs could not be recorded")
     }
@@ -124,7 +130,7 @@ public final class RunExecutor: @unchecked Sendable {
         }
         condition.lock()
         while true {
-            if let reason = cancelReason { scheduler.stop(reason) }
+            if let reason = cancelReason ?? failure.map({ "stopped: \($0.reason)" }) { scheduler.stop(reason) }
             for (id, result) in finished { scheduler.finished(id, result) }
             finished.removeAll()
             for decision in scheduler.next(limit: max(1, options.parallelism)) {
@@ -263,6 +269,9 @@ public final class RunExecutor: @unchecked Sendable {
     private func attemptStage(_ stage: Stage, attempt: Int) -> (StageStatus, Int32?, String?) {
         if case .approval(let spec) = stage.spec { return gate(stage, spec) }
         record { try store.setStageStatus(run.id, stage.id, .running, attempt: attempt) }
+        // A stage starts only once its start is recorded by the run's owner (a failed write, or a newer owner,
+        // stops the run instead).
+        if let failure { return (.cancelled, nil, failure.leaseLost ? "not started: another runner owns the run" : "not started: its start could not be recorded") }
         console.stageStarted(stage.id, attempt: attempt)
         let log: BufferedFile
         do {
@@ -282,15 +291,19 @@ public final class RunExecutor: @unchecked Sendable {
             return (.failed, nil, message)
         }
         condition.lock()
-        if cancelReason != nil {
+        if cancelReason != nil || failure != nil {
             launch.process.signalGroup(SIGKILL)
         }
-        processes[stage.id] = launch.process
+        processes.modify { $0[stage.id] = launch.process }
         condition.unlock()
 
         let pumped = DispatchSemaphore(value: 0)
         let pump = OutputPump(
-            stage: stage.id, stdout: launch.stdout, stderr: launch.stderr, log: log, masker: masker, sink: console)
+            stage: stage.id, stdout: launch.stdout, stderr: launch.stderr, log: log, masker: masker, sink: console
+        ) { [self] problem in
+            // The log cannot take the stage's output: the run stops now, not when the stage is done.
+            stop(RecordingFailure(run: run.id, reason: masker.mask(problem)))
+        }
         Thread.detachNewThread {
             pump.run()
             pumped.signal()
@@ -317,7 +330,7 @@ public final class RunExecutor: @unchecked Sendable {
         }
         launch.process.signalGroup(SIGKILL)
         condition.lock()
-        processes[stage.id] = nil
+        processes.modify { $0[stage.id] = nil }
         let cancelled = cancelReason != nil
         condition.unlock()
 

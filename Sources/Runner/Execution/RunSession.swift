@@ -215,11 +215,14 @@ public final class RunSession: @unchecked Sendable {
     }
 
     private func trapSignals() {
-        for number in [SIGINT, SIGTERM] {
+        // A closed terminal or a reader that went away (`| head`) must not kill the runner mid-deploy: a write to
+        // the console fails instead, and the run goes on.
+        signal(SIGPIPE, SIG_IGN)
+        for number in [SIGINT, SIGTERM, SIGHUP] {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler { [weak self] in
-                self?.cancel(number == SIGINT ? "cancelled (Ctrl-C)" : "cancelled (SIGTERM)")
+                self?.cancel(number == SIGINT ? "cancelled (Ctrl-C)" : number == SIGHUP ? "cancelled (SIGHUP: the terminal closed)" : "cancelled (SIGTERM)")
             }
             source.resume()
             signalSources.append(source)
@@ -231,6 +234,7 @@ public final class RunSession: @unchecked Sendable {
         signalSources.removeAll()
         signal(SIGINT, SIG_DFL)
         signal(SIGTERM, SIG_DFL)
+        signal(SIGHUP, SIG_DFL)
     }
 
     /// Stops the run: every stage process group gets SIGTERM, then SIGKILL after the grace period.
@@ -254,36 +258,46 @@ public final class RunSession: @unchecked Sendable {
     }
 }
 
-/// Renews the run's lease every two seconds. When a newer owner exists, or renewal has failed for half the lease
-/// (a full disk, a locked database), it says so once, so that the run stops before its lease can pass to another.
-final class LeaseKeeper: @unchecked Sendable {  // the timer is set up in init and only cancelled after
-    private let timer: any DispatchSourceTimer
+/// Renews the run's lease every two seconds. When a newer owner exists, or no renewal has succeeded for half the
+/// lease (a full disk, a database locked by another process), it says so once — a watchdog of its own notices even
+/// while a renewal hangs waiting for the database — so that the run stops before its lease can pass to another.
+final class LeaseKeeper: @unchecked Sendable {  // the timers are set up in init and only cancelled after
+    private let renewal: any DispatchSourceTimer
+    private let watchdog: any DispatchSourceTimer
 
     init(store: StateStore, lease: RunLease, onFailure: @escaping @Sendable (RecordingFailure) -> Void) {
-        let timer = DispatchSource.makeTimerSource(queue: .global())
-        self.timer = timer
         let lastRenewal = LockedValue(Date())
-        let reported = LockedValue(false)
-        timer.schedule(deadline: .now() + 2, repeating: 2)
-        timer.setEventHandler {
-            guard !reported.value else { return }
+        let reported = LockedValue<Bool?>(nil)
+        let report = { @Sendable (failure: RecordingFailure) in
+            if reported.setIfUnset(true) { onFailure(failure) }
+        }
+        renewal = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "pipeline.lease.renewal"))
+        renewal.schedule(deadline: .now() + 2, repeating: 2)
+        renewal.setEventHandler {
+            guard reported.value == nil else { return }
             do {
                 try store.renew(lease)
                 lastRenewal.value = Date()
             } catch let lost as LeaseLost {
-                reported.value = true
-                onFailure(RecordingFailure(run: lease.run, reason: lost.description, leaseLost: true))
+                report(RecordingFailure(run: lease.run, reason: lost.description, leaseLost: true))
             } catch {
-                guard Date().timeIntervalSince(lastRenewal.value) > RunLease.duration / 2 else { return }
-                reported.value = true
-                onFailure(RecordingFailure(run: lease.run, reason: "could not renew this runner's lease on run \(lease.run) for \(Int(RunLease.duration / 2))s: \(error)"))
+                // Said by the watchdog once renewals have failed for long enough; one failure can pass.
             }
         }
-        timer.resume()
+        watchdog = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "pipeline.lease.watchdog"))
+        watchdog.schedule(deadline: .now() + 1, repeating: 1)
+        watchdog.setEventHandler {
+            let since = Date().timeIntervalSince(lastRenewal.value)
+            guard since > RunLease.duration / 2 else { return }
+            report(RecordingFailure(run: lease.run, reason: "could not renew this runner's lease on run \(lease.run) for \(Int(since))s (the state database cannot be written)"))
+        }
+        renewal.resume()
+        watchdog.resume()
     }
 
     func stop() {
-        timer.cancel()
+        renewal.cancel()
+        watchdog.cancel()
     }
 }
 
@@ -301,6 +315,11 @@ final class LockedValue<Value: Sendable>: Sendable {
 }
 
 extension LockedValue {
+    /// Changes the value in place, holding the lock.
+    func modify<T>(_ body: (inout Value) -> T) -> T {
+        lock.withLock { body(&stored) }
+    }
+
     /// Sets the value when it is nil; true when this call set it.
     func setIfUnset<Wrapped>(_ new: Wrapped) -> Bool where Value == Wrapped? {
         lock.withLock {

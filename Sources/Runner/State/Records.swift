@@ -100,6 +100,14 @@ public struct RunRecord: Sendable, Equatable {
     public let commit: CommitFacts?
 }
 
+extension RunRecord {
+    /// The status to show: a queued or running run whose runner is provably gone shows as interrupted even when
+    /// that could not be recorded yet (a full disk).
+    public var shownStatus: RunStatus {
+        status.hasOwner && pid != nil && !OwnerLiveness.isAlive(self) ? .interrupted : status
+    }
+}
+
 /// What a run records of the commit it deploys.
 public struct CommitFacts: Sendable, Equatable {
     /// The author's name and email.

@@ -75,6 +75,14 @@ public enum OwnerLiveness {
         return processStarted(Int32(pid)) != started
     }
 
+    /// Why the owner of `run` counts as gone, in a few words.
+    public static func whyGone(_ run: RunRecord) -> String {
+        guard let owner = run.owner, owner.host != ProcessIdentity.hostName else {
+            return "runner \(run.owner?.description ?? "pid \(run.pid ?? 0)") is gone"
+        }
+        return "runner \(owner) let its lease expire\(run.leaseExpiresAt.map { " at \($0)" } ?? "") and is fenced"
+    }
+
     /// Whether the owner of `run` (queued or running) is still there.
     public static func isAlive(_ run: RunRecord) -> Bool {
         !isProvablyGone(

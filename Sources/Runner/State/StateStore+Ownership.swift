@@ -17,7 +17,7 @@ extension StateStore {
                 guard !OwnerLiveness.isAlive(run) else {
                     throw OwnershipRefusal(
                         run: run,
-                        description: "run \(id) is \(run.status.rawValue) under \(run.owner?.description ?? "pid \(run.pid ?? 0)") (\(run.trigger), started by \(run.user)); only one runner may run it — follow it with `pipeline logs \(id) --follow`",
+                        description: "run \(id) is running under \(run.owner?.description ?? "pid \(run.pid ?? 0)") (\(run.trigger), started by \(run.user)); only one runner may run it — follow it with `pipeline logs \(id) --follow`",
                         owned: true)
                 }
                 _ = try interrupt(run)
@@ -112,7 +112,7 @@ extension StateStore {
                 [.real(now()), .integer(Int64(run.id))])
             try setRunStatus(
                 run.id, .interrupted, message: "its runner (\(owner)) stopped without finishing it; `pipeline resume \(run.id)` continues it")
-            try addEvent(run.id, stage: nil, kind: "run.interrupted", message: "runner \(owner) is gone")
+            try addEvent(run.id, stage: nil, kind: "run.interrupted", message: OwnerLiveness.whyGone(run))
         } else {
             try setRunStatus(run.id, .cancelled, message: "its runner (\(owner)) went away while it waited in the queue")
         }
