@@ -81,6 +81,36 @@ import Testing
         #expect(lines(home, "last").isEmpty)
     }
 
+    @Test func anOwnerOnAnotherHostTakesOverAnExpiredLeaseAndTheOldOneStartsNothingMore() throws {
+        // A short lease, and a second "host": a resume in a UTS namespace of its own, with another host name.
+        let home = TemporaryDirectory()
+        let lease = ["PIPELINE_LEASE_SECONDS": "4"]
+        let runner = try RunFixture.start(["run", "pair"], home: home, environment: lease, capture: true)
+        let log = home.url.appending(path: "runs/1/logs/one.log")
+        for _ in 0..<200 where !((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("one 1") { Thread.sleep(forTimeInterval: 0.1) }
+        kill(runner.processIdentifier, SIGSTOP)
+        Thread.sleep(forTimeInterval: 6)
+        // On this host the stopped owner is alive, however stale its lease: refused.
+        let local = try RunFixture.pipeline(["resume", "1"], home: home, environment: lease)
+        #expect(local.status == 3, "\(local.stderr)")
+        // From "otherhost" only the lease can tell, and it has expired: taken over, the old owner fenced.
+        let other = try runProcess(
+            URL(filePath: "/usr/bin/unshare"), ["-u", "/bin/sh", "-c", "hostname otherhost && exec \"$0\" resume 1", Project.executable.path],
+            in: RunFixture.folder.url,
+            environment: lease.merging(["PIPELINE_HOME": home.url.path, "PIPELINE_CACHE_DIR": RunFixture.cache.url.path, "TEST_DIR": home.url.path]) { a, _ in a })
+        kill(runner.processIdentifier, SIGCONT)
+        runner.waitUntilExit()
+        let said = String(decoding: (runner.standardOutput as! Pipe).fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(other.status == 0, "\(other.stdout)\(other.stderr)")
+        #expect(runner.terminationStatus == 74, "\(said)")
+        #expect(said.contains("no longer owns run 1"), "\(said)")
+        #expect(lines(home, "two") == ["two"], "the fenced owner started nothing: \(said)")
+        let state = try store(home)
+        #expect(try state.run(1)?.status == .succeeded)
+        let interrupted = try #require(try state.events(1).first { $0.kind == "run.interrupted" })
+        #expect(interrupted.message.contains("let its lease expire"), "\(interrupted.message)")
+    }
+
     @Test func logsAreWrittenAsTheyComeAndSurviveTheRunner() throws {
         let home = TemporaryDirectory()
         let runner = try RunFixture.start(["run", "tick"], home: home)

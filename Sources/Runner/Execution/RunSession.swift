@@ -258,38 +258,46 @@ public final class RunSession: @unchecked Sendable {
     }
 }
 
-/// Renews the run's lease every two seconds. When a newer owner exists, or no renewal has succeeded for half the
-/// lease (a full disk, a database locked by another process), it says so once — a watchdog of its own notices even
-/// while a renewal hangs waiting for the database — so that the run stops before its lease can pass to another.
+/// Renews the run's lease every two seconds (a quarter of a shorter lease). When a newer owner exists, or renewals
+/// have hung or failed for half the lease (a full disk, a database locked by another process), it says so once — a
+/// watchdog of its own notices even while a renewal hangs — so that the run stops before its lease can pass to
+/// another. A runner that was only paused (SIGSTOP) renews when it wakes: it goes on if nobody took the run over,
+/// and stops at once if somebody did.
 final class LeaseKeeper: @unchecked Sendable {  // the timers are set up in init and only cancelled after
     private let renewal: any DispatchSourceTimer
     private let watchdog: any DispatchSourceTimer
 
     init(store: StateStore, lease: RunLease, onFailure: @escaping @Sendable (RecordingFailure) -> Void) {
-        let lastRenewal = LockedValue(Date())
+        // When the renewal in progress began, and when the renewals that have failed since the last success began.
+        let inProgressSince = LockedValue<Date?>(nil)
+        let failingSince = LockedValue<Date?>(nil)
         let reported = LockedValue<Bool?>(nil)
         let report = { @Sendable (failure: RecordingFailure) in
             if reported.setIfUnset(true) { onFailure(failure) }
         }
         renewal = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "pipeline.lease.renewal"))
-        renewal.schedule(deadline: .now() + 2, repeating: 2)
+        renewal.schedule(deadline: .now() + RunLease.renewalInterval, repeating: RunLease.renewalInterval)
         renewal.setEventHandler {
             guard reported.value == nil else { return }
+            let began = Date()
+            inProgressSince.value = began
+            defer { inProgressSince.value = nil }
             do {
                 try store.renew(lease)
-                lastRenewal.value = Date()
+                failingSince.value = nil
             } catch let lost as LeaseLost {
                 report(RecordingFailure(run: lease.run, reason: lost.description, leaseLost: true))
             } catch {
                 // Said by the watchdog once renewals have failed for long enough; one failure can pass.
+                _ = failingSince.setIfUnset(began)
             }
         }
         watchdog = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "pipeline.lease.watchdog"))
-        watchdog.schedule(deadline: .now() + 1, repeating: 1)
+        watchdog.schedule(deadline: .now() + RunLease.renewalInterval / 2, repeating: RunLease.renewalInterval / 2)
         watchdog.setEventHandler {
-            let since = Date().timeIntervalSince(lastRenewal.value)
-            guard since > RunLease.duration / 2 else { return }
-            report(RecordingFailure(run: lease.run, reason: "could not renew this runner's lease on run \(lease.run) for \(Int(since))s (the state database cannot be written)"))
+            let stuck = [inProgressSince.value, failingSince.value].compactMap { $0 }.min()
+            guard let stuck, Date().timeIntervalSince(stuck) > RunLease.duration / 2 else { return }
+            report(RecordingFailure(run: lease.run, reason: "could not renew this runner's lease on run \(lease.run) for \(Int(Date().timeIntervalSince(stuck)))s (the state database cannot be written)"))
         }
         renewal.resume()
         watchdog.resume()

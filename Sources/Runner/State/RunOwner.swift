@@ -100,8 +100,14 @@ public struct RunLease: Sendable, Equatable {
     public let fence: Int
     /// Who holds it.
     public let owner: RunOwner
-    /// How long a lease lasts without renewal, in seconds.
-    public static let duration: Double = 30
+    /// How long a lease lasts without renewal, in seconds: 30, or `PIPELINE_LEASE_SECONDS` (at least 2).
+    public static let duration: Double = {
+        guard let text = ProcessInfo.processInfo.environment["PIPELINE_LEASE_SECONDS"], let value = Double(text) else { return 30 }
+        return max(2, value)
+    }()
+
+    /// How often an owner renews its lease: a quarter of it, at most every 2 s.
+    public static var renewalInterval: Double { min(2, duration / 4) }
 }
 
 /// The run is owned by someone else now: this process must stop acting on it.
