@@ -111,6 +111,37 @@ import Testing
         #expect(interrupted.message.contains("let its lease expire"), "\(interrupted.message)")
     }
 
+    @Test func aCommandInAnotherPIDNamespaceOfThisHostNeverTakesALiveRunnerForGone() throws {
+        let home = TemporaryDirectory()
+        let runner = try RunFixture.start(["run", "mark"], home: home)
+        #expect(RunFixture.waitFor(home.url.appending(path: "marks")))
+        // Same host name, own process list (a container on the host's network): the runner's PID is invisible there.
+        let environment = ["PIPELINE_HOME": home.url.path, "PIPELINE_CACHE_DIR": RunFixture.cache.url.path, "TEST_DIR": home.url.path]
+        let inside = try runProcess(
+            URL(filePath: "/usr/bin/unshare"), ["-p", "-f", "--mount-proc", Project.executable.path, "resume", "1"],
+            in: RunFixture.folder.url, environment: environment)
+        #expect(inside.status == 3, "\(inside.stdout)\(inside.stderr)")
+        runner.waitUntilExit()
+        #expect(runner.terminationStatus == 0)
+        #expect(lines(home, "marks") == ["1"] && lines(home, "done") == ["done"])
+        #expect(try store(home).events(1).filter { $0.kind == "run.interrupted" }.isEmpty)
+    }
+
+    @Test func aWaitingRunWhosePlanIsLostCanBeRejectedAndFreesItsEnvironment() throws {
+        let home = TemporaryDirectory()
+        let approvals = ApprovalTests()
+        #expect(try approvals.pipeline("run", "prod", user: "carol", home: home).status == 4)
+        try FileManager.default.removeItem(at: home.url.appending(path: "runs/1/plan.json"))
+        let approve = try approvals.pipeline("approve", "prod", "--run", "1", user: "alice", home: home)
+        #expect(approve.status == 74 && approve.stderr.contains("run 1's folder is damaged"), "\(approve.stderr)")
+        let status = try approvals.pipeline("status", "1", user: "alice", home: home)
+        #expect(status.status == 0 && status.stdout.contains("folder is damaged"), "\(status.stdout)\(status.stderr)")
+        let reject = try approvals.pipeline("reject", "prod", "--run", "1", "--reason", "lost its plan", user: "alice", home: home)
+        #expect(reject.status == 0, "\(reject.stdout)\(reject.stderr)")
+        #expect(try store(home).run(1)?.status == .failed)
+        #expect(try approvals.pipeline("run", "prod", user: "carol", home: home).status == 4, "the environment is free again")
+    }
+
     @Test func logsAreWrittenAsTheyComeAndSurviveTheRunner() throws {
         let home = TemporaryDirectory()
         let runner = try RunFixture.start(["run", "tick"], home: home)

@@ -97,7 +97,13 @@ extension PipelineCommand {
         func run() throws {
             do {
                 let store = try StateAccess.open(try global.workspace())
-                let gate = try Gates.find(environment, run: runID, store: store)
+                let gate: WaitingGate
+                do {
+                    gate = try Gates.find(environment, run: runID, store: store)
+                } catch let damaged as RunFolderDamaged {
+                    try Self.rejectDamaged(damaged, store: store, reason: reason)
+                    return
+                }
                 let identity = try Gates.identity(gate)
                 guard gate.spec.approvers.contains(identity) else {
                     throw ApprovalRefusal(description: "\(identity) may not decide on \(gate.stage) of run \(gate.run.id); its approvers are \(gate.spec.approvers.joined(separator: ", "))")
@@ -111,6 +117,17 @@ extension PipelineCommand {
                 throw error.reported()
             }
         }
+    }
+}
+
+extension PipelineCommand.Reject {
+    /// Ends a waiting run whose plan is lost: its gate's approvers cannot be checked, but the run cannot go on
+    /// either, and rejecting it changes nothing deployed, so whoever asks may end it (and is recorded).
+    static func rejectDamaged(_ damaged: RunFolderDamaged, store: StateStore, reason: String) throws {
+        guard let stage = try store.stageRuns(damaged.run).first(where: { $0.status == .waiting })?.stageID else { throw damaged }
+        let user = StateAccess.currentUser
+        try store.reject(run: damaged.run, stage: stage, user: user, reason: "\(reason) (its plan could not be read)")
+        print("run \(damaged.run) rejected by \(user): \(reason); its folder is damaged, so the gate's approvers could not be checked (rejecting changes nothing deployed)")
     }
 }
 

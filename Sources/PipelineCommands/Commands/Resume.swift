@@ -27,6 +27,7 @@ extension PipelineCommand {
                 let store = try StateAccess.open(workspace)
                 try store.reconcile()
                 _ = try StateAccess.run(runID, in: store)
+                _ = try Self.plan(of: runID, store: store)  // an unreadable plan is refused before the run is taken
                 let lease = try store.takeOwnership(of: runID, accepting: [.interrupted, .failed, .cancelled, .approved], why: "resume")
                 guard let record = try store.run(runID) else { return }
                 try Self.continueRun(record, lease: lease, store: store, workspace: workspace, execution: execution, trigger: "resume")
@@ -35,18 +36,24 @@ extension PipelineCommand {
             }
         }
 
+        /// The plan run `id` started with; a run folder that lost it is damaged state (exit 74).
+        static func plan(of id: Int, store: StateStore) throws(LoadError) -> PipelineDSL.Plan {
+            let folder = RunFolder(root: store.runFolder(id))
+            do {
+                return try folder.readPlan()
+            } catch {
+                throw LoadError(
+                    .unwritable,
+                    "cannot read the plan of run \(id) (\(folder.planFile.path)): \(error.localizedDescription); its run folder is damaged, so it cannot be continued")
+            }
+        }
+
         /// Continues `record`, which this process owns through `lease`, from its first stage that did not succeed.
         static func continueRun(
             _ record: RunRecord, lease: RunLease, store: StateStore, workspace: Workspace, execution: ExecutionOptions,
             trigger: String
         ) throws {
-            let folder = RunFolder(root: store.runFolder(record.id))
-            let plan: PipelineDSL.Plan
-            do {
-                plan = try folder.readPlan()
-            } catch {
-                throw LoadError(.environment, "cannot read the plan of run \(record.id) (\(folder.planFile.path)): \(error)")
-            }
+            let plan = try Self.plan(of: record.id, store: store)
             let environment = ProcessInfo.processInfo.environment
             let lookup = SecretsManagerLookup(plan.environment, environment: environment)
             let secrets = try SecretResolver.resolve(plan, environment: environment, secretsManager: lookup.value)
@@ -96,12 +103,21 @@ extension PipelineCommand {
                     print("nothing to delete: \(all.count) runs, keeping \(keep)")
                     return
                 }
+                var deleted = old.map(\.id)
                 if !dryRun {
-                    for run in old { try? FileManager.default.removeItem(at: store.runFolder(run.id)) }
-                    try store.deleteRuns(old.map(\.id))
+                    // Records first, in one transaction that checks each run has still ended; then the folders of
+                    // exactly those. A run resumed meanwhile keeps both.
+                    deleted = try store.deleteRuns(deleted)
+                    for id in deleted {
+                        do {
+                            try FileManager.default.removeItem(at: store.runFolder(id))
+                        } catch {
+                            FileHandle.standardError.write(Data("warning: could not remove \(store.runFolder(id).path): \(error.localizedDescription)\n".utf8))
+                        }
+                    }
                 }
-                let ids = old.map { String($0.id) }.joined(separator: ", ")
-                print("\(dryRun ? "would delete" : "deleted") \(old.count) runs: \(ids)")
+                let ids = deleted.map(String.init).joined(separator: ", ")
+                print("\(dryRun ? "would delete" : "deleted") \(deleted.count) runs: \(ids)")
             } catch {
                 throw error.reported()
             }

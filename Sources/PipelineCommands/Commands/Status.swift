@@ -74,7 +74,14 @@ extension PipelineCommand {
             if run.shownStatus.hasOwner, let owner = run.owner ?? run.pid.map({ RunOwner(host: ProcessIdentity.hostName, pid: Int32($0), started: "") }) {
                 out += "runner: \(owner)\(run.leaseExpiresAt.map { ", lease renewed until \(Dates.format($0))" } ?? "")\n"
             }
-            if let gate = try WaitingGate.of(run, store: store) {
+            let waitingGate: WaitingGate?
+            do {
+                waitingGate = try WaitingGate.of(run, store: store)
+            } catch let damaged as RunFolderDamaged {
+                out += "\nerror: \(damaged)\n"
+                waitingGate = nil
+            }
+            if let gate = waitingGate {
                 out += "\nwaiting for approval at \(gate.stage)\(gate.spec.message.map { ": \($0)" } ?? "")\n" + ApprovalText.gateLines(gate)
                 out += "\nwhat the gate lets through (live now → about to go out):\n" + (try ApprovalText.releaseLines(gate, store: store))
                 out += "\napprove: pipeline approve \(run.environment) --run \(run.id)   reject: pipeline reject \(run.environment) --run \(run.id) --reason TEXT\n"

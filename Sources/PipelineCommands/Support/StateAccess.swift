@@ -9,7 +9,9 @@ enum StateAccess {
         do {
             return try StateStore(home: workspace.home)
         } catch {
-            throw LoadError(.environment, "cannot open the state database in \(workspace.home.path): \(error)")
+            // Locked, full or read-only: the state cannot be written (74), not a mistake in what was asked (2).
+            let kind: LoadError.Kind = DatabaseError.cannotWrite.contains(error.code & 0xff) ? .unwritable : .environment
+            throw LoadError(kind, "cannot open the state database in \(workspace.home.path): \(error)")
         }
     }
 
@@ -45,6 +47,9 @@ extension Error {
             return Exit.notRecorded
         case let lost as LeaseLost:
             FileHandle.standardError.write(Data("error: \(lost)\n".utf8))
+            return Exit.notRecorded
+        case let damaged as RunFolderDamaged:
+            FileHandle.standardError.write(Data("error: \(damaged)\n".utf8))
             return Exit.notRecorded
         case let refusal as OwnershipRefusal:
             FileHandle.standardError.write(Data("error: \(refusal)\n".utf8))

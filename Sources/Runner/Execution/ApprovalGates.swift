@@ -28,7 +28,12 @@ public struct WaitingGate: Sendable {
         guard run.status == .waiting || run.status == .running,
             let stage = try store.stageRuns(run.id).first(where: { $0.status == .waiting })?.stageID
         else { return nil }
-        let plan = try RunFolder(root: store.runFolder(run.id)).readPlan()
+        let plan: Plan
+        do {
+            plan = try RunFolder(root: store.runFolder(run.id)).readPlan()
+        } catch {
+            throw RunFolderDamaged(run: run.id, file: store.runFolder(run.id).appending(path: "plan.json").path, error: "\(error)")
+        }
         guard let gate = plan.stages.first(where: { $0.id == stage }), case .approval(let spec) = gate.spec else { return nil }
         return WaitingGate(run: run, plan: plan, stage: stage, spec: spec, decisions: try store.approvals(run: run.id, stage: stage))
     }
@@ -44,5 +49,20 @@ public struct WaitingGate: Sendable {
             }
         }
         return expired
+    }
+}
+
+/// A run's folder lost what it needs (its plan): the run cannot be decided on or continued.
+public struct RunFolderDamaged: Error, CustomStringConvertible, Sendable {
+    /// The run.
+    public let run: Int
+    /// The file that cannot be read.
+    public let file: String
+    /// Why.
+    public let error: String
+
+    /// One line saying so, and what can still be done.
+    public var description: String {
+        "run \(run)'s folder is damaged: cannot read \(file) (\(error)); end the run with `pipeline reject ENV --run \(run) --reason TEXT`, which needs no plan"
     }
 }

@@ -77,6 +77,10 @@ public final class RunExecutor: @unchecked Sendable {
 
     /// Asks the run to stop: running stages get SIGTERM (SIGKILL after the grace period), nothing new starts.
     public func cancel(_ reason: String) {
+        cancelling(grace: options.killGrace, reason)
+    }
+
+    private func cancelling(grace: Double, _ reason: String) {
         condition.lock()
         let first = cancelReason == nil
         if first { cancelReason = reason }
@@ -85,7 +89,6 @@ public final class RunExecutor: @unchecked Sendable {
         guard first else { return }
         let running = Array(processes.value.values)
         for process in running { process.signalGroup(SIGTERM) }
-        let grace = options.killGrace
         DispatchQueue.global().asyncAfter(deadline: .now() + grace) {
             for process in running { process.signalGroup(SIGKILL) }
         }
@@ -110,13 +113,15 @@ public final class RunExecutor: @unchecked Sendable {
             for process in running { process.signalGroup(SIGKILL) }
             StrayProcesses.kill(variable: StrayProcesses.runMarkerVariable, value: launcher.context.marker)
         } else {
+            // The stages must be gone well before the lease could pass to another owner: the grace is cut short.
             for process in running { process.signalGroup(SIGTERM) }
-            let grace = options.killGrace
+            let grace = min(options.killGrace, RunLease.duration / 4)
             DispatchQueue.global().asyncAfter(deadline: .now() + grace) {
                 for process in running { process.signalGroup(SIGKILL) }
+                StrayProcesses.kill(variable: StrayProcesses.runMarkerVariable, value: self.launcher.context.marker)
             }
         }
-        cancel(failure.leaseLost ? "another runner owns the run now" : "stopped: the run's state or logs could not be recorded")
+        cancelling(grace: min(options.killGrace, RunLease.duration / 4), failure.leaseLost ? "another runner owns the run now" : "stopped: the run's state or logs could not be recorded")
     }
 
     /// Runs every stage that can run, and returns how the run ended.
@@ -180,6 +185,7 @@ public final class RunExecutor: @unchecked Sendable {
             let why = "stopped: \(failure.reason)"
             do {
                 try store.fenced(lease) {
+                    try store.interruptRunningStages(of: run.id, message: "its runner stopped: the run's state could not be recorded")
                     try store.addEvent(run.id, stage: nil, kind: "run.finished", message: masker.mask(why))
                     try store.setRunStatus(run.id, .failed, message: masker.mask(why))
                 }
@@ -277,10 +283,17 @@ public final class RunExecutor: @unchecked Sendable {
         do {
             log = try BufferedFile(path: folder.log(stage.id).path)
         } catch {
-            return (.failed, nil, "cannot open the stage log: \(error)")
+            let problem = "cannot open the log of \(stage.id) (\(folder.log(stage.id).path)): \(error)"
+            stop(RecordingFailure(run: run.id, reason: problem))
+            return (.cancelled, nil, "not started: \(problem)")
         }
         log.append(text: "\(String(decoding: Timestamp.now(), as: UTF8.self))--- attempt \(attempt) of \(stage.id)\n")
         log.flush()
+        // A stage whose log cannot be written is not started: its output would be lost.
+        if let problem = log.failureDescription {
+            stop(RecordingFailure(run: run.id, reason: problem))
+            return (.cancelled, nil, "not started: \(problem)")
+        }
         let launch: StageLauncher.Launch
         do {
             launch = try launcher.launch(stage, attempt: attempt, folder: folder, masker: masker)

@@ -7,7 +7,7 @@ public struct RunOwner: Sendable, Equatable, CustomStringConvertible {
     public let host: String
     /// The process id.
     public let pid: Int32
-    /// `BOOT_ID:START_TICKS` of the process, as `/proc` says.
+    /// `BOOT_ID:PID_NAMESPACE:START_TICKS` of the process, as `/proc` says.
     public let started: String
 
     /// An owner.
@@ -41,8 +41,18 @@ public enum ProcessIdentity {
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown-boot"
     }()
 
-    /// `BOOT_ID:START_TICKS` of a running process of this host; nil when there is no such process or it is a
-    /// zombie (it has ended; only its parent has not collected it yet).
+    /// The inode of this process's PID namespace: processes in another one (a container with the host's name but
+    /// its own process list) cannot see each other's PIDs.
+    public static let pidNamespace: String = {
+        var buffer = [CChar](repeating: 0, count: 128)
+        let count = readlink("/proc/self/ns/pid", &buffer, buffer.count - 1)
+        guard count > 0 else { return "0" }
+        let text = String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return String(text.filter(\.isNumber))
+    }()
+
+    /// `BOOT_ID:PID_NAMESPACE:START_TICKS` of a running process of this host, as this process sees it; nil when
+    /// there is no such process or it is a zombie (it has ended; only its parent has not collected it yet).
     public static func started(_ pid: Int32) -> String? {
         guard pid > 0, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
             let close = stat.lastIndex(of: ")")
@@ -50,7 +60,7 @@ public enum ProcessIdentity {
         // After "PID (COMM) ": state is field 3, starttime field 22 (proc(5)); COMM may hold spaces and parentheses.
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         guard fields.count > 19, fields[0] != "Z", fields[0] != "X" else { return nil }
-        return "\(bootID):\(fields[19])"
+        return "\(bootID):\(pidNamespace):\(fields[19])"
     }
 }
 
@@ -71,6 +81,12 @@ public enum OwnerLiveness {
         guard let started, !started.isEmpty else {
             // A record from before owners had a start time: the PID alone.
             return processStarted(Int32(pid)) == nil
+        }
+        let parts = started.split(separator: ":")
+        if parts.count == 3, parts[1] != ProcessIdentity.pidNamespace {
+            // Another PID namespace on this host: its PIDs cannot be looked up from here, so only the lease can tell.
+            guard let leaseExpiresAt else { return true }
+            return leaseExpiresAt < now
         }
         return processStarted(Int32(pid)) != started
     }

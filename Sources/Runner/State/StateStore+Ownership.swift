@@ -65,6 +65,8 @@ extension StateStore {
     }
 
     private func requireLatest(_ lease: RunLease) throws {
+        let fence = try database.query("SELECT fence FROM runs WHERE id = ?", [.integer(Int64(lease.run))]).first?["fence"].int
+        guard fence != lease.fence else { return }
         guard let run = try run(lease.run) else { throw LeaseLost(run: lease.run, detail: "the run's record is gone") }
         guard run.fence == lease.fence else {
             let holder = run.status.hasOwner ? "it is owned by \(run.owner?.description ?? "pid \(run.pid ?? 0)") now" : "it is \(run.status.rawValue) now"
@@ -107,9 +109,7 @@ extension StateStore {
         guard !moved.isEmpty else { return false }
         let owner = run.owner?.description ?? "pid \(run.pid ?? 0)"
         if run.status == .running {
-            try database.execute(
-                "UPDATE stage_runs SET status = 'interrupted', finished_at = ?, message = 'its runner stopped while it ran' WHERE run_id = ? AND status = 'running'",
-                [.real(now()), .integer(Int64(run.id))])
+            try interruptRunningStages(of: run.id, message: "its runner stopped while it ran")
             try setRunStatus(
                 run.id, .interrupted, message: "its runner (\(owner)) stopped without finishing it; `pipeline resume \(run.id)` continues it")
             try addEvent(run.id, stage: nil, kind: "run.interrupted", message: OwnerLiveness.whyGone(run))
@@ -117,6 +117,13 @@ extension StateStore {
             try setRunStatus(run.id, .cancelled, message: "its runner (\(owner)) went away while it waited in the queue")
         }
         return true
+    }
+
+    /// Marks the stages of `run` still recorded as running interrupted: their runner stopped.
+    public func interruptRunningStages(of run: Int, message: String) throws {
+        try database.execute(
+            "UPDATE stage_runs SET status = 'interrupted', finished_at = ?, message = ? WHERE run_id = ? AND status = 'running'",
+            [.real(now()), .text(message), .integer(Int64(run))])
     }
 
     /// Why `run` cannot be continued, and what to do instead.

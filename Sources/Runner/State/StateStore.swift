@@ -106,10 +106,14 @@ public final class StateStore: Sendable {
         }
     }
 
-    /// Deletes the records of `runs` (their folders are the caller's to remove).
-    public func deleteRuns(_ ids: [Int]) throws {
-        try database.transaction {
-            for id in ids {
+    /// Deletes the records of those of `runs` that have ended (and are not interrupted) as they stand now, in one
+    /// transaction, and returns them: a run resumed meanwhile is left alone. Their folders are the caller's to
+    /// remove, after this.
+    @discardableResult
+    public func deleteRuns(_ ids: [Int]) throws -> [Int] {
+        try database.transaction { () throws -> [Int] in
+            let ended = try ids.filter { id in try run(id).map { $0.status.isFinal && $0.status != .interrupted } ?? false }
+            for id in ended {
                 for table in ["events", "stage_runs", "approvals"] {
                     try database.execute("DELETE FROM \(table) WHERE run_id = ?", [.integer(Int64(id))])
                 }
@@ -117,6 +121,7 @@ public final class StateStore: Sendable {
                 try database.execute("UPDATE deployments SET run_id = NULL WHERE run_id = ?", [.integer(Int64(id))])
                 try database.execute("DELETE FROM runs WHERE id = ?", [.integer(Int64(id))])
             }
+            return ended
         }
     }
 
