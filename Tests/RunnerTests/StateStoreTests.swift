@@ -75,6 +75,20 @@ import Testing
         #expect(!ended.owned && ended.description.contains("has ended"))
     }
 
+    @Test func gcDeletesOnlyRunsThatHaveStillEnded() throws {
+        let home = TemporaryDirectory()
+        let store = try StateStore(home: home.url)
+        let (ended, endedLease) = try store.createRun(environment: "staging", sha: nil, ref: nil, trigger: "test", user: "t")
+        let (resumed, resumedLease) = try store.createRun(environment: "staging", sha: nil, ref: nil, trigger: "test", user: "t")
+        try store.fenced(endedLease) { try store.setRunStatus(ended.id, .succeeded) }
+        try store.fenced(resumedLease) { try store.setRunStatus(resumed.id, .failed) }
+        // gc chose both while they had ended; one is resumed before it deletes.
+        _ = try store.takeOwnership(of: resumed.id, accepting: [.failed], why: "resume")
+        #expect(try store.deleteRuns([ended.id, resumed.id]) == [ended.id])
+        #expect(try store.run(ended.id) == nil)
+        #expect(try store.run(resumed.id)?.status == .queued)
+    }
+
     @Test func anOwnerIsGoneOnlyWhenThatIsProvable() throws {
         let me = RunOwner.current
         let started = try #require(ProcessIdentity.started(me.pid))
