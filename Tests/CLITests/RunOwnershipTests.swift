@@ -303,6 +303,12 @@ import Testing
 
     @Test func unknownNamesAreRefusedAndOnlyTakesSeveralServices() throws {
         let home = TemporaryDirectory()
+        // A status written by a newer pipeline: said, exit 2, not taken for "failed" and not an internal error.
+        #expect(try RunFixture.pipeline(["run", "chains", "--only", "beta"], home: home).status == 0)
+        try store(home).database.execute("UPDATE runs SET status = 'parked' WHERE id = 1")
+        let newer = try RunFixture.pipeline(["history"], home: home)
+        #expect(newer.status == 2 && newer.stderr.contains("RunStatus 'parked'"), "\(newer.stdout)\(newer.stderr)")
+        try store(home).database.execute("UPDATE runs SET status = 'succeeded' WHERE id = 1")
         let history = try RunFixture.pipeline(["history", "nosuchenv"], home: home)
         #expect(history.status == 2 && history.stderr.contains("unknown environment 'nosuchenv'"), "\(history.stderr)")
         let deployments = try RunFixture.pipeline(["deployments", "nosuch"], home: home)

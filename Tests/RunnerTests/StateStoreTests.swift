@@ -75,6 +75,20 @@ import Testing
         #expect(!ended.owned && ended.description.contains("has ended"))
     }
 
+    @Test func aStatusThisPipelineDoesNotKnowIsAnErrorNotAGuess() throws {
+        let home = TemporaryDirectory()
+        let store = try StateStore(home: home.url)
+        let (run, _) = try store.createRun(environment: "staging", sha: nil, ref: nil, trigger: "test", user: "t")
+        try store.setStageStatus(run.id, "build", .running, attempt: 1)
+        try store.database.execute("UPDATE stage_runs SET status = 'paused' WHERE run_id = ?", [.integer(Int64(run.id))])
+        let stage = try #require(throws: DatabaseError.self) { try store.stageRuns(run.id) }
+        #expect(stage.code == DatabaseError.unknownValue && stage.description.contains("'paused'"))
+        try store.database.execute("UPDATE runs SET status = 'parked' WHERE id = ?", [.integer(Int64(run.id))])
+        let error = try #require(throws: DatabaseError.self) { try store.run(run.id) }
+        #expect(error.description.contains("run \(run.id) has RunStatus 'parked'") && error.description.contains("newer pipeline"), "\(error)")
+        #expect(throws: DatabaseError.self) { try store.runs() }
+    }
+
     @Test func gcDeletesOnlyRunsThatHaveStillEnded() throws {
         let home = TemporaryDirectory()
         let store = try StateStore(home: home.url)

@@ -54,7 +54,10 @@ extension Error {
         case let refusal as OwnershipRefusal:
             FileHandle.standardError.write(Data("error: \(refusal)\n".utf8))
             return refusal.owned ? Exit.busy : Exit.badInput
-        case let error as DatabaseError where DatabaseError.cannotWrite.contains(error.code & 0xff):
+        case let error as DatabaseError where error.code == DatabaseError.unknownValue:
+            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+            return Exit.badInput
+        case let error as DatabaseError where error.code > 0 && DatabaseError.cannotWrite.contains(error.code & 0xff):
             FileHandle.standardError.write(Data("error: cannot write the state database: \(error); free space or fix PIPELINE_HOME's permissions, then try again\n".utf8))
             return Exit.notRecorded
         case let exit as ExitCode: return exit

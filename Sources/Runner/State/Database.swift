@@ -49,6 +49,9 @@ public struct DatabaseError: Error, CustomStringConvertible {
     /// What failed and why.
     public let description: String
 
+    /// Not SQLite's: a value in the database that this pipeline does not know (written by a newer one).
+    public static let unknownValue: Int32 = -2
+
     /// SQLite's primary result codes for a database that cannot be written: full, read-only, I/O error, cannot
     /// open, locked past the busy timeout.
     public static let cannotWrite: Set<Int32> = [SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR, SQLITE_CANTOPEN, SQLITE_BUSY]

@@ -57,7 +57,7 @@ extension StateStore {
             .map { row in
                 ApprovalRecord(
                     run: row["run_id"].int ?? 0, stage: row["stage_id"].string ?? "", user: row["user"].string ?? "",
-                    decision: ApprovalRecord.Decision(rawValue: row["decision"].string ?? "") ?? .requested, comment: row["comment"].string,
+                    decision: try known(ApprovalRecord.Decision.self, row["decision"], of: "a decision at \(stage) of run \(run)"), comment: row["comment"].string,
                     at: Date(timeIntervalSince1970: row["at"].double ?? 0))
             }
     }
@@ -148,7 +148,7 @@ extension StateStore {
         } else {
             try database.query("SELECT * FROM runs WHERE status = 'waiting' ORDER BY id DESC")
         }
-        return rows.map(Self.run)
+        return try rows.map { try Self.run($0) }
     }
 
     @discardableResult

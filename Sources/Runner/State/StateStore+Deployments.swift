@@ -97,10 +97,10 @@ extension StateStore {
             try database.query(
                 "SELECT * FROM deployments WHERE service = ? ORDER BY id DESC LIMIT ?", [.text(service), .integer(Int64(limit))])
         }
-        return rows.map { row in
+        return try rows.map { row in
             DeploymentRecord(
                 id: row["id"].int ?? 0, run: row["run_number"].int ?? row["run_id"].int, environment: row["environment"].string ?? "",
-                service: row["service"].string ?? "", kind: DeploymentRecord.Kind(rawValue: row["kind"].string ?? "") ?? .deploy,
+                service: row["service"].string ?? "", kind: try known(DeploymentRecord.Kind.self, row["kind"], of: "deployment \(row["id"].int ?? 0)"),
                 sha: row["sha"].string ?? "", image: row["image"].string, digest: row["image_digest"].string,
                 taskDefinitionArn: row["task_definition_arn"].string, taskDefinition: row["task_definition_json"].string,
                 previousTaskDefinitionArn: row["previous_task_definition_arn"].string, trigger: row["trigger"].string,

@@ -34,7 +34,7 @@ extension StateStore {
             let older = try database.query(
                 "SELECT * FROM runs WHERE environment = ? AND status = 'queued' AND id < ? ORDER BY id",
                 [.text(environment), .integer(Int64(id))]
-            ).map(Self.run)
+            ).map { try Self.run($0) }
             if let first = older.first(where: { $0.pid != nil && OwnerLiveness.isAlive($0) }) {
                 return .queuedBehind(first)
             }

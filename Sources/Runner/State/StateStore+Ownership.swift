@@ -78,7 +78,7 @@ extension StateStore {
     /// cancelled), fencing that owner, and ends the processes it left on this host. Returns the runs it changed.
     @discardableResult
     public func reconcile() throws -> [RunRecord] {
-        let open = try database.query("SELECT * FROM runs WHERE status IN ('queued', 'running')").map(Self.run)
+        let open = try database.query("SELECT * FROM runs WHERE status IN ('queued', 'running')").map { try Self.run($0) }
         var marked: [RunRecord] = []
         for run in open where run.pid != nil && !OwnerLiveness.isAlive(run) {
             guard try database.transaction({ try interrupt(run) }) else { continue }

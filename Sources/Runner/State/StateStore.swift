@@ -58,7 +58,7 @@ public final class StateStore: Sendable {
 
     /// The run `id`, if there is one.
     public func run(_ id: Int) throws -> RunRecord? {
-        try database.query("SELECT * FROM runs WHERE id = ?", [.integer(Int64(id))]).first.map(Self.run)
+        try database.query("SELECT * FROM runs WHERE id = ?", [.integer(Int64(id))]).first.map { try Self.run($0) }
     }
 
     /// The newest runs first, of one environment or all.
@@ -70,7 +70,7 @@ public final class StateStore: Sendable {
         } else {
             try database.query("SELECT * FROM runs ORDER BY id DESC LIMIT ?", [.integer(Int64(limit))])
         }
-        return rows.map(Self.run)
+        return try rows.map { try Self.run($0) }
     }
 
     /// The runs of `environment` that deploy `sha`, newest first, leaving out those cancelled or superseded: a
@@ -79,7 +79,7 @@ public final class StateStore: Sendable {
         try database.query(
             "SELECT * FROM runs WHERE environment = ? AND sha = ? AND status NOT IN ('cancelled', 'superseded') ORDER BY id DESC",
             [.text(environment), .text(sha)]
-        ).map(Self.run)
+        ).map { try Self.run($0) }
     }
 
     /// Sets a run's status (and message); a final status also sets its end time and releases its lock.
@@ -153,7 +153,7 @@ public final class StateStore: Sendable {
     public func stageRuns(_ run: Int) throws -> [StageRunRecord] {
         try database.query("SELECT * FROM stage_runs WHERE run_id = ? ORDER BY rowid", [.integer(Int64(run))]).map { row in
             StageRunRecord(
-                stageID: row["stage_id"].string ?? "", status: StageStatus(rawValue: row["status"].string ?? "") ?? .pending,
+                stageID: row["stage_id"].string ?? "", status: try known(StageStatus.self, row["status"], of: "stage \(row["stage_id"].string ?? "?") of run \(run)"),
                 attempts: row["attempts"].int ?? 0, startedAt: row["started_at"].double.map(Date.init(timeIntervalSince1970:)),
                 finishedAt: row["finished_at"].double.map(Date.init(timeIntervalSince1970:)),
                 exitCode: row["exit_code"].int, message: row["message"].string)
@@ -176,10 +176,10 @@ public final class StateStore: Sendable {
         }
     }
 
-    static func run(_ row: Row) -> RunRecord {
+    static func run(_ row: Row) throws(DatabaseError) -> RunRecord {
         RunRecord(
             id: row["id"].int ?? 0, environment: row["environment"].string ?? "",
-            status: RunStatus(rawValue: row["status"].string ?? "") ?? .failed, sha: row["sha"].string,
+            status: try known(RunStatus.self, row["status"], of: "run \(row["id"].int ?? 0)"), sha: row["sha"].string,
             ref: row["ref"].string, trigger: row["trigger"].string ?? "", user: row["user"].string ?? "",
             pid: row["pid"].int,
             owner: row["owner_host"].string.map { host in
@@ -200,3 +200,15 @@ public final class StateStore: Sendable {
 }
 
 func now() -> Double { Date().timeIntervalSince1970 }
+
+/// A status (or kind, or decision) read from the database as this pipeline knows it; one it does not know was
+/// written by a newer pipeline, or by hand, and is an error rather than a guess.
+func known<Value: RawRepresentable>(_ type: Value.Type, _ value: SQLValue, of what: String) throws(DatabaseError) -> Value
+where Value.RawValue == String {
+    guard let text = value.string, let known = Value(rawValue: text) else {
+        throw DatabaseError(
+            code: DatabaseError.unknownValue,
+            description: "\(what) has \(String(describing: Value.self)) '\(value.string ?? "NULL")' in the state database, which this pipeline does not know; it was written by a newer pipeline (update this one) or by hand")
+    }
+    return known
+}
