@@ -121,6 +121,37 @@ import TestSupport
         #expect(try project.settledRuns(count: 2).count == 2)
     }
 
+    @Test func watchReportsABrokenPipelineAndKeepsWatching() throws {
+        let project = try Project()
+        let good = try String(contentsOf: project.work.appending(path: "pipelines/Pipeline.swift"), encoding: .utf8)
+        project.root.write("work/pipelines/Pipeline.swift", good + "\nthis is not Swift\n")
+        let watcher = Process()
+        watcher.executableURL = Project.executableURL
+        watcher.arguments = ["watch", "--interval", "1"]
+        watcher.currentDirectoryURL = project.work
+        watcher.environment = ProcessInfo.processInfo.environment.merging(
+            ["PIPELINE_HOME": project.home.path, "PIPELINE_CACHE_DIR": RunFixture.cache.url.path]) { _, new in new }
+        let errors = Pipe()
+        watcher.standardError = errors
+        watcher.standardOutput = FileHandle.nullDevice
+        try watcher.run()
+        defer { if watcher.isRunning { watcher.terminate() } }
+        Thread.sleep(forTimeInterval: 8)  // a failed compile, and the polls after it
+        #expect(watcher.isRunning, "watch keeps watching after a poll fails")
+        // Fixed: the next poll starts the run of main's tip.
+        project.root.write("work/pipelines/Pipeline.swift", good)
+        let runs = try project.settledRuns(count: 1)
+        #expect(runs.map(\.environment) == ["prod"], "\(runs)")
+        watcher.terminate()
+        watcher.waitUntilExit()
+        let said = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(said.contains("error:") && said.contains("this poll failed; watching on"), "\(said)")
+
+        project.root.write("work/pipelines/Pipeline.swift", good + "\nthis is not Swift\n")
+        let once = try project.pipeline("watch", "--once")
+        #expect(once.status == 2, "\(once.stderr)")
+    }
+
     @Test func withNewestOnlyTheCommitsThatQueuedUpGiveWayToTheNewest() throws {
         let project = try Project(queue: ".newestOnly")
         #expect(try project.pipeline("hooks", "install", "--repo", project.origin.path).status == 0)

@@ -125,7 +125,8 @@ extension PipelineCommand {
             discussion: """
                 Each poll fetches the source repository's branches through libgit2 and starts `pipeline run ENV --sha \
                 TIP` in the background for every environment whose branch tip has no run yet. Runs until stopped \
-                (Ctrl-C), or after one poll with --once.
+                (Ctrl-C), or after one poll with --once. A poll that fails (a broken pipeline, an unreachable \
+                remote) is reported and the next one tries again; with --once its error is the exit code.
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -145,7 +146,15 @@ extension PipelineCommand {
                 let loading = try PlanLoading(global)
                 try loading.workspace.prepareHome()
                 while true {
-                    try poll(loading)
+                    do {
+                        try poll(loading)
+                    } catch {
+                        if once { throw error }
+                        // A broken pipeline pushed to the branch, a state database briefly locked: said, and the
+                        // next poll tries again; a watcher under systemd must not die of one bad commit.
+                        _ = error.reported()
+                        FileHandle.standardError.write(Data("\(Dates.format(Date())) this poll failed; watching on, next poll in \(Int(interval))s\n".utf8))
+                    }
                     if once { return }
                     Thread.sleep(forTimeInterval: interval)
                 }
