@@ -24,7 +24,10 @@ enum HealthCheckStage {
         // The check is of what this run deployed: a service that runs something else (an earlier attempt of this
         // stage rolled it back before its runner died) is not checked, so that its health is never taken for the
         // new revision's.
-        if case .updateService(let update)? = deploy?.spec, let target = BuiltinStages.outputs(of: deploy!.id, in: runFolder)["taskDefinitionArn"] {
+        var deployed: (update: UpdateServiceSpec, target: String, client: AWSClient)?
+        if let deploy, case .updateService(let update) = deploy.spec,
+            let target = BuiltinStages.outputs(of: deploy.id, in: runFolder)["taskDefinitionArn"]
+        {
             do {
                 let client = try StageAWS.client(for: plan.environment, environment: environment)
                 let running = try await client.describeService(cluster: update.cluster, service: update.ecsService).taskDefinition
@@ -39,20 +42,18 @@ enum HealthCheckStage {
                     }
                     return 1
                 }
+                deployed = (update, target, client)
             } catch {
                 FileHandle.standardError.write(Data("error: cannot tell what \(update.ecsService) runs: \(error)\n".utf8))
                 return 1
             }
         }
         var guardian: CancelledRollout?
-        if spec.rollbackOnFailure, let previous, case .updateService(let update)? = deploy?.spec,
-            let target = BuiltinStages.outputs(of: deploy!.id, in: runFolder)["taskDefinitionArn"], target != previous,
-            let client = try? StageAWS.client(for: plan.environment, environment: environment)  // no client: the check below says why
-        {
+        if spec.rollbackOnFailure, let previous, let deployed, deployed.target != previous {
             // Cancelled before the new revision is known healthy: as a cancelled rollout.
             guardian = CancelledRollout(
-                service: spec.service, update: update, baseline: previous, target: target,
-                client: client, outputs: outputs, environment: environment)
+                service: spec.service, update: deployed.update, baseline: previous, target: deployed.target,
+                client: deployed.client, outputs: outputs, environment: environment)
         }
         defer { _ = guardian }
         let outcome = await check(spec, environment: environment, artifacts: environment["PIPELINE_ARTIFACTS"].map { URL(filePath: $0) }, file: "health.jsonl")
@@ -65,7 +66,7 @@ enum HealthCheckStage {
         try? outputs.set(["healthy": "false", "attempts": String(outcome.attempts.count)])
         guard spec.rollbackOnFailure else { return 1 }
         do {
-            let client = try StageAWS.client(for: plan.environment, environment: environment)
+            let client = try deployed?.client ?? StageAWS.client(for: plan.environment, environment: environment)
             await AutoRollback.perform(
                 service: spec.service, to: previous, plan: plan, client: client, outputs: outputs,
                 reason: "the health check of \(spec.service) failed", environment: environment)

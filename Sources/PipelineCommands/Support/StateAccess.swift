@@ -42,14 +42,9 @@ extension Error {
             if case .busy = refusal { return Exit.busy }
             if case .awaitingApproval = refusal { return Exit.busy }
             return Exit.cancelled
-        case let failure as RecordingFailure:
-            FileHandle.standardError.write(Data("error: \(failure)\n".utf8))
-            return Exit.notRecorded
-        case let lost as LeaseLost:
-            FileHandle.standardError.write(Data("error: \(lost)\n".utf8))
-            return Exit.notRecorded
-        case let damaged as RunFolderDamaged:
-            FileHandle.standardError.write(Data("error: \(damaged)\n".utf8))
+        case is RecordingFailure, is LeaseLost, is RunFolderDamaged:
+            // The run's state could not be kept (or is not this process's to keep): each says what and why.
+            FileHandle.standardError.write(Data("error: \(self)\n".utf8))
             return Exit.notRecorded
         case let refusal as OwnershipRefusal:
             FileHandle.standardError.write(Data("error: \(refusal)\n".utf8))
