@@ -23,35 +23,39 @@ let package = Package(
 
         .target(name: "PipelineDSL"),
         .target(name: "Hashing", dependencies: ["COpenSSL"]),
+        // What the runner and the built-in stages agree on: the stage context, typed outputs, the run folder's layout,
+        // deployment claims, names and run-time placeholders.
+        .target(name: "StageContract", dependencies: ["PipelineDSL"]),
         .target(
             name: "Runner",
-            dependencies: ["PipelineDSL", "Hashing", "CSQLite", "CSpawn", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["PipelineDSL", "StageContract", "Hashing", "CSQLite", "CSpawn", .product(name: "Logging", package: "swift-log")]
         ),
-        .target(name: "Git", dependencies: ["CGit2", "CGitSocket", "Hashing"]),
+        .target(name: "Git", dependencies: ["CGit2", "CGitSocket", "Hashing", .product(name: "Logging", package: "swift-log")]),
         .target(name: "HTTP", dependencies: ["CCurl"]),
-        .target(name: "AWS", dependencies: ["HTTP", "Hashing"]),
+        .target(name: "AWS", dependencies: ["HTTP", "Hashing", .product(name: "Logging", package: "swift-log")]),
         .target(name: "OCI", dependencies: ["HTTP", "Hashing"]),
-        .target(name: "Stages", dependencies: ["PipelineDSL", "AWS", "OCI", "Git", "HTTP"]),
+        .target(name: "Stages", dependencies: ["PipelineDSL", "StageContract", "AWS", "OCI", "Git", "HTTP"]),
         .target(
             name: "PipelineCommands",
             dependencies: [
-                "Runner", "Stages", "Git", "HTTP", "AWS", "OCI",
+                "Runner", "Stages", "StageContract", "Git", "HTTP", "AWS", "OCI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(name: "pipeline", dependencies: ["PipelineCommands"]),
 
-        .target(name: "TestSupport", dependencies: ["Runner", "CSpawn"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Runner", "StageContract", "CSpawn"], path: "Tests/TestSupport"),
         .testTarget(name: "PipelineDSLTests", dependencies: ["PipelineDSL"]),
-        .testTarget(name: "RunnerTests", dependencies: ["Runner", "PipelineDSL", "TestSupport"]),
+        .testTarget(name: "StageContractTests", dependencies: ["StageContract", "PipelineDSL", "TestSupport"]),
+        .testTarget(name: "RunnerTests", dependencies: ["Runner", "StageContract", "PipelineDSL", "TestSupport"]),
         .testTarget(name: "GitTests", dependencies: ["Git", "TestSupport"]),
-        .testTarget(name: "StagesTests", dependencies: ["Stages", "PipelineDSL", "AWS", "Runner", "TestSupport"]),
+        .testTarget(name: "StagesTests", dependencies: ["Stages", "StageContract", "PipelineDSL", "AWS", "Runner", "TestSupport"]),
         .testTarget(name: "AWSTests", dependencies: ["AWS", "HTTP", "TestSupport", "pipeline"]),
-        .testTarget(name: "DeployTests", dependencies: ["Stages", "AWS", "HTTP", "Runner", "PipelineDSL", "TestSupport", "pipeline"]),
+        .testTarget(name: "DeployTests", dependencies: ["Stages", "StageContract", "AWS", "HTTP", "Runner", "PipelineDSL", "TestSupport", "pipeline"]),
         .testTarget(name: "ImageTests", dependencies: ["OCI", "Stages", "AWS", "HTTP", "Hashing", "TestSupport", "pipeline"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "Hashing", "TestSupport"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["Git", "HTTP", "Hashing", "AWS", "OCI"]),
-        .testTarget(name: "CLITests", dependencies: ["pipeline", "PipelineDSL", "Runner", "AWS", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["pipeline", "PipelineDSL", "StageContract", "Runner", "AWS", "TestSupport"]),
     ]
 )

@@ -11,7 +11,9 @@ Pipeline("comyno", parallelism: 4) {
     EachService {
         BuildImage()
             .timeout(.minutes(20))
-        PushImage()
+        // The SHA tag never moves; the environment's tag (`sv-user:staging`) follows what the environment runs, as
+        // the platform tagged its images before this pipeline.
+        PushImage(movingTags: ["{env}"])
             .timeout(.minutes(10))
             .retries(2, backoff: .seconds(5))
     }

@@ -1,5 +1,6 @@
 import CGit2
 import Foundation
+import Logging
 import Hashing
 
 /// A commit a run deploys, resolved to its full SHA.
@@ -53,6 +54,8 @@ public struct GitSource: Sendable {
     public let url: String
     /// The mirror's folder.
     public let mirror: URL
+    /// Fetches and their times, at debug level (`pipeline --verbose`).
+    static let logger = Logger(label: "pipeline.git")
 
     /// The source `url`, mirrored under `cache` (`PIPELINE_HOME/cache/git`).
     public init(url: String, cache: URL) {
@@ -104,6 +107,13 @@ public struct GitSource: Sendable {
         options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE
         context.install(in: &options.callbacks)
         let refspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
+        let started = ContinuousClock.now
+        defer {
+            let elapsed = ContinuousClock.now - started
+            Self.logger.debug(
+                "fetched \(url) into \(mirror.path)",
+                metadata: ["seconds": "\(String(format: "%.3f", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))"])
+        }
         let result = LibGit2.fetching(from: url, timeout: credentials.timeout) {
             withStringArray(refspecs) { array in
                 withUnsafePointer(to: &options) { git_remote_fetch(remote, array, $0, "pipeline fetch") }

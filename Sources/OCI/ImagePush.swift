@@ -14,6 +14,8 @@ public struct ImagePush: Sendable {
         public var attempts = 3
         /// Move a tag that points at another digest.
         public var force = false
+        /// Tags moved whatever they point at (an environment's tag follows its newest image).
+        public var moving: Set<String> = []
         /// Repositories of the same registry to mount blobs from when they have them.
         public var mountFrom: [String] = []
 
@@ -55,7 +57,7 @@ public struct ImagePush: Sendable {
     public func push(_ image: LocalImage, tags: [String], progress: @escaping @Sendable (String) -> Void = { _ in }) async throws(ImageError) -> Report {
         // Refuse before sending anything: a tag that already names another image stays as it is.
         if !options.force {
-            for tag in tags {
+            for tag in tags where !options.moving.contains(tag) {
                 if let existing = try await client.manifestDigest(tag), existing != image.root.digest {
                     throw ImageError(
                         "\(client.repository):\(tag) already points at \(existing), not at \(image.root.digest); tags are immutable (push with --force to move it)")

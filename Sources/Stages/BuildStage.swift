@@ -1,5 +1,6 @@
 import Foundation
 import PipelineDSL
+import StageContract
 
 /// The build stage: runs the builder (docker, podman or buildah) on the service's context in the checked-out
 /// commit, tags the image with the commit SHA, and exports it into the stage's artifacts (an OCI image layout from
@@ -7,14 +8,14 @@ import PipelineDSL
 enum BuildStage {
     static let builders = ["docker", "podman", "buildah"]
 
-    static func run(_ spec: BuildImageSpec, environment: [String: String]) -> Int32 {
+    static func run(_ spec: BuildImageSpec, _ context: StageContext) -> Int32 {
         do {
-            let result = try build(spec, environment: environment)
+            let result = try build(spec, context)
             print("built \(spec.service) as \(result.name) with \(result.builder); image at \(result.path)")
-            try StageOutputFile(environment: environment).set(["image": result.path, "ref": result.reference, "builder": result.builder])
+            try context.outputs.set(BuildOutput(image: result.path, ref: result.reference, builder: result.builder))
             return 0
         } catch {
-            FileHandle.standardError.write(Data("error: building the image of \(spec.service): \(error)\n".utf8))
+            StageContext.fail("building the image of \(spec.service): \(error)")
             return 1
         }
     }
@@ -26,14 +27,12 @@ enum BuildStage {
         let path: String
     }
 
-    static func build(_ spec: BuildImageSpec, environment: [String: String]) throws -> Result {
-        guard let workspace = environment["PIPELINE_WORKSPACE"], let artifacts = environment["PIPELINE_ARTIFACTS"] else {
-            throw StageError("PIPELINE_WORKSPACE and PIPELINE_ARTIFACTS are not set: run this stage through pipeline run")
-        }
-        let sha = environment["PIPELINE_SHA"] ?? ""
-        let tag = spec.tag.replacingOccurrences(of: "{sha}", with: sha)
-        guard !tag.isEmpty, !tag.contains("{") else { throw StageError("the run has no commit SHA to tag the image with") }
-        let context = URL(filePath: workspace).appending(path: spec.build.context).standardizedFileURL
+    static func build(_ spec: BuildImageSpec, _ run: StageContext) throws -> Result {
+        let environment = run.processEnvironment
+        let artifacts = run.artifacts.path
+        let tag = try run.fill(spec.tag, field: "the image tag")
+        guard !tag.isEmpty else { throw StageError("the image tag is empty") }
+        let context = run.workspace.appending(path: spec.build.context).standardizedFileURL
         let dockerfile = context.appending(path: spec.build.dockerfile)
         guard FileManager.default.fileExists(atPath: dockerfile.path) else {
             throw StageError(
@@ -46,7 +45,7 @@ enum BuildStage {
         if let target = spec.build.target { options += ["--target", target] }
         // One commit, one image: stamped with the commit's time, a rebuild of the same commit (a retried run)
         // makes the same layers and digest, so its immutable SHA tag accepts it.
-        let timestamp = environment["PIPELINE_COMMIT_TIME"].flatMap { Int($0) }
+        let timestamp = run.commitTime
 
         let steps: [(what: String, arguments: [String])]
         let path: String

@@ -1,27 +1,28 @@
 import AWS
 import Foundation
 import PipelineDSL
+import StageContract
 
 /// The DNS stage: UPSERTs the service's Route 53 record, sends nothing when it already says the same, and waits
 /// until Route 53 reports the change INSYNC.
 enum DNSStage {
-    static func run(_ spec: DNSRecordSpec, plan: Plan, environment: [String: String]) async -> Int32 {
+    static func run(_ spec: DNSRecordSpec, _ context: StageContext) async -> Int32 {
         do {
-            let client = try StageAWS.client(for: plan.environment, environment: environment)
+            let client = try context.awsClient()
             let zone = try await zoneID(spec.zone, client: client)
             let wanted = spec.record
             let current = try await client.recordSet(zone: zone, name: spec.name, type: wanted.type)
             let summary = wanted.alias.map { "alias \($0.dnsName)" } ?? wanted.values.joined(separator: ", ")
             if let current, matches(current, wanted) {
                 print("\(spec.name) \(wanted.type) already points at \(summary): no change sent")
-                try StageOutputFile(environment: environment).set(["changed": "false"])
+                try context.outputs.set(DNSOutput(changed: false, changeId: nil))
                 return 0
             }
             let change = Route53.Change(
                 action: "UPSERT", name: spec.name, type: wanted.type, ttl: wanted.alias == nil ? wanted.ttl : nil,
                 values: wanted.values,
                 alias: wanted.alias.map { ($0.dnsName, $0.hostedZoneId, $0.evaluateTargetHealth) })
-            let comment = "pipeline run \(environment["PIPELINE_RUN_ID"] ?? "?") of \(environment["PIPELINE_ENV"] ?? "?")"
+            let comment = "pipeline run \(context.run.runID) of \(context.run.environment)"
             let id = try await client.changeRecordSets(zone: zone, changes: [change], comment: comment)
             print("UPSERT \(spec.name) \(wanted.type) → \(summary) (change \(id))")
             if spec.waitForSync {
@@ -33,10 +34,10 @@ enum DNSStage {
                 }
                 print("change \(id) is INSYNC")
             }
-            try StageOutputFile(environment: environment).set(["changed": "true", "changeId": id])
+            try context.outputs.set(DNSOutput(changed: true, changeId: id))
             return 0
         } catch {
-            FileHandle.standardError.write(Data("error: changing \(spec.name) in \(spec.zone): \(error)\n".utf8))
+            StageContext.fail("changing \(spec.name) in \(spec.zone): \(error)")
             return 1
         }
     }

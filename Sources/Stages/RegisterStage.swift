@@ -1,68 +1,59 @@
 import AWS
 import Foundation
 import PipelineDSL
+import StageContract
 
 /// The register stage: renders the service's task definition for the environment and registers it, or reuses the
 /// latest active revision when it already says the same.
 enum RegisterStage {
-    static func run(_ spec: RegisterTaskDefinitionSpec, plan: Plan, runFolder: URL, environment: [String: String]) async -> Int32 {
+    static func run(_ spec: RegisterTaskDefinitionSpec, _ context: StageContext) async -> Int32 {
         do {
-            let result = try await register(spec, plan: plan, runFolder: runFolder, environment: environment)
+            let result = try await register(spec, context)
             print(result.reused
-                ? "task definition unchanged: reusing \(result.arn)"
-                : "registered \(result.arn)")
-            try StageOutputFile(environment: environment).set(
-                ["taskDefinitionArn": result.arn, "image": result.image, "reused": String(result.reused)])
+                ? "task definition unchanged: reusing \(result.taskDefinitionArn)"
+                : "registered \(result.taskDefinitionArn)")
+            try context.outputs.set(result)
             return 0
         } catch {
-            FileHandle.standardError.write(Data("error: registering the task definition of \(spec.service): \(error)\n".utf8))
+            StageContext.fail("registering the task definition of \(spec.service): \(error)")
             return 1
         }
     }
 
-    struct Result {
-        let arn: String
-        let image: String
-        let reused: Bool
-    }
+    /// The file the rendered definition is kept in, in the stage's artifacts: the deployment claim carries it.
+    static let renderedFile = "task-definition.json"
 
-    static func register(_ spec: RegisterTaskDefinitionSpec, plan: Plan, runFolder: URL, environment: [String: String]) async throws -> Result {
+    static func register(_ spec: RegisterTaskDefinitionSpec, _ context: StageContext) async throws -> RegisterOutput {
+        let plan = context.plan
         guard let service = plan.service(named: spec.service) else { throw StageError("the plan has no service \(spec.service)") }
-        let client = try StageAWS.client(for: plan.environment, environment: environment)
-        let sha = environment["PIPELINE_SHA"] ?? ""
+        let client = try context.awsClient()
         let image: String
         if let push = spec.pushStage {
-            guard let pushed = BuiltinStages.outputs(of: push, in: runFolder)["image"] else {
-                throw StageError("the push stage \(push) left no image output")
-            }
-            image = pushed
+            image = try context.output(PushOutput.self, of: push).image
         } else {
-            guard !sha.isEmpty else { throw StageError("the run has no commit SHA to tag the image with") }
-            image = "\(try await client.repositoryURI(spec.repository)):\(sha)"
+            let tag = try context.fill("{sha}", field: "the image tag")
+            image = "\(try await client.repositoryURI(spec.repository)):\(tag)"
         }
         if spec.verifyImage ?? true {
-            try await ImagePresence.require(image, repository: spec.repository, aws: client, environment: environment)
+            try await ImagePresence.require(image, repository: spec.repository, aws: client, environment: context.processEnvironment)
         }
-        let template = try TaskDefinitionTemplate(
-            contentsOf: runFolder.appending(path: "pipelines").appending(path: spec.template), path: spec.template)
+        let template = try TaskDefinitionTemplate(contentsOf: context.folder.pipelineFile(spec.template), path: spec.template)
         var values = TaskDefinitionTemplate.values(environment: plan.environment, service: service)
         values["image"] = image
-        values["sha"] = sha
+        values["sha"] = context.run.sha ?? ""
         let rendered = try template.render(values)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         let body = try encoder.encode(rendered)
-        if let artifacts = environment["PIPELINE_ARTIFACTS"] {
-            try body.write(to: URL(filePath: artifacts).appending(path: "task-definition.json"))
-        }
+        try body.write(to: context.artifacts.appending(path: renderedFile))
         guard case .object(let request) = rendered, case .string(let family)? = request["family"] else {
             throw StageError("the rendered template has no family")
         }
         if let latest = try await latestActive(family: family, client: client), rendered.isSubset(of: latest.body) {
-            return Result(arn: latest.arn, image: image, reused: true)
+            return RegisterOutput(taskDefinitionArn: latest.arn, image: image, reused: true)
         }
         let registered = try await client.registerTaskDefinition(body)
-        return Result(arn: registered.taskDefinitionArn, image: image, reused: false)
+        return RegisterOutput(taskDefinitionArn: registered.taskDefinitionArn, image: image, reused: false)
     }
 
     /// The latest ACTIVE revision of `family` as ECS describes it, if there is one.

@@ -1,25 +1,24 @@
 import AWS
 import Foundation
 import OCI
+import Synchronization
 
 /// Registry credentials from ECR GetAuthorizationToken, fetched when first needed and again when they near expiry
 /// or the registry refuses them.
-final class ECRRegistryCredentials: RegistryCredentialSource, @unchecked Sendable {
+final class ECRRegistryCredentials: RegistryCredentialSource, Sendable {
     private let client: AWSClient
-    private let lock = NSLock()
-    private var current: (credentials: RegistryCredentials, validUntil: Date)?
+    private let current = Mutex<(credentials: RegistryCredentials, validUntil: Date)?>(nil)
 
     init(client: AWSClient) { self.client = client }
 
     func credentials(refresh: Bool) async throws -> RegistryCredentials? {
-        if !refresh, let current = lock.withLock({ current }), current.validUntil.timeIntervalSinceNow > 5 * 60 {
+        if !refresh, let current = current.withLock({ $0 }), current.validUntil.timeIntervalSinceNow > 5 * 60 {
             return current.credentials
         }
+        // The token is good until the expiry ECR gives (12 hours on); one already past is used once and fetched again.
         let authorization = try await client.ecrAuthorization()
-        // ECR tokens last 12 hours; an expiry already past when fetched (moto's is in 2015) is read as that.
-        let validUntil = authorization.expiresAt > Date() ? authorization.expiresAt : Date().addingTimeInterval(12 * 3600)
         let credentials = RegistryCredentials(username: authorization.username, password: authorization.password)
-        lock.withLock { current = (credentials, validUntil) }
+        current.withLock { $0 = (credentials, authorization.expiresAt) }
         return credentials
     }
 }

@@ -1,6 +1,8 @@
 import AWS
 import Foundation
 import PipelineDSL
+import StageContract
+import Synchronization
 
 /// What a service ran before a run first changed it, recorded once per run in the run folder
 /// (`baselines/SERVICE.json`) before the first change, and never overwritten: a retried attempt or a resumed run
@@ -14,26 +16,21 @@ struct ServiceBaseline: Codable, Equatable {
     /// The stage attempt that recorded it.
     let attempt: Int
 
-    static func file(service: String, runFolder: URL) -> URL {
-        let name = String(service.map { $0.isLetter || $0.isNumber || "._-".contains($0) ? $0 : "_" })
-        return runFolder.appending(path: "baselines/\(name).json")
-    }
-
     /// The recorded baseline of `service`, if the run has one.
-    static func recorded(service: String, runFolder: URL) throws -> ServiceBaseline? {
-        guard let data = FileManager.default.contents(atPath: file(service: service, runFolder: runFolder).path) else { return nil }
+    static func recorded(service: String, folder: RunFolder) throws -> ServiceBaseline? {
+        guard let data = FileManager.default.contents(atPath: folder.baselineFile(service: service).path) else { return nil }
         do {
             return try JSONDecoder.baseline.decode(ServiceBaseline.self, from: data)
         } catch {
-            throw StageError("the recorded baseline of \(service) (\(file(service: service, runFolder: runFolder).path)) is unreadable: \(error)")
+            throw StageError("the recorded baseline of \(service) (\(folder.baselineFile(service: service).path)) is unreadable: \(error)")
         }
     }
 
     /// The baseline of `service`: the recorded one, or else `live` (what ECS says it runs now), recorded first —
     /// atomically and only once, even when two attempts race. Throws, changing nothing, when it cannot be recorded.
-    static func recordOnce(service: String, runFolder: URL, attempt: Int, live: String) throws -> (ServiceBaseline, fresh: Bool) {
-        if let existing = try recorded(service: service, runFolder: runFolder) { return (existing, false) }
-        let target = file(service: service, runFolder: runFolder)
+    static func recordOnce(service: String, folder: RunFolder, attempt: Int, live: String) throws -> (ServiceBaseline, fresh: Bool) {
+        if let existing = try recorded(service: service, folder: folder) { return (existing, false) }
+        let target = folder.baselineFile(service: service)
         let baseline = ServiceBaseline(taskDefinition: live, recordedAt: Date(), attempt: attempt)
         do {
             try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -42,7 +39,7 @@ struct ServiceBaseline: Codable, Equatable {
             defer { unlink(temporary.path) }
             // link(2) never replaces: the first attempt to record wins, a later one reads what it recorded.
             if link(temporary.path, target.path) != 0 {
-                guard errno == EEXIST, let existing = try recorded(service: service, runFolder: runFolder) else {
+                guard errno == EEXIST, let existing = try recorded(service: service, folder: folder) else {
                     throw StageError("cannot record \(target.path): \(String(cString: strerror(errno)))")
                 }
                 return (existing, false)
@@ -78,33 +75,40 @@ extension JSONDecoder {
 /// not waited for (the runner's kill grace is short, and the person asked to stop); with
 /// `PIPELINE_ON_CANCEL=leave` it leaves the new revision in place and says how to finish or undo it. Either way it
 /// says so in the stage's outputs and log, and exits 143.
-final class CancelledRollout: @unchecked Sendable {  // the state is behind `lock`; the signal source is set up once
-    private let lock = NSLock()
-    private var updateInFlight = false
-    private var source: (any DispatchSourceSignal)?
+final class CancelledRollout {
+    /// Whether an UpdateService is in flight: shared with the signal handler.
+    private final class InFlight: Sendable {
+        let value = Mutex(false)
+    }
+    private let updateInFlight = InFlight()
+    private let source: any DispatchSourceSignal
 
     /// Watches for SIGTERM from now on, for `service` moving from `baseline` to `target`.
-    init(service: String, update: UpdateServiceSpec, baseline: String, target: String, client: AWSClient, outputs: StageOutputFile, environment: [String: String]) {
-        let leave = environment["PIPELINE_ON_CANCEL"] == "leave"
+    init(service: String, update: UpdateServiceSpec, baseline: String, target: String, client: AWSClient, context: StageContext) {
+        let leave = context.onCancel == .leave
         signal(SIGTERM, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
-        source.setEventHandler { [self] in
+        source = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
+        let updateInFlight = updateInFlight
+        source.setEventHandler {
             // An UpdateService in flight finishes first, so that the rollback is the last word.
-            for _ in 0..<100 where lock.withLock({ updateInFlight }) { usleep(50_000) }
+            for _ in 0..<100 where updateInFlight.value.withLock({ $0 }) { usleep(50_000) }
             let done = DispatchSemaphore(value: 0)
             Task {
                 defer { done.signal() }
                 if leave {
-                    try? outputs.set(["cancelledDuring": target, "rolledBack": "false"])  // the message below says it all
+                    Self.record(context) { try context.outputs.set(RollbackReport(rolledBack: false, cancelledDuring: target)) }
                     Self.say("cancelled: \(service) was left on \(target), its rollout not waited for (before the run it ran \(baseline)); `pipeline resume` finishes the deploy, `pipeline rollback \(service) --to previous` puts it back")
                     return
                 }
                 do {
                     _ = try await client.updateService(cluster: update.cluster, service: update.ecsService, taskDefinition: baseline)
-                    try? outputs.set(["rolledBack": "true", "rolledBackTo": baseline, "rollbackHealthy": "unchecked"])  // the message below says it all
+                    Self.record(context) {
+                        try context.outputs.set(RollbackReport(rolledBack: true, rolledBackTo: baseline, rollbackHealthy: "unchecked"))
+                        try context.claimRollback(service: service, to: baseline, image: nil)
+                    }
                     Self.say("cancelled: put \(service) back on \(baseline), what it ran before the run (not waited for; --on-cancel leave would have left \(target))")
                 } catch {
-                    try? outputs.set(["rolledBack": "false", "rollbackError": "\(error)"])  // the message below says it all
+                    Self.record(context) { try context.outputs.set(RollbackReport(rolledBack: false, rollbackError: "\(error)")) }
                     Self.say("cancelled, and putting \(service) back on \(baseline) failed: \(error); it may run \(target): `pipeline rollback \(service) --to previous`")
                 }
             }
@@ -112,13 +116,17 @@ final class CancelledRollout: @unchecked Sendable {  // the state is behind `loc
             exit(143)
         }
         source.resume()
-        self.source = source
+    }
+
+    /// Runs `body`, saying in the log when what it writes cannot be written (the message after it still tells).
+    private static func record(_ context: StageContext, _ body: () throws -> Void) {
+        do { try body() } catch { say("cannot write the stage's outputs: \(error)") }
     }
 
     /// Runs `body` (an UpdateService) so that a rollback on cancel waits for it to finish.
     func changing<T>(_ body: () async throws -> T) async rethrows -> T {
-        lock.withLock { updateInFlight = true }
-        defer { lock.withLock { updateInFlight = false } }
+        updateInFlight.value.withLock { $0 = true }
+        defer { updateInFlight.value.withLock { $0 = false } }
         return try await body()
     }
 

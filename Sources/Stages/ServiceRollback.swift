@@ -2,6 +2,7 @@ import AWS
 import Foundation
 import HTTP
 import PipelineDSL
+import StageContract
 
 /// Putting a service back on an earlier task definition: the one move automatic rollbacks and `pipeline rollback`
 /// share. The revision is registered again from its stored definition when it is no longer ACTIVE (ECS refuses to
@@ -20,7 +21,7 @@ enum ServiceRollback {
 
     static func perform(
         _ update: UpdateServiceSpec, to arn: String, storedDefinition: String?, healthCheck: HealthCheckSpec?, client: AWSClient,
-        environment: [String: String], artifacts: URL?
+        context: StageContext
     ) async throws -> Result {
         var target = arn
         let described = try await client.describeTaskDefinition(arn)
@@ -41,7 +42,7 @@ enum ServiceRollback {
         print("stable: \(target) runs \(service.runningCount)/\(service.desiredCount)")
         let image = images.first
         guard let healthCheck else { return Result(taskDefinitionArn: target, image: image, healthy: nil, health: nil) }
-        let outcome = await HealthCheckStage.check(healthCheck, environment: environment, artifacts: artifacts, file: "rollback-health.jsonl")
+        let outcome = await HealthCheckStage.check(healthCheck, context: context, file: "rollback-health.jsonl")
         return Result(taskDefinitionArn: target, image: image, healthy: outcome.healthy, health: outcome.summary)
     }
 }
@@ -50,40 +51,41 @@ enum ServiceRollback {
 /// definition that ran before the run, wait, check its health, and say so in the stage's outputs
 /// (`rolledBack=true`, `rolledBackTo=ARN`), from which the runner records a rollback and marks the run rolled back.
 enum AutoRollback {
-    static func perform(
-        service: String, to previous: String?, plan: Plan, client: AWSClient, outputs: StageOutputFile, reason: String,
-        environment: [String: String] = ProcessInfo.processInfo.environment
-    ) async {
-        let health = plan.stages.lazy.compactMap { stage -> HealthCheckSpec? in
-            if case .healthCheck(let spec) = stage.spec, spec.service == service { return spec }
-            return nil
-        }.first
+    static func perform(service: String, to previous: String?, context: StageContext, client: AWSClient, reason: String) async {
+        let health = context.healthCheck(of: service)
         guard health?.rollbackOnFailure ?? true else {
             print("not rolling back: the health check of \(service) says rollbackOnFailure: false")
             return
         }
-        guard let update = plan.stages.lazy.compactMap({ stage -> UpdateServiceSpec? in
-            if case .updateService(let spec) = stage.spec, spec.service == service { return spec }
-            return nil
-        }).first else { return }
+        guard let update = context.deployStage(of: service)?.spec else { return }
         guard let previous else {
             print("not rolling back: the task definition live before the run is not known")
             return
         }
         print("rolling \(service) back: \(reason)")
+        let result: ServiceRollback.Result
         do {
-            let result = try await ServiceRollback.perform(
-                update, to: previous, storedDefinition: nil, healthCheck: health, client: client, environment: environment,
-                artifacts: environment["PIPELINE_ARTIFACTS"].map { URL(filePath: $0) })
-            try outputs.set([
-                "rolledBack": "true", "rolledBackTo": result.taskDefinitionArn, "rolledBackImage": result.image ?? "",
-                "rollbackHealthy": result.healthy.map { String($0) } ?? "unchecked",
-            ])
-            let health = result.health.map { "; after the rollback: \($0)" } ?? ""
-            FileHandle.standardError.write(Data("error: \(reason); rolled \(service) back to \(result.taskDefinitionArn)\(health)\n".utf8))
+            result = try await ServiceRollback.perform(
+                update, to: previous, storedDefinition: nil, healthCheck: health, client: client, context: context)
         } catch {
-            try? outputs.set(["rolledBack": "false", "rollbackError": "\(error)"])
-            FileHandle.standardError.write(Data("error: \(reason), and rolling \(service) back to \(previous) failed too: \(error)\n".utf8))
+            StageContext.fail("\(reason), and rolling \(service) back to \(previous) failed too: \(error)")
+            do {
+                try context.outputs.set(RollbackReport(rolledBack: false, rollbackError: "\(error)"))
+            } catch let unrecorded {
+                StageContext.fail("and that could not be written to the stage's outputs: \(unrecorded)")
+            }
+            return
         }
+        do {
+            try context.outputs.set(
+                RollbackReport(
+                    rolledBack: true, rolledBackTo: result.taskDefinitionArn, rolledBackImage: result.image,
+                    rollbackHealthy: result.healthy.map { String($0) } ?? "unchecked"))
+            try context.claimRollback(service: service, to: result.taskDefinitionArn, image: result.image)
+        } catch {
+            StageContext.fail("\(service) was rolled back to \(result.taskDefinitionArn), but that could not be recorded: \(error)")
+        }
+        let after = result.health.map { "; after the rollback: \($0)" } ?? ""
+        StageContext.fail("\(reason); rolled \(service) back to \(result.taskDefinitionArn)\(after)")
     }
 }

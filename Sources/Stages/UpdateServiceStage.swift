@@ -1,56 +1,61 @@
 import AWS
 import Foundation
 import PipelineDSL
+import StageContract
 
 /// The deploy stage: points the ECS service at the task definition the register stage made and, unless told not
 /// to, waits until ECS calls the rollout done (see `ServiceStability`), polling at the plan's short interval. A
 /// rollout that fails puts the service back on the task definition it ran before (see `AutoRollback`).
 enum UpdateServiceStage {
-    static func run(_ spec: UpdateServiceSpec, plan: Plan, runFolder: URL, environment: [String: String]) async -> Int32 {
-        let outputs = StageOutputFile(environment: environment)
+    static func run(_ spec: UpdateServiceSpec, _ context: StageContext) async -> Int32 {
+        let outputs = context.outputs
         do {
-            let client = try StageAWS.client(for: plan.environment, environment: environment)
-            guard let register = spec.registerStage,
-                let target = BuiltinStages.outputs(of: register, in: runFolder)["taskDefinitionArn"]
-            else { throw StageError("the register stage left no taskDefinitionArn output") }
+            let client = try context.awsClient()
+            guard let register = spec.registerStage else { throw StageError("the deploy of \(spec.service) has no register stage before it") }
+            let target = try context.output(RegisterOutput.self, of: register).taskDefinitionArn
             let before = try await client.describeService(cluster: spec.cluster, service: spec.ecsService)
             // What ran before the run is recorded once, before the first change; a retry or a resume uses it.
             let (baseline, fresh) = try ServiceBaseline.recordOnce(
-                service: spec.service, runFolder: runFolder, attempt: Int(environment["PIPELINE_ATTEMPT"] ?? "") ?? 0,
-                live: before.taskDefinition)
+                service: spec.service, folder: context.folder, attempt: context.attempt, live: before.taskDefinition)
             if fresh {
                 print("\(spec.ecsService) in \(spec.cluster) runs \(before.taskDefinition); updating to \(target)")
             } else {
                 print("\(spec.ecsService) in \(spec.cluster) runs \(before.taskDefinition); before this run it ran \(baseline.taskDefinition) (recorded by attempt \(baseline.attempt)); updating to \(target)")
             }
             // Written before the wait: a failed rollout still tells a rollback where the service was.
-            try outputs.set(["previousTaskDefinition": baseline.taskDefinition, "taskDefinitionArn": target])
+            var result = DeployOutput(previousTaskDefinition: baseline.taskDefinition, taskDefinitionArn: target)
+            try outputs.set(result)
             let guardian = CancelledRollout(
-                service: spec.service, update: spec, baseline: baseline.taskDefinition, target: target, client: client,
-                outputs: outputs, environment: environment)
-            _ = try await guardian.changing {
+                service: spec.service, update: spec, baseline: baseline.taskDefinition, target: target, client: client, context: context)
+            let updated = try await guardian.changing {
                 try await client.updateService(cluster: spec.cluster, service: spec.ecsService, taskDefinition: target)
             }
+            result.deploymentId = updated.deployments.first { $0.status == "PRIMARY" && $0.taskDefinition == target }?.id
+            try outputs.set(result)
+            let verifiedLater = context.healthCheck(of: spec.service) != nil
             guard spec.waitForStable else {
                 print("updated; not waiting for the rollout (waitForStable is off)")
+                if !verifiedLater { try context.claimDeploy(spec, target: target, previous: baseline.taskDefinition) }
                 return 0
             }
             do {
                 let service = try await ServiceRollout.wait(for: target, spec: spec, client: client)
                 print("stable: \(target) runs \(service.runningCount)/\(service.desiredCount)")
-                try outputs.set(["stable": "true"])
+                result.stable = true
+                try outputs.set(result)
+                if !verifiedLater { try context.claimDeploy(spec, target: target, previous: baseline.taskDefinition) }
                 return 0
             } catch let failure as StageError {
-                let stopped = (try? await client.stoppedTaskReasons(cluster: spec.cluster, service: spec.ecsService)) ?? []
+                let stopped = (try? await client.stoppedTaskReasons(cluster: spec.cluster, service: spec.ecsService)) ?? []  // only adds detail to the message
                 let reasons = stopped.isEmpty ? "" : "; stopped tasks: " + stopped.joined(separator: " | ")
-                FileHandle.standardError.write(Data("error: \(spec.ecsService) did not become stable on \(target): \(failure)\(reasons)\n".utf8))
+                StageContext.fail("\(spec.ecsService) did not become stable on \(target): \(failure)\(reasons)")
                 await AutoRollback.perform(
-                    service: spec.service, to: baseline.taskDefinition, plan: plan, client: client, outputs: outputs,
+                    service: spec.service, to: baseline.taskDefinition, context: context, client: client,
                     reason: "the rollout of \(target) failed")
                 return 1
             }
         } catch {
-            FileHandle.standardError.write(Data("error: updating \(spec.ecsService) in \(spec.cluster): \(error)\n".utf8))
+            StageContext.fail("updating \(spec.ecsService) in \(spec.cluster): \(error)")
             return 1
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
 import HTTP
 import PipelineDSL
+import StageContract
 
 /// Posts one message to a Slack-compatible incoming webhook (`{"text": ...}`) or a generic JSON webhook (the event's
 /// fields plus `text`). Never throws: a failure comes back as a sentence that does not contain the URL (a secret).
@@ -20,29 +21,21 @@ public enum Webhook {
             return "the webhook could not be reached (\(error.kind))"
         }
     }
-
-    /// `{env}`, `{sha}`, `{run}` and `{user}` filled in.
-    public static func fill(_ message: String, environment: String, sha: String?, run: Int, user: String) -> String {
-        message.replacingOccurrences(of: "{env}", with: environment)
-            .replacingOccurrences(of: "{sha}", with: sha.flatMap { $0.isEmpty ? nil : String($0.prefix(12)) } ?? "no commit")
-            .replacingOccurrences(of: "{run}", with: String(run)).replacingOccurrences(of: "{user}", with: user)
-    }
 }
 
 /// The notify stage: posts its message to the webhook whose URL the runner hands it as `PIPELINE_WEBHOOK_URL`. A
 /// failure is logged and the stage still succeeds: a notification never fails a deploy.
 enum NotifyStage {
-    static func run(_ spec: NotifySpec, environment: [String: String]) async -> Int32 {
-        guard let url = environment["PIPELINE_WEBHOOK_URL"] else {
+    static func run(_ spec: NotifySpec, _ context: StageContext) async -> Int32 {
+        guard let url = context.processEnvironment["PIPELINE_WEBHOOK_URL"] else {
             print("warning: no webhook URL was handed to this stage; nothing posted")
             return 0
         }
-        let text = Webhook.fill(
-            spec.message, environment: environment["PIPELINE_ENV"] ?? "", sha: environment["PIPELINE_SHA"],
-            run: Int(environment["PIPELINE_RUN_ID"] ?? "") ?? 0, user: environment["PIPELINE_RUN_USER"] ?? environment["USER"] ?? "")
+        // A message is sent even when the run has no commit: its placeholders say so.
+        let text = context.run.placeholders.fill(spec.message, fallback: ["sha": "no commit", "shortSha": "no commit"])
         let fields = [
-            "event": "notify", "environment": environment["PIPELINE_ENV"] ?? "", "sha": environment["PIPELINE_SHA"] ?? "",
-            "run": environment["PIPELINE_RUN_ID"] ?? "", "stage": environment["PIPELINE_STAGE"] ?? "",
+            "event": "notify", "environment": context.run.environment, "sha": context.run.sha ?? "",
+            "run": String(context.run.runID), "stage": context.stageID,
         ]
         if let failure = await Webhook.post(url: url, format: spec.format, text: text, fields: fields) {
             print("warning: the notification was not delivered: \(failure); the run goes on")

@@ -106,6 +106,15 @@ private func error(_ code: String, status: Int) -> AWSError {
         let services: [Service]
     }
 
+    /// The stand-in hands out ECR tokens as AWS does (good for 12 hours), so the product trusts the expiry it is
+    /// given; stock moto's is in 2015, which the product once read as "12 hours" itself.
+    @Test func anECRTokenExpiresTwelveHoursOn() async throws {
+        let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: LocalAWS.environment))
+        let token = try await client.ecrAuthorization()
+        let hours = token.expiresAt.timeIntervalSinceNow / 3600
+        #expect(hours > 11.9 && hours <= 12, "\(token.expiresAt)")
+    }
+
     @Test func signedCallsAreAcceptedAndAWrongSecretIsRefusedWithoutRetrying() async throws {
         let configuration = try AWSConfiguration.resolve(environment: LocalAWS.environment)
         let client = AWSClient(configuration: configuration)

@@ -73,6 +73,39 @@ private func planOf(_ body: String, templates: Bool = true, extra: [String: Stri
         #expect(result.stderr.contains("stage 'gate': invalid count: required approvals must be 1 to 1, got 2"))
     }
 
+    /// Names become file names and variables: unsafe ones and ones that would share a file or a variable are refused
+    /// all at once, and nothing runs.
+    @Test func unsafeAndCollidingNamesAreRefusedTogether() throws {
+        let result = try planOf(
+            """
+            let evil = Service("../evil", repository: "r1", port: 1, protocol: .http)
+            let spaced = Service("a b;touch f", repository: "r2", port: 2, protocol: .http)
+            Pipeline("p") {
+                staging
+                evil
+                spaced
+                Shell("a/b", "true")
+                Shell("a_b", "true")
+                Shell("c.d", "true")
+                Shell("c-d", "true")
+                Shell("../../x", "true")
+                Shell("semi;$(touch f)", "true")
+                Shell("with space", "true")
+            }
+            """)
+        #expect(result.status == 2)
+        let err = result.stderr
+        #expect(err.contains("stage 'a/b': the id contains '/'; ids may use only letters a-z and A-Z, digits, '.', '-' and '_'"), "\(err)")
+        #expect(err.contains("stage '../../x': the id does not start with a letter or digit"), "\(err)")
+        #expect(err.contains("stage 'semi;$(touch f)': the id contains"), "\(err)")
+        #expect(err.contains("stage 'with space': the id contains space"), "\(err)")
+        #expect(err.contains("service '../evil': the name does not start with a letter or digit"), "\(err)")
+        #expect(err.contains("service 'a b;touch f': the name contains"), "\(err)")
+        #expect(err.contains("stages 'a/b' and 'a_b' share the files logs/a_b.log"), "\(err)")
+        #expect(err.contains("stages 'c-d' and 'c.d' both export PIPELINE_OUTPUT_C_D_<KEY>; rename one of them"), "\(err)")
+        #expect(!FileManager.default.fileExists(atPath: "f"))
+    }
+
     @Test func aMissingTemplateIsNamed() throws {
         let result = try planOf(
             """

@@ -115,7 +115,7 @@ import TestSupport
         #expect(prodImages.first?.hasSuffix("@\(digestB)") == true, "\(prodImages) vs \(digestB)")
         #expect(prodService.taskDefinition != revisionB)  // prod has its own family
         let zone = try #require(try await client.hostedZone(named: "staging.comyno.net"))
-        let record = try await client.recordSet(zone: zone.id, name: "user-service.staging.comyno.net", type: "CNAME")
+        let record = try await client.recordSet(zone: zone.id, name: "user.staging.comyno.net", type: "CNAME")
         #expect(record?.values == ["staging-alb.us-east-1.elb.amazonaws.com"])
 
         // The registry side, through skopeo: what was pushed for A and B is what the registry serves.

@@ -61,7 +61,8 @@ import TestSupport
 
     /// A repository with pipelines and two services, each with a Dockerfile buildah can build here (FROM scratch).
     func project(
-        dockerfile: String = "FROM scratch\nARG GREETING\nCOPY app.txt /app.txt\nLABEL greeting=$GREETING\n", apiBuilder: String = "buildah"
+        dockerfile: String = "FROM scratch\nARG GREETING\nCOPY app.txt /app.txt\nLABEL greeting=$GREETING\n", apiBuilder: String = "buildah",
+        chain: String = "BuildImage()\n        PushImage()\n        RegisterTaskDefinition()"
     ) throws -> (GitFixture, URL) {
         let project = GitFixture()
         try FileManager.default.createDirectory(at: project.root.appending(path: "repo"), withIntermediateDirectories: true)
@@ -81,9 +82,7 @@ import TestSupport
                     .build(context: "services/api", builder: "\(apiBuilder)")
                 Checkout()
                 EachService {
-                    BuildImage()
-                    PushImage()
-                    RegisterTaskDefinition()
+                    \(chain)
                 }
             }
             """)
@@ -132,6 +131,41 @@ import TestSupport
         #expect(try outputs(home, 2, "user-service.push")["digest"] == (try outputs(home, 1, "user-service.push")["digest"]))
         let pushLog = try String(contentsOf: home.url.appending(path: "runs/2/logs/user-service.push.log"), encoding: .utf8)
         #expect(pushLog.contains("0 blobs uploaded"), "\(pushLog)")
+        withExtendedLifetime(project) {}
+    }
+
+    /// Custom ids with dots and dashes pass outputs along the chain (one mapping from id to file on both sides);
+    /// `{shortSha}` is filled in; the environment's tag moves to each new image while SHA tags never do.
+    @Test func customIdsShortShaTagsAndAMovingEnvironmentTag() async throws {
+        // Its own moving tag: other tests push sv-user to the same registry at the same time.
+        let moving = "t\(UUID().uuidString.prefix(8).lowercased())"
+        let (project, repo) = try project(
+            chain: """
+                BuildImage().id("image.build-1")
+                        PushImage(extraTags: ["{shortSha}"], movingTags: ["{env}-\(moving)"]).id("ecr.push-1")
+                        RegisterTaskDefinition().id("task-def.v2")
+                """)
+        let home = TemporaryDirectory()
+        let environment = LocalAWS.environment.merging(["PIPELINE_HOME": home.url.path]) { _, new in new }
+        var digests: [String] = []
+        for round in 1...2 {
+            if round == 2 {
+                project.folder.write("repo/services/user/app.txt", "the user service, changed\n")
+                try project.git(["commit", "-qam", "change"], in: "repo")
+            }
+            let sha = try project.sha("HEAD", in: "repo")
+            let result = try runProcess(Project.executable, ["run", "staging", "--only", "user-service"], in: repo, environment: environment)
+            #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+            let pushed = try outputs(home, round, "user-service.ecr.push-1")
+            let digest = try #require(pushed["digest"])
+            digests.append(digest)
+            #expect(pushed["tags"] == "\(sha),\(sha.prefix(12)),staging-\(moving)")
+            #expect(try served("sv-user:\(sha)") == digest)
+            #expect(try served("sv-user:\(sha.prefix(12))") == digest)
+            #expect(try served("sv-user:staging-\(moving)") == digest)
+            #expect(try outputs(home, round, "user-service.task-def.v2")["image"] == pushed["image"])
+        }
+        #expect(digests[0] != digests[1])
         withExtendedLifetime(project) {}
     }
 

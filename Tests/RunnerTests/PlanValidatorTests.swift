@@ -24,6 +24,22 @@ private func shell(_ id: String, after: [String] = [], timeout: Double? = nil, r
         #expect(validator.problems(in: plan([shell("a"), shell("b", after: ["a"]), shell("c", after: ["a", "b"])])) == [])
     }
 
+    @Test func safeIdsWithDotsDashesAndUnderscoresPass() {
+        #expect(validator.problems(in: plan([shell("api.build-1"), shell("Deploy_2.x")])) == [])
+    }
+
+    @Test func idsThatDifferOnlyInCaseShareAFileAndAVariable() {
+        let problems = validator.problems(in: plan([shell("Build"), shell("build")]))
+        #expect(problems.contains { $0.hasPrefix("stages 'Build' and 'build' share the files logs/Build.log") }, "\(problems)")
+        #expect(problems.contains("stages 'Build' and 'build' both export PIPELINE_OUTPUT_BUILD_<KEY>; rename one of them"), "\(problems)")
+    }
+
+    @Test func longAndControlCharacterIdsAreRefused() {
+        let problems = validator.problems(in: plan([shell(String(repeating: "a", count: 101)), shell("tab\there")]))
+        #expect(problems.contains { $0.contains("is 101 characters long") }, "\(problems)")
+        #expect(problems.contains { $0.contains("'tab\there': the id contains control characters") }, "\(problems)")
+    }
+
     @Test func duplicateIdsAreNamedOnce() {
         let problems = validator.problems(in: plan([shell("a"), shell("a"), shell("a")]))
         #expect(problems == ["stage 'a': the id is used by more than one stage; give one of them another .id(...)"])

@@ -1,5 +1,6 @@
 import Foundation
 import Runner
+import StageContract
 import Testing
 
 private let secret = "s3cr3t-VALUE/with+odd \"chars\"\\"

@@ -1,5 +1,6 @@
 import Foundation
 import HTTP
+import Logging
 
 /// A small, exact AWS client: signs with SigV4, retries as botocore's standard mode, and speaks the JSON 1.1 and
 /// Query protocols and REST-XML (Route 53).
@@ -9,6 +10,8 @@ public final class AWSClient: @unchecked Sendable {
     private let http: HTTPClient
     private let lock = NSLock()
     private var retry: RetryPolicy
+    /// Each call, its request id and time, and each retry, at debug level (`pipeline --verbose`).
+    static let logger = Logger(label: "pipeline.aws")
 
     /// A client for `configuration`.
     public init(configuration: AWSConfiguration, http: HTTPClient = HTTPClient(), retry: RetryPolicy = RetryPolicy()) {
@@ -88,8 +91,16 @@ public final class AWSClient: @unchecked Sendable {
                 method: method, url: endpoint.url.trimmingSuffix("/") + path + queryString, headers: sent,
                 body: body.isEmpty ? .none : .bytes(body))
             var failure: AWSError
+            let started = ContinuousClock.now
             do {
                 let response = try await http.send(request)
+                let elapsed = ContinuousClock.now - started
+                Self.logger.debug(
+                    "\(service.signingName) \(operation) → \(response.status) in \(elapsed.milliseconds) ms",
+                    metadata: [
+                        "request-id": "\(response.header("x-amzn-requestid") ?? response.header("x-amz-request-id") ?? "-")",
+                        "attempt": "\(attempt)", "endpoint": "\(endpoint.url)",
+                    ])
                 if (200..<300).contains(response.status) {
                     lock.withLock { retry.refund() }
                     return response
@@ -108,6 +119,9 @@ public final class AWSClient: @unchecked Sendable {
                 throw failure
             }
             let wait = policy.backoff(afterAttempt: attempt, unit: Double.random(in: 0..<1))
+            Self.logger.debug(
+                "\(service.signingName) \(operation) failed (\(failure.code)); retrying in \(String(format: "%.2f", wait)) s",
+                metadata: ["attempt": "\(attempt) of \(policy.maxAttempts)", "request-id": "\(failure.requestID ?? "-")"])
             try? await Task.sleep(nanoseconds: UInt64(wait * 1_000_000_000))
         }
     }
@@ -116,5 +130,13 @@ public final class AWSClient: @unchecked Sendable {
 extension String {
     func trimmingSuffix(_ suffix: String) -> String {
         hasSuffix(suffix) ? String(dropLast(suffix.count)) : self
+    }
+}
+
+extension Duration {
+    /// The duration in milliseconds, to one decimal.
+    var milliseconds: String {
+        let (seconds, attoseconds) = components
+        return String(format: "%.1f", Double(seconds) * 1000 + Double(attoseconds) / 1e15)
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import PipelineDSL
 import Runner
+import StageContract
 
 extension PipelineCommand {
     /// `pipeline approve ENV [--run RUN] [--comment TEXT] [--detach]`.
@@ -145,6 +146,7 @@ enum Gates {
             record = found
         } else {
             let atGate = try store.runs(environment: environment, limit: 50).filter { $0.status == .waiting || $0.status == .running }
+                // A run whose gate cannot be read is not picked here; `--run N` names it and says why.
                 .first { (try? WaitingGate.of($0, store: store)) != nil }
             guard let waiting = atGate else {
                 let latest = try store.runs(environment: environment, limit: 1).first
@@ -215,7 +217,7 @@ enum ApprovalText {
         for service in Set(gate.plan.stages.compactMap(\.service)).sorted() {
             let live = try store.deployments(service: service, environment: gate.run.environment, limit: 1).first
             let push = gate.plan.stages.first { $0.kind == .push && $0.service == service }
-            let digest = push.flatMap { folder.publishedOutputs(of: $0.id)?["digest"] }
+            let digest = try push.flatMap { try folder.publishedOutputs(of: $0.id)?["digest"] }
             table.add([
                 service, live.map { String($0.sha.prefix(12)) } ?? "-", live?.digest.map { String($0.prefix(19)) } ?? "-",
                 gate.run.sha.map { String($0.prefix(12)) } ?? "-", digest.map { String($0.prefix(19)) } ?? "-",

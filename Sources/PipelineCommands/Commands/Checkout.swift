@@ -39,7 +39,7 @@ extension PipelineCommand {
             if let problem = GitCredentials.problem(in: environment) { throw LoadError(.definition, problem).reported() }
             do {
                 let home = environment[Workspace.homeVariable].flatMap { $0.isEmpty ? nil : URL(filePath: $0) }
-                    ?? (try? global.workspace().home) ?? URL(filePath: ".pipeline")
+                    ?? (try? global.workspace().home) ?? URL(filePath: ".pipeline")  // only where the mirror cache goes
                 let source = GitSource(url: repository, cache: home.appending(path: "cache/git"))
                 let credentials = GitCredentials.fromEnvironment(environment)
                 let commit = try source.resolve(sha: sha, ref: ref, branch: "main", credentials: credentials)

@@ -3,6 +3,7 @@ import Foundation
 import Git
 import PipelineDSL
 import Runner
+import StageContract
 
 extension PipelineCommand {
     /// `pipeline hooks ...`: runs on every commit, through git hooks.
@@ -57,6 +58,7 @@ extension PipelineCommand {
                 }
                 let name = bare ? "post-receive" : "post-commit"
                 let hook = gitDirectory.appending(path: "hooks/\(name)")
+                // An unreadable hook cannot be written either: the write below says so.
                 if let existing = try? String(contentsOf: hook, encoding: .utf8), !existing.contains(Self.marker) {
                     throw LoadError(
                         .definition, "\(hook.path) exists and was not written by pipeline; add `\(Self.command(workspace)) hooks fire` to it by hand")

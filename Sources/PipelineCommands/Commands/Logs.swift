@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import PipelineDSL
 import Runner
+import StageContract
 
 extension PipelineCommand {
     /// `pipeline logs RUN`: the stage logs of a run.
@@ -26,7 +27,7 @@ extension PipelineCommand {
                 let store = try StateAccess.open(try global.workspace())
                 let record = try StateAccess.run(runID, in: store)
                 let folder = RunFolder(root: store.runFolder(record.id))
-                let plan = try? folder.readPlan()
+                let plan = try? folder.readPlan()  // a damaged run's logs are still shown, in the order of their files
                 let stages = plan?.stages.map(\.id) ?? []
                 if let stage, !stages.contains(stage) {
                     throw LoadError(.definition, "run \(runID) has no stage '\(stage)'; its stages: \(stages.joined(separator: ", "))")
@@ -52,14 +53,19 @@ extension PipelineCommand {
 
         /// Prints what `file` holds past `offset`; returns the new offset.
         private func printNew(_ file: URL, from offset: UInt64?, header: String?) -> UInt64? {
+            // Not there (yet): a stage that has not started has no log; `--follow` looks again.
             guard let handle = try? FileHandle(forReadingFrom: file) else { return offset }
-            defer { try? handle.close() }
+            defer { try? handle.close() }  // read only
             if offset == nil, let header { FileHandle.standardOutput.write(Data("==> \(header) <==\n".utf8)) }
-            try? handle.seek(toOffset: offset ?? 0)
             var position = offset ?? 0
-            while let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty {
-                FileHandle.standardOutput.write(chunk)
-                position += UInt64(chunk.count)
+            do {
+                try handle.seek(toOffset: position)
+                while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+                    FileHandle.standardOutput.write(chunk)
+                    position += UInt64(chunk.count)
+                }
+            } catch {
+                FileHandle.standardError.write(Data("warning: cannot read \(file.path) past byte \(position): \(error)\n".utf8))
             }
             return position
         }

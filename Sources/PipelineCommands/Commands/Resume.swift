@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import PipelineDSL
 import Runner
+import StageContract
 
 extension PipelineCommand {
     /// `pipeline resume RUN`: continues a run that did not finish.

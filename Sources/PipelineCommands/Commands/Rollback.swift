@@ -3,6 +3,7 @@ import AWS
 import Foundation
 import PipelineDSL
 import Runner
+import StageContract
 import Stages
 
 extension PipelineCommand {

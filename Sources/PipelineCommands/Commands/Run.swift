@@ -3,6 +3,7 @@ import Foundation
 import Git
 import PipelineDSL
 import Runner
+import StageContract
 
 extension PipelineCommand {
     /// `pipeline run ENV`: runs the environment's plan.

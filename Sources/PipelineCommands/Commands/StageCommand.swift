@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import PipelineDSL
 import Runner
+import StageContract
 import Stages
 
 extension PipelineCommand {
@@ -20,20 +21,15 @@ extension PipelineCommand {
         func run() async throws {
             // stdout is a pipe to the stage log: line by line, so it interleaves with stderr as it happened.
             StageProcessSetup.lineBufferedOutput()
-            let folder = RunFolder(root: URL(filePath: runFolder))
-            let plan: PipelineDSL.Plan
+            let context: StageContract.StageContext
             do {
-                plan = try folder.readPlan()
+                context = try StageContract.StageContext.decode(
+                    runFolder: URL(filePath: runFolder), stage: stage, environment: ProcessInfo.processInfo.environment)
             } catch {
-                FileHandle.standardError.write(Data("error: cannot read \(folder.planFile.path): \(error)\n".utf8))
+                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
                 throw Exit.badInput
             }
-            guard let spec = plan.stages.first(where: { $0.id == stage }) else {
-                FileHandle.standardError.write(Data("error: the plan of \(runFolder) has no stage '\(stage)'\n".utf8))
-                throw Exit.badInput
-            }
-            let status = await BuiltinStages.run(
-                spec, plan: plan, runFolder: folder.root, environment: ProcessInfo.processInfo.environment)
+            let status = await BuiltinStages.run(context)
             if status != 0 { throw ExitCode(status) }
         }
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Runner
+import StageContract
 
 extension PipelineCommand {
     /// `pipeline status [RUN]`: one run in detail.

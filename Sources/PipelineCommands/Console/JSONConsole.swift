@@ -9,6 +9,7 @@ final class JSONConsole: RunConsole, @unchecked Sendable {
         var object = fields
         object["event"] = name
         object["time"] = ISO8601DateFormatter().string(from: Date())
+        // Strings and numbers only: this cannot fail.
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
         output.write(bytes: Array(data) + [0x0A], beforeStatus: nil, status: nil)
     }

@@ -17,14 +17,21 @@ final class NotifyingConsole: RunConsole, @unchecked Sendable {
         var targets: [(NotificationSpec, String)] = []
         for (index, spec) in plan.notifications.enumerated() {
             let url: String?
+            var why = ""
             switch spec.webhook.store {
             case .environment: url = environment[spec.webhook.name].flatMap { $0.isEmpty ? nil : $0 }
-            case .secretsManager: url = try? lookup.value(spec.webhook)
+            case .secretsManager:
+                do {
+                    url = try lookup.value(spec.webhook)
+                } catch {
+                    url = nil
+                    why = ": \(error)"
+                }
             }
             if let url {
                 targets.append((spec, url))
             } else {
-                inner.note("warning: notification \(index + 1) is off for this run: its webhook secret \(spec.webhook.name) cannot be read")
+                inner.note("warning: notification \(index + 1) is off for this run: its webhook secret \(spec.webhook.name) cannot be read\(why)")
             }
         }
         self.targets = targets
@@ -52,7 +59,7 @@ final class NotifyingConsole: RunConsole, @unchecked Sendable {
 
     func runFinished(id: Int, status: RunStatus, summary: [StageSummary], seconds: Double) {
         inner.runFinished(id: id, status: status, summary: summary, seconds: seconds)
-        let record = try? store.run(id)
+        let record = try? store.run(id)  // only adds the trigger and message; `post` says when the run cannot be read
         switch status {
         case .succeeded where record?.trigger == "rollback": post(.rolledBack, run: id, detail: "rolled back as asked")
         case .succeeded: post(.succeeded, run: id, detail: "succeeded")
@@ -67,7 +74,15 @@ final class NotifyingConsole: RunConsole, @unchecked Sendable {
 
     private func post(_ event: RunEvent, run id: Int, detail: String) {
         let chosen = targets.filter { $0.spec.events.contains(event) }
-        guard !chosen.isEmpty, let record = try? store.run(id) else { return }
+        guard !chosen.isEmpty else { return }
+        let record: RunRecord
+        do {
+            guard let found = try store.run(id) else { return }
+            record = found
+        } catch {
+            inner.note("warning: the \(event.rawValue) notification was not sent: cannot read run \(id): \(error)")
+            return
+        }
         let sha = record.sha.map { String($0.prefix(12)) } ?? "no commit"
         let text = "pipeline: \(record.environment) run \(id) (\(sha), by \(record.user)) \(detail) — `pipeline status \(id)`"
         let fields = [
@@ -80,12 +95,17 @@ final class NotifyingConsole: RunConsole, @unchecked Sendable {
                 await Webhook.post(url: target.url, format: target.spec.format, text: text, fields: fields)
             }
             let line = "\(Date().formatted(.iso8601)) \(event.rawValue) → webhook \(index + 1) (\(target.spec.webhook.name)): \(failure ?? "delivered")\n"
-            if let handle = try? FileHandle(forWritingTo: log) {
-                handle.seekToEndOfFile()
-                handle.write(Data(line.utf8))
-                try? handle.close()
-            } else {
-                try? line.write(to: log, atomically: false, encoding: .utf8)
+            do {
+                if FileManager.default.fileExists(atPath: log.path) {
+                    let handle = try FileHandle(forWritingTo: log)
+                    defer { try? handle.close() }  // written already; a failing close loses nothing
+                    try handle.seekToEnd()
+                    try handle.write(contentsOf: Data(line.utf8))
+                } else {
+                    try line.write(to: log, atomically: false, encoding: .utf8)
+                }
+            } catch {
+                inner.note("warning: cannot record the notification in \(log.path): \(error)")
             }
             if let failure { inner.note("warning: the \(event.rawValue) notification was not delivered: \(failure)") }
         }

@@ -1,9 +1,11 @@
 import ArgumentParser
 import Foundation
+import Logging
 
 extension PipelineCommand {
     /// Parses the command line and runs the command, mapping a usage error to exit code 2 like any bad input.
     public static func mainWithExitCodes() async {
+        Diagnostics.bootstrap(arguments: CommandLine.arguments)
         do {
             var command = try parseAsRoot()
             if var command = command as? any AsyncParsableCommand {
@@ -18,6 +20,26 @@ extension PipelineCommand {
                 Foundation.exit(Exit.badInput.rawValue)
             }
             exit(withError: error)
+        }
+    }
+}
+
+/// Where the libraries' diagnostics go (the AWS calls with request ids and times, retries, git fetches, the
+/// compile cache): stderr, at debug level with `--verbose` (or `PIPELINE_LOG_LEVEL=debug`), else warnings only.
+/// The level is handed down in `PIPELINE_LOG_LEVEL`, so a stage process of a verbose run writes its own
+/// diagnostics to its stage log.
+enum Diagnostics {
+    static let variable = "PIPELINE_LOG_LEVEL"
+
+    static func bootstrap(arguments: [String]) {
+        let verbose = arguments.dropFirst().prefix { $0 != "--" }.contains { $0 == "-v" || $0 == "--verbose" }
+        let named = ProcessInfo.processInfo.environment[variable].flatMap { Logger.Level(rawValue: $0.lowercased()) }
+        let level = verbose ? .debug : named ?? .warning
+        if verbose { setenv(variable, level.rawValue, 1) }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
         }
     }
 }

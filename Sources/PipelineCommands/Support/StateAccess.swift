@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Runner
+import StageContract
 
 /// Opens the state database of the workspace, for the commands that read or write runs.
 enum StateAccess {

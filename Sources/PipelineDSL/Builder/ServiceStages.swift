@@ -26,12 +26,15 @@ public struct PushImage: StageComponent {
     /// See ``StageComponent/needsService``.
     public var needsService: Bool { true }
     private let tags: [String]
+    private let movingTags: [String]
     private let force: Bool
 
-    /// Pushes the image with the full commit SHA as its tag, plus `extraTags` (`{env}` for an environment tag).
-    /// An existing tag on another digest is refused unless `force` is set.
-    public init(extraTags: [String] = [], force: Bool = false) {
+    /// Pushes the image with the full commit SHA as its tag, plus `extraTags` (`{shortSha}`, ...), which are
+    /// immutable: an existing one on another digest is refused unless `force` is set. `movingTags` follow the
+    /// newest image (`["{env}"]` tags it `sv-user:staging`) and are moved without asking.
+    public init(extraTags: [String] = [], movingTags: [String] = [], force: Bool = false) {
         self.tags = ["{sha}"] + extraTags
+        self.movingTags = movingTags
         self.force = force
     }
 
@@ -41,7 +44,8 @@ public struct PushImage: StageComponent {
         return .push(
             PushImageSpec(
                 service: service.name, repository: service.repository, buildStage: context.earlier[.build],
-                tags: tags.map { context.expand($0, field: "tag") }, force: force))
+                tags: tags.map { context.expand($0, field: "tag") },
+                movingTags: movingTags.isEmpty ? nil : movingTags.map { context.expand($0, field: "tag") }, force: force))
     }
 }
 

@@ -135,17 +135,24 @@ public struct PushImageSpec: Codable, Sendable, Equatable {
     public var repository: String
     /// The stage that built the image, whose output names it.
     public var buildStage: String?
-    /// The tags to set; `{sha}` is the full commit SHA, `{env}` the environment's name.
+    /// The tags to set; `{sha}` is the full commit SHA, `{shortSha}` its first 12 characters, `{env}` the
+    /// environment's name. A tag that already points at another image is refused (tags are immutable).
     public var tags: [String]
-    /// Move a tag that already points at another digest, instead of refusing.
+    /// Tags that follow the newest image pushed (`{env}`: `sv-user:staging`), moved without asking.
+    public var movingTags: [String]?
+    /// Move any tag that already points at another digest, instead of refusing.
     public var force: Bool
 
     /// Creates a push spec.
-    public init(service: String, repository: String, buildStage: String?, tags: [String] = ["{sha}"], force: Bool = false) {
+    public init(
+        service: String, repository: String, buildStage: String?, tags: [String] = ["{sha}"], movingTags: [String]? = nil,
+        force: Bool = false
+    ) {
         self.service = service
         self.repository = repository
         self.buildStage = buildStage
         self.tags = tags
+        self.movingTags = movingTags
         self.force = force
     }
 }

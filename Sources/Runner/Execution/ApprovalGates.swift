@@ -1,5 +1,6 @@
 import Foundation
 import PipelineDSL
+import StageContract
 
 /// The approval gate a waiting run stands at, read from its run folder and records.
 public struct WaitingGate: Sendable {

@@ -1,5 +1,6 @@
 import Foundation
 import PipelineDSL
+import StageContract
 
 /// How a run is carried out.
 public struct RunOptions: Sendable {
@@ -223,7 +224,7 @@ public final class RunExecutor: @unchecked Sendable {
             let cancelled = cancelReason != nil
             condition.unlock()
             let final = status == .succeeded || cancelled || tried >= maximum || status == .cancelled || status == .waiting
-            let recorder = DeploymentRecorder(plan: plan, run: run, folder: folder, store: store, sha: launcher.context.sha)
+            let recorder = DeploymentRecorder(plan: plan, run: run, folder: folder, store: store)
             // The stage's end and the deployment it means are one write: never one without the other.
             record {
                 try store.setStageStatus(
@@ -296,7 +297,7 @@ public final class RunExecutor: @unchecked Sendable {
         }
         let launch: StageLauncher.Launch
         do {
-            launch = try launcher.launch(stage, attempt: attempt, folder: folder, masker: masker)
+            launch = try launcher.launch(stage, attempt: attempt, folder: folder, plan: plan, masker: masker)
         } catch {
             let message = masker.mask("\(error)")
             log.append(text: "\(String(decoding: Timestamp.now(), as: UTF8.self))--- \(message)\n")
@@ -351,8 +352,9 @@ public final class RunExecutor: @unchecked Sendable {
         do {
             try folder.maskArtifacts(of: stage.id, with: masker)
             try folder.maskOutputs(of: stage.id, with: masker)
+            try folder.maskClaim(of: stage.id, with: masker)
         } catch {
-            unrecorded = "could not mask the outputs and artifacts of \(stage.id) (they were removed): \(error)"
+            unrecorded = "could not mask the outputs, claim and artifacts of \(stage.id) (they were removed): \(error)"
         }
         let status: StageStatus
         var message: String?
@@ -390,7 +392,15 @@ public final class RunExecutor: @unchecked Sendable {
         record { try store.requestApproval(run: run.id, stage: stage.id, requester: requester) }
         var announced = false
         while true {
-            let decisions = (try? store.approvals(run: run.id, stage: stage.id)) ?? []
+            let decisions: [ApprovalRecord]
+            do {
+                decisions = try store.approvals(run: run.id, stage: stage.id)
+            } catch {
+                // Not knowing who decided is not "nobody decided": the run stops, loudly.
+                let problem = "could not read the approvals of \(stage.id): \(masker.mask("\(error)"))"
+                stop(RecordingFailure(run: run.id, reason: problem))
+                return (.failed, nil, problem)
+            }
             if let rejected = decisions.last(where: { $0.decision == .rejected }) {
                 return (.failed, nil, "rejected by \(rejected.user): \(rejected.comment ?? "")")
             }

@@ -1,5 +1,6 @@
 import Foundation
 import PipelineDSL
+import StageContract
 
 /// Takes a run from "asked for" to "ended": records it, waits its turn for the environment's lock, runs its
 /// stages, and turns Ctrl-C or SIGTERM into a cancelled run with every stage process stopped.

@@ -1,5 +1,6 @@
 import Foundation
 import PipelineDSL
+import StageContract
 
 /// What every stage of a run shares.
 public struct RunContext: Sendable {
@@ -58,24 +59,12 @@ public struct StageLauncher: Sendable {
         let stageMarker: String
     }
 
-    /// The environment a stage attempt gets.
-    public func environment(for stage: Stage, attempt: Int, folder: RunFolder) -> [String: String] {
+    /// The environment a stage attempt gets: the runner's own, the contract's variables (`StageVariables`), the
+    /// stage's own variables, then its secrets.
+    public func environment(for stage: Stage, attempt: Int, folder: RunFolder, plan: Plan) throws -> [String: String] {
         var env = environment
-        for (stageID, values) in folder.outputs() {
-            for (key, value) in values { env[StageOutputs.variableName(stage: stageID, key: key)] = value }
-        }
-        env["PIPELINE_RUN_ID"] = String(context.runID)
-        env["PIPELINE_ENV"] = context.environment
-        env["PIPELINE_RUN_USER"] = context.user
-        env["PIPELINE_SHA"] = context.sha ?? ""
-        env["PIPELINE_REF"] = context.ref ?? ""
-        env["PIPELINE_STAGE"] = stage.id
-        env["PIPELINE_SERVICE"] = stage.service ?? ""
-        env["PIPELINE_ATTEMPT"] = String(attempt)
-        env["PIPELINE_RUN_DIR"] = folder.root.path
-        env["PIPELINE_WORKSPACE"] = folder.workspace.path
-        env["PIPELINE_OUTPUTS"] = folder.outputsFile(stage.id).path
-        env["PIPELINE_ARTIFACTS"] = folder.artifacts(stage.id).path
+        let run = RunIdentity(runID: context.runID, environment: context.environment, user: context.user, sha: context.sha, ref: context.ref)
+        env.merge(StageVariables.values(run: run, stage: stage, attempt: attempt, folder: folder, outputs: try folder.outputs(of: plan.stages))) { _, new in new }
         env[StrayProcesses.runMarkerVariable] = context.marker
         env[StrayProcesses.stageMarkerVariable] = "\(context.marker)/\(stage.id)/\(attempt)"
         for (name, value) in stage.environment { env[name] = value }
@@ -83,10 +72,15 @@ public struct StageLauncher: Sendable {
         return env
     }
 
-    func launch(_ stage: Stage, attempt: Int, folder: RunFolder, masker: SecretMasker) throws -> Launch {
+    func launch(_ stage: Stage, attempt: Int, folder: RunFolder, plan: Plan, masker: SecretMasker) throws -> Launch {
         try FileManager.default.createDirectory(at: folder.artifacts(stage.id), withIntermediateDirectories: true)
-        try? FileManager.default.removeItem(at: folder.outputsFile(stage.id))
-        let env = environment(for: stage, attempt: attempt, folder: folder)
+        // What an earlier attempt wrote is not this attempt's: its outputs and its claim go first.
+        for file in [folder.outputsFile(stage.id), folder.claimFile(stage.id)] {
+            if unlink(file.path) != 0 && errno != ENOENT {
+                throw RunFolderError("cannot remove \(file.path), which an earlier attempt wrote: \(String(cString: strerror(errno)))")
+            }
+        }
+        let env = try environment(for: stage, attempt: attempt, folder: folder, plan: plan)
         let (program, arguments): (String, [String]) = switch stage.spec {
         case .shell(let spec): (spec.shell, ["-c", spec.command])
         default: (executable, ["__stage", folder.root.path, stage.id])

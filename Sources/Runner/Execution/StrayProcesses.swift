@@ -13,7 +13,7 @@ public enum StrayProcesses {
     public static func find(variable: String, value: String) -> [pid_t] {
         let wanted = Array("\(variable)=\(value)".utf8)
         let me = getpid()
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }  // no /proc: no way to find any
         var found: [pid_t] = []
         for entry in entries {
             guard let pid = pid_t(entry), pid != me,
@@ -35,7 +35,7 @@ public enum StrayProcesses {
     public static func killRun(marker: String, before fence: Int) -> Int {
         let prefix = Array("\(runMarkerVariable)=\(marker)".utf8)
         let me = getpid()
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return 0 }
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return 0 }  // no /proc: no way to find any
         var killed = 0
         for entry in entries {
             guard let pid = pid_t(entry), pid != me, let environ = FileManager.default.contents(atPath: "/proc/\(entry)/environ") else { continue }

@@ -60,6 +60,7 @@ public struct DSLLibrary: Sendable, Equatable {
 
     /// The running executable, from `/proc/self/exe` where there is one.
     public static var currentExecutable: URL? {
+        // Without /proc (not Linux), Foundation's answer below.
         if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
             return URL(filePath: path)
         }

@@ -56,7 +56,7 @@ public struct PipelineLoader: Sendable {
         } catch {
             throw LoadError(.unwritable, "cannot create \(work.path): \(error.localizedDescription)")
         }
-        defer { try? files.removeItem(at: work) }
+        defer { try? files.removeItem(at: work) }  // a temporary folder; once moved into the cache there is none
 
         var inputs: [String] = []
         for source in sources.files {
@@ -95,7 +95,7 @@ public struct PipelineLoader: Sendable {
             if LoadError.saysWriteFailed(result.output) {
                 // A compile that could not write is no fault of the pipeline. The module cache is only a cache: one
                 // the failed compile may have left half-written goes, and the next compile makes it anew.
-                try? files.removeItem(at: cacheDirectory.appending(path: "module-cache"))
+                try? files.removeItem(at: cacheDirectory.appending(path: "module-cache"))  // the error thrown below is the one to tell
                 let said = result.output.split(separator: "\n").first { LoadError.saysWriteFailed(String($0)) } ?? ""
                 throw LoadError(
                     .unwritable,
@@ -109,7 +109,7 @@ public struct PipelineLoader: Sendable {
         if !result.output.isEmpty { FileHandle.standardError.write(Data(result.output.utf8)) }
         logger.debug("compiled pipelines", metadata: ["seconds": "\(Date().timeIntervalSince(started))"])
         do {
-            try? files.createDirectory(at: finalDirectory.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try? files.createDirectory(at: finalDirectory.deletingLastPathComponent(), withIntermediateDirectories: true)  // the move reports it
             try files.moveItem(at: work, to: finalDirectory)
         } catch where files.isExecutableFile(atPath: program.path) {
             // Another loader compiled the same sources at the same time; its copy is as good.
@@ -120,7 +120,7 @@ public struct PipelineLoader: Sendable {
 
     private func run(_ program: URL) throws(LoadError) -> Manifest {
         let output = FileManager.default.temporaryDirectory.appending(path: "pipeline-manifest-\(UUID().uuidString).json")
-        defer { try? FileManager.default.removeItem(at: output) }
+        defer { try? FileManager.default.removeItem(at: output) }  // a temporary file, read already
         let status: Int32
         do {
             // The program's stdout is the user's `print`: it goes to our stderr so it never mixes with our output.
@@ -130,6 +130,7 @@ public struct PipelineLoader: Sendable {
         } catch {
             throw LoadError(.environment, "cannot run the compiled pipeline \(program.path): \(error.localizedDescription)")
         }
+        // No manifest file is the program declaring no pipeline (or stopping first): said below, with its status.
         guard let data = try? Data(contentsOf: output) else {
             if status != 0 {
                 throw LoadError(.definition, "the pipeline program in \(pipelinesDirectory.path) stopped with status \(status) before declaring its pipeline (its messages are above)")

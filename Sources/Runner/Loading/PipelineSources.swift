@@ -40,8 +40,11 @@ struct PipelineSources {
         var files: [File] = []
         for relative in relativePaths {
             let url = directory.appending(path: relative)
-            guard let text = try? String(contentsOf: url, encoding: .utf8) else {
-                throw LoadError(.definition, "cannot read \(url.path) as UTF-8 text")
+            let text: String
+            do {
+                text = try String(contentsOf: url, encoding: .utf8)
+            } catch {
+                throw LoadError(.definition, "cannot read \(url.path) as UTF-8 text: \(error.localizedDescription)")
             }
             let display = url.path.hasPrefix(cwd) ? String(url.path.dropFirst(cwd.count)) : url.path
             files.append(File(url: url, relativePath: relative, displayPath: display, text: text, isEntry: relative == entry))

@@ -14,6 +14,7 @@ struct CompilerIdentity {
         }
         let remembered = cacheDirectory.appending(path: "compilers")
             .appending(path: SHA256.hex("\(resolved.path)\n\(stamp)"))
+        // A cache of `swiftc --version`: unreadable is the same as not remembered, and asked again.
         if let version = try? String(contentsOf: remembered, encoding: .utf8) {
             return CompilerIdentity(path: resolved.path, version: version)
         }
@@ -26,6 +27,7 @@ struct CompilerIdentity {
         guard result.status == 0 else {
             throw LoadError(.environment, "\(swiftc.path) --version failed: \(result.output)")
         }
+        // Remembering only saves the next load 20 ms; a cache that cannot be written costs that and no more.
         try? FileManager.default.createDirectory(
             at: remembered.deletingLastPathComponent(), withIntermediateDirectories: true)
         try? result.output.write(to: remembered, atomically: true, encoding: .utf8)
@@ -48,6 +50,7 @@ struct FileStamp: CustomStringConvertible {
     let modified: Double
 
     init?(_ url: URL) {
+        // No readable file is no stamp: the callers say what is missing.
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
             let size = attributes[.size] as? NSNumber, let modified = attributes[.modificationDate] as? Date
         else { return nil }

@@ -151,7 +151,7 @@ public final class Database: @unchecked Sendable {
             try execute("COMMIT")
             return result
         } catch {
-            try? execute("ROLLBACK")
+            try? execute("ROLLBACK")  // SQLite rolls back a failed transaction itself too; the first error is the one to tell
             throw error
         }
     }

@@ -37,6 +37,7 @@ public enum ProcessIdentity {
 
     /// The id of the running boot of this host.
     public static let bootID: String = {
+        // Without it, liveness across reboots falls back to the lease's expiry (see `OwnerLiveness`).
         (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown-boot"
     }()
@@ -54,6 +55,7 @@ public enum ProcessIdentity {
     /// `BOOT_ID:PID_NAMESPACE:START_TICKS` of a running process of this host, as this process sees it; nil when
     /// there is no such process or it is a zombie (it has ended; only its parent has not collected it yet).
     public static func started(_ pid: Int32) -> String? {
+        // An unreadable stat is a process that has gone (or was never there): what nil means.
         guard pid > 0, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
             let close = stat.lastIndex(of: ")")
         else { return nil }

@@ -1,4 +1,5 @@
 import PipelineDSL
+import StageContract
 
 /// Checks a plan before anything runs, and reports every problem at once, each naming its stage.
 public struct PlanValidator: Sendable {
@@ -24,6 +25,7 @@ public struct PlanValidator: Sendable {
         }
         found += serviceProblems(plan)
         found += idProblems(plan.stages)
+        found += NameRules.problems(in: plan)
         found += dependencyProblems(plan.stages)
         found += cycleProblems(plan.stages)
         for stage in plan.stages {

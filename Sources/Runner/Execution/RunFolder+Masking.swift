@@ -1,0 +1,78 @@
+import Foundation
+import StageContract
+
+/// What the runner does with a stage's files when it ends: secrets masked, outputs published.
+extension RunFolder {
+    /// Masks every secret in the outputs file the stage wrote, whether or not it succeeded. When the masked copy
+    /// cannot be written, the file is removed (a secret is never left behind) and the error thrown.
+    func maskOutputs(of stage: String, with masker: SecretMasker) throws {
+        try mask(outputsFile(stage), with: masker)
+    }
+
+    /// Masks every secret in the deployment claim the stage wrote, as `maskOutputs`.
+    func maskClaim(of stage: String, with masker: SecretMasker) throws {
+        try mask(claimFile(stage), with: masker)
+    }
+
+    private func mask(_ file: URL, with masker: SecretMasker) throws {
+        // No file: the stage wrote none.
+        guard let data = FileManager.default.contents(atPath: file.path) else { return }
+        let text = String(decoding: data, as: UTF8.self)
+        let masked = masker.mask(text)
+        guard masked != text else { return }
+        do {
+            try masked.write(to: file, atomically: true, encoding: .utf8)
+        } catch {
+            try? FileManager.default.removeItem(at: file)  // the error thrown below is the one that matters
+            throw error
+        }
+    }
+
+    /// Reads the (masked) outputs file of a stage that succeeded and keeps it as `outputs/STAGE.json`.
+    func collectOutputs(of stage: String, masker: SecretMasker) throws {
+        // No outputs file: the stage wrote none.
+        guard let data = FileManager.default.contents(atPath: outputsFile(stage).path) else { return }
+        let values = StageOutputs.parse(String(decoding: data, as: UTF8.self)).mapValues(masker.mask)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        try encoder.encode(values).write(to: publishedOutputsFile(stage), options: .atomic)
+    }
+
+    /// Masks every secret in the files the stage left in its artifacts folder; a file whose masked copy cannot be
+    /// written is removed and the error thrown.
+    func maskArtifacts(of stage: String, with masker: SecretMasker) throws {
+        let folder = artifacts(stage)
+        guard !masker.currentPatterns.isEmpty,
+            let walker = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: [.isRegularFileKey])
+        else { return }
+        for case let file as URL in walker {
+            guard (try? file.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true,  // not a file: nothing to mask
+                let data = FileManager.default.contents(atPath: file.path)
+            else { continue }
+            var out: [UInt8] = []
+            _ = SecretMasker.replace(Array(data)[...], patterns: masker.currentPatterns, into: &out, final: true)
+            guard out.count != data.count || !out.elementsEqual(data) else { continue }
+            do {
+                try Data(out).write(to: file, options: .atomic)
+            } catch {
+                try? FileManager.default.removeItem(at: file)  // the error thrown below is the one that matters
+                throw error
+            }
+        }
+    }
+
+    /// The last line the stage wrote to stderr, for the failure message.
+    func lastErrorLine(of stage: String) -> String? {
+        // Only adds the reason to a failure message, which is complete without it.
+        guard let handle = try? FileHandle(forReadingFrom: log(stage)) else { return nil }
+        defer { try? handle.close() }
+        let size = (try? handle.seekToEnd()) ?? 0
+        try? handle.seek(toOffset: size > 8192 ? size - 8192 : 0)
+        let tail = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+        // An `error:` line first: with --verbose, diagnostics follow it on stderr.
+        let errors = tail.split(separator: "\n").filter { $0.dropFirst(25).hasPrefix("err ") }
+        let line = errors.last { $0.dropFirst(29).hasPrefix("error:") } ?? errors.last
+        return line.map { String($0.dropFirst(29)).trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : String($0.prefix(300)) }
+    }
+
+}

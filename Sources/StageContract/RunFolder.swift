@@ -1,0 +1,101 @@
+import Foundation
+import PipelineDSL
+
+/// A run's folder, laid out in this one place: `plan.json`, `logs/STAGE.log`, `outputs/STAGE.env` (written by the
+/// stage) and `outputs/STAGE.json` (published by the runner), `artifacts/STAGE/`, `claims/STAGE.json` (what a stage
+/// deployed or undid), `baselines/SERVICE.json`, `pipelines/` (the pipeline files the stages read) and `workspace/`.
+public struct RunFolder: Sendable {
+    /// The folder.
+    public let root: URL
+
+    /// The folder at `root`.
+    public init(root: URL) {
+        self.root = root
+    }
+
+    /// Makes the folders (owner only) and writes the plan the run runs, with a copy of the pipeline files its
+    /// stages read (task-definition templates, by their path in the pipelines folder), so that a resumed run
+    /// uses the same ones.
+    public func create(plan: Plan, pipelineFiles: [String: Data] = [:]) throws {
+        let previous = umask(0o077)
+        defer { umask(previous) }
+        for sub in ["logs", "outputs", "artifacts", "claims", "workspace", "pipelines"] {
+            try FileManager.default.createDirectory(at: root.appending(path: sub), withIntermediateDirectories: true)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        try encoder.encode(plan).write(to: planFile)
+        for (path, data) in pipelineFiles {
+            let file = pipelineFile(path)
+            try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try data.write(to: file)
+        }
+    }
+
+    /// The run's copy of a pipeline file, by its path in the pipelines folder.
+    public func pipelineFile(_ path: String) -> URL { root.appending(path: "pipelines").appending(path: path) }
+
+    /// The plan the run runs.
+    public var planFile: URL { root.appending(path: "plan.json") }
+    /// The stages' working folder.
+    public var workspace: URL { root.appending(path: "workspace") }
+
+    /// Reads the plan back.
+    public func readPlan() throws -> Plan {
+        try JSONDecoder().decode(Plan.self, from: Data(contentsOf: planFile))
+    }
+
+    /// A stage's log.
+    public func log(_ stage: String) -> URL { root.appending(path: "logs/\(Self.fileName(stage)).log") }
+    /// The file a stage writes its outputs to.
+    public func outputsFile(_ stage: String) -> URL { root.appending(path: "outputs/\(Self.fileName(stage)).env") }
+    /// The outputs of a stage that succeeded, as the runner published them (masked).
+    public func publishedOutputsFile(_ stage: String) -> URL { root.appending(path: "outputs/\(Self.fileName(stage)).json") }
+    /// The folder a stage keeps its artifacts in.
+    public func artifacts(_ stage: String) -> URL { root.appending(path: "artifacts/\(Self.fileName(stage))") }
+    /// What a stage claims about a deployment it made or undid (see `DeploymentClaim`).
+    public func claimFile(_ stage: String) -> URL { root.appending(path: "claims/\(Self.fileName(stage)).json") }
+    /// What a service ran before the run first changed it (see the deploy stage).
+    public func baselineFile(service: String) -> URL { root.appending(path: "baselines/\(Self.fileName(service)).json") }
+
+    /// The outputs `stage` published (it succeeded), if any. A file that cannot be read is an error, not "none".
+    public func publishedOutputs(of stage: String) throws -> [String: String]? {
+        let file = publishedOutputsFile(stage)
+        guard let data = FileManager.default.contents(atPath: file.path) else { return nil }
+        do {
+            return try JSONDecoder().decode([String: String].self, from: data)
+        } catch {
+            throw RunFolderError("the outputs of stage '\(stage)' (\(file.path)) are unreadable: \(error)")
+        }
+    }
+
+    /// The outputs each finished stage of `plan` produced, by stage id.
+    public func outputs(of stages: [Stage]) throws -> [String: [String: String]] {
+        var all: [String: [String: String]] = [:]
+        for stage in stages {
+            if let values = try publishedOutputs(of: stage.id) { all[stage.id] = values }
+        }
+        return all
+    }
+
+    /// The outputs a stage left in its outputs file, whether or not it succeeded (nil: it wrote none).
+    public func writtenOutputs(of stage: String) throws -> [String: String]? {
+        let file = outputsFile(stage)
+        guard let data = FileManager.default.contents(atPath: file.path) else { return nil }
+        return StageOutputs.parse(String(decoding: data, as: UTF8.self))
+    }
+
+    /// The one mapping from a stage id or service name to its file names. Plans are validated so that every name
+    /// is a safe identifier (`NameRules`), which this keeps as it is; anything else (a plan written by hand and never
+    /// validated) still cannot leave its folder: other characters become `_`, and a name of dots becomes `_`.
+    public static func fileName(_ name: String) -> String {
+        let mapped = String(name.map { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) ? $0 : "_" })
+        return mapped.allSatisfy({ $0 == "." }) ? "_" : mapped
+    }
+}
+
+/// A run folder whose files cannot be read.
+public struct RunFolderError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
