@@ -11,9 +11,15 @@ struct DeploymentRecorder {
     let folder: RunFolder
     let store: StateStore
 
-    /// Records what the end of `stage` means; true when a stage that failed rolled its service back.
+    /// The stage kinds that make claims; a file another stage (a shell command) leaves in claims/ is not one.
+    static let claimingKinds: Set<StageKind> = [.updateService, .healthCheck, .rollback]
+
+    /// Records what the end of `stage` means; true when a stage that failed rolled its service back. Only the
+    /// built-in stages that change a service claim, and only about their own service.
     func stageEnded(_ stage: Stage, status: StageStatus) throws -> Bool {
-        guard let claim = try DeploymentClaim.read(stage: stage.id, in: folder) else { return false }
+        guard Self.claimingKinds.contains(stage.kind), let service = stage.service,
+            let claim = try DeploymentClaim.read(stage: stage.id, in: folder), claim.service == service
+        else { return false }
         switch (claim.kind, status) {
         case (.deploy, .succeeded), (.rollback, .succeeded):
             try record(claim)
