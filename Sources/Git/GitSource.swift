@@ -108,17 +108,15 @@ public struct GitSource: Sendable {
         context.install(in: &options.callbacks)
         let refspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
         let started = ContinuousClock.now
-        defer {
-            let elapsed = ContinuousClock.now - started
-            Self.logger.debug(
-                "fetched \(url) into \(mirror.path)",
-                metadata: ["seconds": "\(String(format: "%.3f", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))"])
-        }
         let result = LibGit2.fetching(from: url, timeout: credentials.timeout) {
             withStringArray(refspecs) { array in
                 withUnsafePointer(to: &options) { git_remote_fetch(remote, array, $0, "pipeline fetch") }
             }
         }
+        let elapsed = ContinuousClock.now - started
+        Self.logger.debug(
+            "\(result < 0 ? "fetch failed from" : "fetched") \(Self.withoutUserinfo(url)) into \(mirror.path)",
+            metadata: ["seconds": "\(String(format: "%.3f", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))"])
         if result < 0 {
             let error = GitError(call: "git_remote_fetch", code: result)
             if error.isDamage && context.refusal == nil { throw error }
@@ -187,5 +185,17 @@ struct FileLock {
     func release() {
         flock(fd, LOCK_UN)
         close(fd)
+    }
+
+}
+
+extension GitSource {
+    /// `url` without the user and password it may carry (`https://user:token@host/…` → `https://***@host/…`), for logs.
+    static func withoutUserinfo(_ url: String) -> String {
+        guard let scheme = url.range(of: "://") else { return url }
+        let rest = url[scheme.upperBound...]
+        let authorityEnd = rest.firstIndex(of: "/") ?? rest.endIndex
+        guard let at = rest[..<authorityEnd].lastIndex(of: "@") else { return url }
+        return String(url[..<scheme.upperBound]) + "***" + String(rest[at...])
     }
 }

@@ -1,7 +1,8 @@
 import CGit2
 import Foundation
 
-/// One open repository; freed with its owner.
+/// One open repository; freed with its owner. Unchecked: libgit2 objects may move between threads but are used
+/// by one at a time, which the callers keep (a mirror is fetched and read under its file lock, by one task).
 public final class Repository: @unchecked Sendable {
     let handle: OpaquePointer
     /// Where it is.

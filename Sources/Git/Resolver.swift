@@ -12,7 +12,7 @@ struct Resolver {
 
     private func commit(sha: String) throws -> ResolvedCommit {
         let text = sha.lowercased()
-        guard (4...40).contains(text.count), text.allSatisfy(\.isHexDigit) else { throw SourceError.invalidSHA(sha) }
+        guard (4...40).contains(text.utf8.count), text.utf8.allSatisfy({ (48...57).contains($0) || (65...70).contains($0) || (97...102).contains($0) }) else { throw SourceError.invalidSHA(sha) }
         var oid = git_oid()
         try check("git_oid_fromstrn", git_oid_fromstrn(&oid, text, text.utf8.count))
         var object: OpaquePointer?

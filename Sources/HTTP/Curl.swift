@@ -29,7 +29,8 @@ public struct CurlError: Error, CustomStringConvertible {
     public var description: String { "\(call) failed: \(String(cString: curl_easy_strerror(code)))" }
 }
 
-/// One libcurl easy handle, freed with its owner.
+/// One libcurl easy handle, freed with its owner. Unchecked: libcurl allows a handle on any thread but one at a
+/// time; the client takes it from its idle list for one transfer and puts it back after.
 public final class EasyHandle: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
 

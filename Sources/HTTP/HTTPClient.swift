@@ -1,5 +1,6 @@
 import CCurl
 import Foundation
+import Synchronization
 
 /// An HTTP request.
 public struct HTTPRequest: Sendable {
@@ -102,9 +103,9 @@ public struct HTTPError: Error, CustomStringConvertible, Sendable {
 /// An HTTP client over libcurl: connections are kept and reused between requests of one client, TLS is verified
 /// (with `SSL_CERT_FILE` or `caFile` when given), HTTP/2 is used where the server offers it over TLS, and the usual
 /// proxy variables (`https_proxy`, `no_proxy`, ...) apply.
-public final class HTTPClient: @unchecked Sendable {
-    private let lock = NSLock()
-    private var idle: [EasyHandle] = []
+public final class HTTPClient: Sendable {
+    /// Handles whose connections are free for the next request.
+    private let idle = Mutex<[EasyHandle]>([])
     private let caFile: String?
 
     /// A client; `caFile` is a PEM bundle of the CAs to trust instead of the system's.
@@ -115,10 +116,9 @@ public final class HTTPClient: @unchecked Sendable {
 
     /// Sends `request` and collects the response.
     public func send(_ request: HTTPRequest) async throws(HTTPError) -> HTTPResponse {
-        final class Collector: @unchecked Sendable { var bytes: [UInt8] = [] }
-        let body = Collector()
-        let response = try await send(request) { chunk in body.bytes.append(contentsOf: chunk) }
-        return HTTPResponse(status: response.status, headers: response.headers, body: body.bytes, version: response.version)
+        let body = Mutex<[UInt8]>([])
+        let response = try await send(request) { chunk in body.withLock { $0.append(contentsOf: chunk) } }
+        return HTTPResponse(status: response.status, headers: response.headers, body: body.withLock { $0 }, version: response.version)
     }
 
     /// Sends `request`, handing the response body to `onBody` piece by piece as it arrives.
@@ -139,12 +139,12 @@ public final class HTTPClient: @unchecked Sendable {
     private func perform(_ request: HTTPRequest, onBody: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) -> Result<HTTPResponse, HTTPError> {
         let handle: EasyHandle
         do {
-            handle = try lock.withLock { idle.popLast() } ?? EasyHandle()
+            handle = try idle.withLock { $0.popLast() } ?? EasyHandle()
         } catch {
             return .failure(HTTPError(kind: .request, url: request.url, message: "\(error)"))
         }
         let result = Transfer(handle: handle, request: request, caFile: caFile, onBody: onBody).run()
-        lock.withLock { idle.append(handle) }
+        idle.withLock { $0.append(handle) }
         return result
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Pushes a `LocalImage` to a repository: every blob first (skipped when present, mounted from a sibling repository
 /// when one has it, else uploaded, several at a time), then the manifests children first, then the tags. A tag that
@@ -111,19 +112,18 @@ public struct ImagePush: Sendable {
     }
 
     /// The blobs finished so far, for a failure's message.
-    final class DoneBlobs: @unchecked Sendable {
-        private let lock = NSLock()
-        private var finished = 0
-        private var uploaded = 0
+    final class DoneBlobs: Sendable {
+        /// Finished, and uploaded of those.
+        private let done = Mutex((finished: 0, uploaded: 0))
 
         func add(_ outcome: BlobOutcome) {
-            lock.withLock {
-                finished += 1
-                if case .uploaded = outcome { uploaded += 1 }
+            done.withLock {
+                $0.finished += 1
+                if case .uploaded = outcome { $0.uploaded += 1 }
             }
         }
 
-        var counts: (Int, Int) { lock.withLock { (finished, uploaded) } }
+        var counts: (Int, Int) { done.withLock { ($0.finished, $0.uploaded) } }
     }
 
     enum BlobOutcome: Sendable {

@@ -2,7 +2,8 @@ import Foundation
 import PipelineDSL
 
 /// A run's folder, laid out in this one place: `plan.json`, `logs/STAGE.log`, `outputs/STAGE.env` (written by the
-/// stage) and `outputs/STAGE.json` (published by the runner), `artifacts/STAGE/`, `claims/STAGE.json` (what a stage
+/// stage) and `outputs/STAGE.json` (published by the runner, masked), `handoff/STAGE.json` (a built-in stage's
+/// outputs as it wrote them, for later stages only), `artifacts/STAGE/`, `claims/STAGE.json` (what a stage
 /// deployed or undid), `baselines/SERVICE.json`, `pipelines/` (the pipeline files the stages read) and `workspace/`.
 public struct RunFolder: Sendable {
     /// The folder.
@@ -19,7 +20,7 @@ public struct RunFolder: Sendable {
     public func create(plan: Plan, pipelineFiles: [String: Data] = [:]) throws {
         let previous = umask(0o077)
         defer { umask(previous) }
-        for sub in ["logs", "outputs", "artifacts", "claims", "workspace", "pipelines"] {
+        for sub in ["logs", "outputs", "handoff", "artifacts", "claims", "workspace", "pipelines"] {
             try FileManager.default.createDirectory(at: root.appending(path: sub), withIntermediateDirectories: true)
         }
         let encoder = JSONEncoder()
@@ -51,6 +52,11 @@ public struct RunFolder: Sendable {
     public func outputsFile(_ stage: String) -> URL { root.appending(path: "outputs/\(Self.fileName(stage)).env") }
     /// The outputs of a stage that succeeded, as the runner published them (masked).
     public func publishedOutputsFile(_ stage: String) -> URL { root.appending(path: "outputs/\(Self.fileName(stage)).json") }
+    /// A built-in stage's outputs as it wrote them, which later stages read: what AWS and the registry answered
+    /// (ARNs, digests, image references), kept out of reach of the masking that blanks a secret's value wherever a
+    /// person sees it, so that a secret which happens to equal part of an identifier (an account id, a family name)
+    /// does not break the stages after it. Owner-only, in the owner-only run folder; never shown.
+    public func handoffFile(_ stage: String) -> URL { root.appending(path: "handoff/\(Self.fileName(stage)).json") }
     /// The folder a stage keeps its artifacts in.
     public func artifacts(_ stage: String) -> URL { root.appending(path: "artifacts/\(Self.fileName(stage))") }
     /// What a stage claims about a deployment it made or undid (see `DeploymentClaim`).
@@ -69,11 +75,23 @@ public struct RunFolder: Sendable {
         }
     }
 
-    /// The outputs each finished stage of `plan` produced, by stage id.
+    /// The outputs later stages get from `stage` (it succeeded): a built-in stage's as it wrote them, a shell
+    /// stage's as published (masked), nil when it left none.
+    public func handedOnOutputs(of stage: String) throws -> [String: String]? {
+        let file = handoffFile(stage)
+        guard let data = FileManager.default.contents(atPath: file.path) else { return try publishedOutputs(of: stage) }
+        do {
+            return try JSONDecoder().decode([String: String].self, from: data)
+        } catch {
+            throw RunFolderError("the outputs of stage '\(stage)' (\(file.path)) are unreadable: \(error)")
+        }
+    }
+
+    /// The outputs each finished stage of `plan` hands on to later stages, by stage id.
     public func outputs(of stages: [Stage]) throws -> [String: [String: String]] {
         var all: [String: [String: String]] = [:]
         for stage in stages {
-            if let values = try publishedOutputs(of: stage.id) { all[stage.id] = values }
+            if let values = try handedOnOutputs(of: stage.id) { all[stage.id] = values }
         }
         return all
     }
@@ -98,4 +116,24 @@ public struct RunFolder: Sendable {
 public struct RunFolderError: Error, CustomStringConvertible, Sendable {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// A file error in words: the system's reason (`No such file or directory`) rather than Foundation's wrapper.
+public func describeFileError(_ error: any Error) -> String {
+    let nsError = error as NSError
+    if let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+        return String(cString: strerror(Int32(underlying.code)))
+    }
+    if nsError.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(nsError.code))) }
+    if let decoding = error as? DecodingError { return FlatValues.describe(decoding) }
+    if nsError.domain == NSCocoaErrorDomain {
+        switch CocoaError.Code(rawValue: nsError.code) {
+        case .fileReadNoSuchFile, .fileNoSuchFile: return "No such file or directory"
+        case .fileReadNoPermission, .fileWriteNoPermission: return "Permission denied"
+        case .fileWriteOutOfSpace: return "No space left on device"
+        case .fileWriteVolumeReadOnly: return "Read-only file system"
+        default: return nsError.localizedDescription
+        }
+    }
+    return "\(error)"
 }

@@ -22,15 +22,40 @@ public enum StageVariables {
     /// The repository the run's commit comes from, and the folder of the runner's mirrors of it.
     public static let source = "PIPELINE_SOURCE"
     public static let gitCache = "PIPELINE_GIT_CACHE"
+    /// The run's and the attempt's markers, by which the runner finds every process of a run (see StrayProcesses).
+    public static let runMarker = "PIPELINE_RUN_MARKER"
+    public static let stageMarker = "PIPELINE_STAGE_MARKER"
+    /// The prefix of the earlier stages' outputs.
+    public static let outputPrefix = "PIPELINE_OUTPUT_"
+
+    /// Every variable the runner sets for a stage: a stage's own `.env` and `.secret` may not take these names.
+    public static let all: Set<String> = Set(
+        [runID, environment, user, sha, ref, stage, service, attempt, runFolder, workspace, outputs, artifacts, onCancel,
+         commitTime, source, gitCache, runMarker, stageMarker])
+
+    /// Whether `name` is a variable the runner sets (or an earlier stage's output).
+    public static func isReserved(_ name: String) -> Bool {
+        all.contains(name) || name.hasPrefix(outputPrefix)
+    }
 
     /// What the run tells stage `stage` on attempt `attempt`: the values above, and every earlier stage's outputs
     /// as `PIPELINE_OUTPUT_<STAGE>_<KEY>`.
     public static func values(
         run: RunIdentity, stage: Stage, attempt: Int, folder: RunFolder, outputs: [String: [String: String]]
-    ) -> [String: String] {
+    ) throws -> [String: String] {
         var env: [String: String] = [:]
-        for (stageID, values) in outputs {
-            for (key, value) in values { env[StageOutputs.variableName(stage: stageID, key: key)] = value }
+        var source: [String: String] = [:]  // variable → "stage 'S' key 'K'", to name a collision
+        for (stageID, values) in outputs.sorted(by: { $0.key < $1.key }) {
+            for (key, value) in values.sorted(by: { $0.key < $1.key }) {
+                let name = StageOutputs.variableName(stage: stageID, key: key)
+                let here = "stage '\(stageID)' output '\(NameRules.shown(key))'"
+                if let earlier = source[name] {
+                    throw StageContextError(
+                        "\(earlier) and \(here) would both be \(name); rename one of the outputs (or a stage)")
+                }
+                source[name] = here
+                env[name] = value
+            }
         }
         env[runID] = String(run.runID)
         env[environment] = run.environment
@@ -134,7 +159,7 @@ public struct StageContext: Sendable {
         do {
             plan = try folder.readPlan()
         } catch {
-            throw StageContextError("cannot read the run's plan \(folder.planFile.path): \(error)")
+            throw StageContextError("cannot read the run's plan \(folder.planFile.path): \(describeFileError(error)); built-in stages run in a run folder `pipeline run` made")
         }
         guard let stage = plan.stages.first(where: { $0.id == stageID }) else {
             throw StageContextError("the plan of \(runFolder.path) has no stage '\(stageID)'")
@@ -159,7 +184,7 @@ public struct StageContext: Sendable {
         guard run.environment == plan.environment.name else {
             throw StageContextError("\(StageVariables.environment) is '\(run.environment)' but the run's plan is of '\(plan.environment.name)'")
         }
-        if let sha = run.sha, !(sha.count == 40 && sha.allSatisfy(\.isHexDigit)) {
+        if let sha = run.sha, !(sha.utf8.count == 40 && sha.isASCIIHex) {
             throw StageContextError("\(StageVariables.sha) is '\(sha)', not a 40-character commit SHA")
         }
         let attempt = try number(StageVariables.attempt, atLeast: 1)
@@ -192,9 +217,9 @@ public struct StageContext: Sendable {
             source: source, processEnvironment: environment, outputs: StageOutputFile(path: outputsPath))
     }
 
-    /// The outputs stage `id` of this run published (nil: it has not succeeded, or wrote none).
+    /// The outputs stage `id` of this run handed on (nil: it has not succeeded, or wrote none).
     public func outputs(of id: String) throws -> [String: String]? {
-        try folder.publishedOutputs(of: id)
+        try folder.handedOnOutputs(of: id)
     }
 
     /// The typed outputs of earlier stage `id`; throws saying which stage left which value missing or malformed.

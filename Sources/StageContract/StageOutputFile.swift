@@ -30,6 +30,10 @@ public final class StageOutputFile: Sendable {
             }.joined()
         }
         guard let path else { return }
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        do {
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+        } catch {
+            throw StageContextError("cannot write the stage's outputs to \(path) (\(StageVariables.outputs)): \(describeFileError(error))")
+        }
     }
 }

@@ -102,7 +102,7 @@ enum HealthCheckStage {
     }
 }
 
-private final class AttemptWriter: @unchecked Sendable {
+private final class AttemptWriter: Sendable {
     let handle: FileHandle?
     init(handle: FileHandle?) { self.handle = handle }
 

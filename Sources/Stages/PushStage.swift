@@ -15,7 +15,11 @@ enum PushStage {
             let fixed = try spec.tags.map { try context.fill($0, field: "the tag") }
             let moving = try (spec.movingTags ?? []).map { try context.fill($0, field: "the tag") }
             let tags = fixed + moving.filter { !fixed.contains($0) }
-            if tags.contains(where: \.isEmpty) { throw StageError("a tag of \(spec.service) is empty after its placeholders were filled") }
+            // {user} and {env} are known only now: the filled tags are checked again.
+            for tag in tags { if let problem = ImageTags.problem(with: tag) { throw StageError("the tag '\(NameRules.shown(tag))' \(problem)") } }
+            for (template, tag) in zip(spec.movingTags ?? [], moving) {
+                if let problem = ImageTags.movingProblem(with: template, filled: tag) { throw StageError("the moving tag '\(NameRules.shown(tag))' \(problem)") }
+            }
             let image = try LocalImage.read(URL(filePath: built.image), reference: built.ref)
             let aws = try context.awsClient()
             let target = try await RegistryTarget.resolve(repository: spec.repository, aws: aws, environment: context.processEnvironment)

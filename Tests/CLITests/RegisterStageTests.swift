@@ -116,7 +116,7 @@ private func projectRepository(_ pipeline: String) throws -> (fixture: GitFixtur
 /// variable picks how the rollout ends). On the production cluster's services, which no other test touches.
 @Suite struct UpdateServiceStageTests {
     /// A project deploying expense-service to the service `ecsService` with the rollout ending as `rollout` says.
-    func project(ecsService: String, rollout: String, noProgress: String = ".minutes(5)") throws -> (GitFixture, URL) {
+    func project(ecsService: String, rollout: String, noProgress: String = ".minutes(5)", extra: String = "") throws -> (GitFixture, URL) {
         let (project, repo) = try projectRepository(
             """
             import PipelineDSL
@@ -130,6 +130,7 @@ private func projectRepository(_ pipeline: String) throws -> (fixture: GitFixtur
                     RegisterTaskDefinition(verifyImage: false)
                     UpdateService(noProgressTimeout: \(noProgress), pollInterval: .milliseconds(100))
                 }
+                \(extra)
             }
             """)
         let template = try String(contentsOf: repo.appending(path: "pipelines/taskdefs/expense-service.json"), encoding: .utf8)
@@ -140,10 +141,10 @@ private func projectRepository(_ pipeline: String) throws -> (fixture: GitFixtur
         return (project, repo)
     }
 
-    func run(_ repo: URL, home: TemporaryDirectory) throws -> ProcessOutput {
+    func run(_ repo: URL, home: TemporaryDirectory, environment: [String: String] = [:]) throws -> ProcessOutput {
         try runProcess(
             Project.executable, ["run", "staging"], in: repo,
-            environment: LocalAWS.environment.merging(["PIPELINE_HOME": home.url.path]) { _, new in new })
+            environment: LocalAWS.environment.merging(["PIPELINE_HOME": home.url.path].merging(environment) { _, new in new }) { _, new in new })
     }
 
     func outputs(_ home: TemporaryDirectory, _ stage: String) throws -> [String: String] {
@@ -205,6 +206,33 @@ private func projectRepository(_ pipeline: String) throws -> (fixture: GitFixtur
         #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
         let log = try String(contentsOf: home.url.appending(path: "runs/1/logs/expense-service.deploy.log"), encoding: .utf8)
         #expect(log.contains("no progress for 1s; last seen: 0/1 running, 2 deployments, rollout IN_PROGRESS"), "\(log)")
+        withExtendedLifetime(project) {}
+    }
+
+    /// A secret whose value is also part of what AWS answers (here the account id, in every ARN) is masked wherever a
+    /// person sees it, but the stages after the register stage get the ARN as ECS gave it, and the deployment is
+    /// recorded on it: before, the deploy waited for a revision named `arn:aws:ecs:…:***:…` and failed.
+    @Test func aSecretThatIsPartOfTheARNsIsMaskedWhereShownWithoutBreakingTheDeploy() async throws {
+        let (project, repo) = try project(
+            ecsService: "api-service", rollout: "COMPLETED",
+            extra: #"Shell("announce", "echo account $ACCOUNT").secret("ACCOUNT", .environment("TEST_ACCOUNT"))"#)
+        let home = TemporaryDirectory()
+        let result = try run(repo, home: home, environment: ["TEST_ACCOUNT": "123456789012"])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        let shown = try #require(try outputs(home, "expense-service.register")["taskDefinitionArn"])
+        #expect(shown.contains(":***:task-definition/") && !shown.contains("123456789012"), "\(shown)")
+        let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: LocalAWS.environment))
+        let live = try await client.describeService(cluster: "production-cluster", service: "api-service").taskDefinition
+        #expect(live == shown.replacingOccurrences(of: "***", with: "123456789012"))
+        for log in ["announce", "expense-service.register", "expense-service.deploy"] {
+            let text = try String(contentsOf: home.url.appending(path: "runs/1/logs/\(log).log"), encoding: .utf8)
+            #expect(!text.contains("123456789012"), "\(text)")
+        }
+        let deployments = try runProcess(
+            Project.executable, ["deployments", "expense-service", "--env", "staging"], in: repo,
+            environment: ["PIPELINE_HOME": home.url.path])
+        let revision = String(live.split(separator: "/").last!)  // api-service:N, shown as the revision
+        #expect(deployments.status == 0 && deployments.stdout.contains(revision), "\(deployments.stdout)\(deployments.stderr)")
         withExtendedLifetime(project) {}
     }
 }

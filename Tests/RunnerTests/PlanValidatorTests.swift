@@ -1,5 +1,6 @@
 import PipelineDSL
 import Runner
+import StageContract
 import Testing
 
 private let env = EnvironmentSpec(name: "staging", branch: "staging", region: "us-east-1", cluster: "c")
@@ -37,7 +38,56 @@ private func shell(_ id: String, after: [String] = [], timeout: Double? = nil, r
     @Test func longAndControlCharacterIdsAreRefused() {
         let problems = validator.problems(in: plan([shell(String(repeating: "a", count: 101)), shell("tab\there")]))
         #expect(problems.contains { $0.contains("is 101 characters long") }, "\(problems)")
-        #expect(problems.contains { $0.contains("'tab\there': the id contains control characters") }, "\(problems)")
+        #expect(problems.contains { $0.contains("'tabU+0009here': the id contains U+0009") }, "\(problems)")
+    }
+
+    /// An invisible or look-alike character is named by its code point, so the message shows what is wrong.
+    @Test func invisibleCharactersAreShownByCodePoint() {
+        let problems = validator.problems(in: plan([shell("deploy\u{200B}"), shell("аpi")]))  // a zero-width space; a Cyrillic а
+        #expect(problems.contains("stage 'deployU+200B': the id contains U+200B; ids may use only \(NameRules.allowed)"), "\(problems)")
+        #expect(problems.contains { $0.hasPrefix("stage 'U+0430pi': the id does not start with a letter or digit") }, "\(problems)")
+    }
+
+    /// A stage's own variables and secrets cannot take the names the runner sets (PIPELINE_SHA, PIPELINE_OUTPUT_…),
+    /// which they would override, nor be something a shell cannot read; settings such as PIPELINE_REGISTRY are theirs.
+    @Test func stageVariablesCannotOverrideTheRunnersOrBeInvalid() {
+        var stage = shell("s")
+        stage.environment = ["PIPELINE_SHA": "0000", "1BAD": "x", "GOOD_NAME": "y", "PIPELINE_REGISTRY": "localhost:5000"]
+        stage.secrets = [SecretBinding(name: "PIPELINE_OUTPUT_X_Y", reference: .environment("T"))]
+        let problems = validator.problems(in: plan([stage]))
+        #expect(problems.contains("stage 's': the variable 'PIPELINE_SHA' is one the runner sets for every stage (the run, the stage or its files); choose another name"), "\(problems)")
+        #expect(problems.contains("stage 's': the secret 'PIPELINE_OUTPUT_X_Y' is one the runner sets for every stage (an earlier stage's output); choose another name"), "\(problems)")
+        #expect(problems.contains("stage 's': the variable '1BAD' is not a variable name (letters, digits and '_', not starting with a digit)"), "\(problems)")
+        #expect(problems.count == 3, "\(problems)")
+    }
+
+    /// ECS takes letters, digits, '-' and '_' in a service name, and two plan services cannot deploy to one ECS service.
+    @Test func ecsServiceNamesMustBeValidAndOwnedByOneService() {
+        func deploy(_ service: String, to ecsService: String) -> Stage {
+            Stage(id: "\(service).deploy", service: service, spec: .updateService(UpdateServiceSpec(service: service, cluster: "c", ecsService: ecsService, registerStage: nil)))
+        }
+        var web = api
+        web.name = "web"
+        let problems = validator.problems(in: plan([deploy("api", to: "shared"), deploy("web", to: "shared")], services: [api, web]))
+        #expect(problems == ["services 'api' and 'web' are all deployed to the ECS service c/shared; give each its own (the environment's service-name pattern should contain {service})"], "\(problems)")
+        let dotted = validator.problems(in: plan([deploy("api", to: "api.v2")]))
+        #expect(dotted == ["stage 'api.deploy': the ECS service name 'api.v2' contains '.' (ECS takes letters, digits, '-' and '_'); change the environment's service-name pattern or the service's name"], "\(dotted)")
+    }
+
+    /// Image tags follow the OCI rule once the run's placeholders are in; a moving tag cannot look like a commit's.
+    @Test func imageTagsAreCheckedWithTheirPlaceholdersFilled() {
+        let push = Stage(
+            id: "api.push", service: "api",
+            spec: .push(PushImageSpec(
+                service: "api", repository: "sv-api", buildStage: nil, tags: ["{sha}", "{shortSha}", "v 1", ".hidden"],
+                movingTags: ["{env}", "latest-{sha}", String(repeating: "a", count: 40)])))
+        let problems = validator.problems(in: plan([push]))
+        #expect(problems == [
+            "stage 'api.push': the tag 'v 1' may contain only letters, digits, '_', '.' and '-'",
+            "stage 'api.push': the tag '.hidden' must start with a letter, a digit or '_'",
+            "stage 'api.push': the moving tag 'latest-{sha}' names {sha}, which is different in every run; a moving tag should name the same thing each run (as {env})",
+            "stage 'api.push': the moving tag '\(String(repeating: "a", count: 40))' looks like a commit SHA, which is the immutable tag of that commit's image",
+        ], "\(problems)")
     }
 
     @Test func duplicateIdsAreNamedOnce() {

@@ -92,3 +92,96 @@ private func shell(_ id: String, _ command: String, after: [String] = [], servic
         #expect(try store.deployments(service: "api", environment: "staging").allSatisfy { !($0.taskDefinitionArn ?? "").contains("hunter2") })
     }
 }
+
+/// The built-in stages' side of the contract, with a script standing in for `pipeline __stage` (it is started as
+/// the built-in stages are: `EXECUTABLE __stage RUN_FOLDER STAGE`): what the runner does with their outputs and
+/// their deployment claims.
+@Suite struct BuiltinStageContractTests {
+    let home = TemporaryDirectory()
+
+    /// A run of `stages`, the built-in ones running `script` (sh, with $2 the run folder and $3 the stage id).
+    func run(_ stages: [Stage], script: String, secrets: [String: [String: String]] = [:]) throws -> (StateStore, RunRecord, RunStatus) {
+        let executable = home.url.appending(path: "builtin-\(UUID().uuidString).sh")
+        try "#!/bin/sh\n\(script)\n".write(to: executable, atomically: true, encoding: .utf8)
+        chmod(executable.path, 0o755)
+        let store = try StateStore(home: home.url)
+        let plan = Plan(
+            pipeline: "p", source: Source(), parallelism: 2,
+            environment: EnvironmentSpec(name: "staging", branch: "main", region: "us-east-1", cluster: "c"),
+            services: [], notifications: [], stages: stages)
+        let (record, status) = try RunSession(store: store, console: RecordingConsole()).execute(
+            plan: plan,
+            request: .init(environment: "staging", sha: sha, ref: "main", branch: "main", trigger: "test", user: "alice", noWait: true),
+            options: RunOptions(parallelism: 2, killGrace: 2), executable: executable.path, secrets: secrets,
+            environment: ["PATH": "/usr/bin:/bin"])
+        return (store, record, status)
+    }
+
+    let deploy = Stage(id: "api.deploy", service: "api", spec: .updateService(UpdateServiceSpec(service: "api", cluster: "c", ecsService: "api", registerStage: nil)))
+    let arn = "arn:aws:ecs:us-east-1:123456789012:task-definition/api:7"
+
+    func claim(_ fields: String) -> String {
+        "printf '%s' '{\"kind\":\"deploy\",\"service\":\"api\",\"sha\":\"\(sha)\",\"taskDefinitionArn\":\"\(arn)\"\(fields)}' > \"$2/claims/$3.json\""
+    }
+
+    /// A secret in a claim, even written with JSON escapes (`\u0068` for `h`), is masked in what is recorded.
+    @Test func anEscapedSecretInAClaimIsMaskedInTheRecord() throws {
+        let escaped = #"\u0068unter2-secret"#
+        let (store, record, status) = try run(
+            [deploy], script: claim(#","image":"repo:\#(escaped)","taskDefinition":"{\"env\":\"\#(escaped)\"}""#),
+            secrets: ["api.deploy": ["TOKEN": "hunter2-secret"]])
+        #expect(status == .succeeded)
+        let recorded = try #require(try store.deployments(service: "api", environment: "staging").first)
+        #expect(recorded.taskDefinitionArn == arn)
+        #expect(recorded.image == "repo:***" && recorded.taskDefinition == #"{"env":"***"}"#, "\(recorded)")
+        let file = try String(contentsOf: RunFolder(root: store.runFolder(record.id)).claimFile("api.deploy"), encoding: .utf8)
+        #expect(!file.contains("hunter2") && !file.contains("u0068"), "\(file)")
+    }
+
+    /// A claim that is not one, or not of this run, fails its stage (exit 1, saying why) and records nothing;
+    /// before, a malformed claim stopped the run as a recording failure (74).
+    @Test(arguments: [
+        ("printf '{not json' > \"$2/claims/$3.json\"", "is not a claim"),
+        ("printf '%s' '{\"kind\":\"deploy\",\"service\":\"api\",\"sha\":\"\(String(repeating: "1", count: 40))\",\"taskDefinitionArn\":\"arn:aws:ecs:us-east-1:123456789012:task-definition/api:7\"}' > \"$2/claims/$3.json\"", "in a run of \(sha)"),
+        ("printf '%s' '{\"kind\":\"deploy\",\"service\":\"web\",\"sha\":\"\(sha)\",\"taskDefinitionArn\":\"arn:aws:ecs:us-east-1:123456789012:task-definition/api:7\"}' > \"$2/claims/$3.json\"", "not the stage's 'api'"),
+        ("printf '%s' '{\"kind\":\"deploy\",\"service\":\"api\",\"sha\":\"\(sha)\",\"taskDefinitionArn\":\"arn:td:2\"}' > \"$2/claims/$3.json\"", "is not a task-definition ARN"),
+        ("head -c 1100000 /dev/zero | tr '\\\\0' ' ' > \"$2/claims/$3.json\"", "is larger than 1048576 bytes"),
+    ])
+    func aClaimThatIsNotOneFailsItsStage(script: String, reason: String) throws {
+        let (store, record, status) = try run([deploy], script: script)
+        #expect(status == .failed)
+        let stage = try #require(try store.stageRuns(record.id).first)
+        #expect(stage.status == .failed && stage.exitCode == 0, "\(stage)")
+        #expect(stage.message?.contains("its deployment claim is refused") == true || stage.message?.contains("deployment claim of stage") == true, "\(stage.message ?? "")")
+        #expect(stage.message?.contains(reason) == true, "\(stage.message ?? "")")
+        #expect(try store.deployments(service: "api", environment: "staging").isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: RunFolder(root: store.runFolder(record.id)).claimFile("api.deploy").path))
+    }
+
+    /// A built-in stage's outputs (what AWS answered) reach the stages after it as written, even when a secret's
+    /// value is part of them; people see them masked.
+    @Test func builtinOutputsAreHandedOnAsWrittenAndShownMasked() throws {
+        let check = #"[ "$PIPELINE_OUTPUT_API_DEPLOY_TASKDEFINITIONARN" = "arn:aws:ecs:us-east-1:123456789012:task-definition/api:7" ] && echo same=yes > "$PIPELINE_OUTPUTS""#
+        let (store, record, status) = try run(
+            [deploy, Stage(id: "after", dependsOn: ["api.deploy"], spec: .shell(ShellSpec(command: check)))],
+            script: "echo taskDefinitionArn=\(arn) > \"$2/outputs/$3.env\"",
+            secrets: ["after": ["ACCOUNT": "123456789012"]])
+        #expect(status == .succeeded)
+        let folder = RunFolder(root: store.runFolder(record.id))
+        #expect(try folder.publishedOutputs(of: "api.deploy") == ["taskDefinitionArn": "arn:aws:ecs:us-east-1:***:task-definition/api:7"])
+        #expect(try folder.publishedOutputs(of: "after") == ["same": "yes"])
+    }
+
+    /// Two outputs that would be the same variable (`a` + `B_C`, `a_b` + `C`) are refused by the stage that would see
+    /// them, naming both, instead of one silently winning.
+    @Test func outputsThatWouldShareAVariableAreRefused() throws {
+        let (store, record, status) = try run([
+            Stage(id: "a", spec: .shell(ShellSpec(command: #"echo B_C=1 > "$PIPELINE_OUTPUTS""#))),
+            Stage(id: "a_b", spec: .shell(ShellSpec(command: #"echo C=2 > "$PIPELINE_OUTPUTS""#))),
+            Stage(id: "use", dependsOn: ["a", "a_b"], spec: .shell(ShellSpec(command: "true"))),
+        ], script: "true")
+        #expect(status == .failed)
+        let use = try #require(try store.stageRuns(record.id).first { $0.stageID == "use" })
+        #expect(use.message?.contains("stage 'a' output 'B_C' and stage 'a_b' output 'C' would both be PIPELINE_OUTPUT_A_B_C") == true, "\(use.message ?? "")")
+    }
+}

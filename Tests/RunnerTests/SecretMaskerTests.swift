@@ -56,6 +56,14 @@ private func streamed(_ text: String, masker: SecretMasker, chunk: Int) -> Strin
         #expect(masker.mask("https://x/?t=\(url)") == "https://x/?t=***")
     }
 
+    /// Python's json.dumps (and other ASCII-only encoders) write what is not ASCII as \\uXXXX escapes.
+    @Test func asciiOnlyJSONEscapesAreMasked() {
+        let masker = SecretMasker()
+        masker.add(["pässwörd-ñ😀"])
+        #expect(masker.mask(#"{"p": "p\u00e4ssw\u00f6rd-\u00f1\ud83d\ude00"}"#) == #"{"p": "***"}"#)
+        #expect(masker.mask(#"p\u00E4ssw\u00F6rd-\u00F1\uD83D\uDE00"#) == "***")
+    }
+
     @Test func aMultiLineSecretIsMaskedLineByLine() {
         let masker = SecretMasker()
         masker.add(["-----BEGIN KEY-----\nAAAAline-one-of-key\nBBBBline-two-of-key\n-----END KEY-----"])

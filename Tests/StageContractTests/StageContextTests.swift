@@ -30,7 +30,7 @@ private func runFolder(outputs: [String: String]? = nil, firstID: String = "api.
         let (directory, folder, plan) = try runFolder(outputs: ["image": "repo@sha256:ab", "digest": "sha256:ab"])
         let run = RunIdentity(runID: 7, environment: "staging", user: "alice", sha: sha, ref: "main")
         let outputs = try folder.outputs(of: plan.stages)
-        var variables = StageVariables.values(run: run, stage: plan.stages[1], attempt: 2, folder: folder, outputs: outputs)
+        var variables = try StageVariables.values(run: run, stage: plan.stages[1], attempt: 2, folder: folder, outputs: outputs)
         #expect(variables["PIPELINE_OUTPUT_API_PUSH_IMAGE"] == "repo@sha256:ab")
         variables[StageVariables.onCancel] = "leave"
         let context = try StageContext.decode(runFolder: folder.root, stage: "api.register", environment: variables)
@@ -46,7 +46,7 @@ private func runFolder(outputs: [String: String]? = nil, firstID: String = "api.
     @Test func aMissingOrMalformedValueIsNamed() throws {
         let (directory, folder, plan) = try runFolder()
         let run = RunIdentity(runID: 7, environment: "staging", user: "alice", sha: sha, ref: nil)
-        let good = StageVariables.values(run: run, stage: plan.stages[0], attempt: 1, folder: folder, outputs: [:])
+        let good = try StageVariables.values(run: run, stage: plan.stages[0], attempt: 1, folder: folder, outputs: [:])
         func error(_ change: (inout [String: String]) -> Void, stage: String = "api.push") -> String {
             var variables = good
             change(&variables)
@@ -63,7 +63,12 @@ private func runFolder(outputs: [String: String]? = nil, firstID: String = "api.
         #expect(error { $0["PIPELINE_ENV"] = "prod" } == "PIPELINE_ENV is 'prod' but the run's plan is of 'staging'")
         #expect(error { $0["PIPELINE_ON_CANCEL"] = "shrug" } == "PIPELINE_ON_CANCEL is 'shrug', not rollback or leave")
         #expect(error({ _ in }, stage: "nope") == "the plan of \(folder.root.path) has no stage 'nope'")
+        // Character.isHexDigit takes full-width digits; git does not.
+        let fullWidth = String(repeating: "\u{FF10}", count: 40)
+        #expect(error { $0["PIPELINE_SHA"] = fullWidth } == "PIPELINE_SHA is '\(fullWidth)', not a 40-character commit SHA")
         #expect(error { _ in } == "decoded")
+        #expect(error { _ in try? FileManager.default.removeItem(at: folder.planFile) }.hasPrefix(
+            "cannot read the run's plan \(folder.planFile.path): No such file or directory; built-in stages run in a run folder"))
         withExtendedLifetime(directory) {}
     }
 
@@ -72,7 +77,7 @@ private func runFolder(outputs: [String: String]? = nil, firstID: String = "api.
         let run = RunIdentity(runID: 7, environment: "staging", user: "alice", sha: sha, ref: nil)
         let context = try StageContext.decode(
             runFolder: folder.root, stage: "api.register",
-            environment: StageVariables.values(run: run, stage: plan.stages[1], attempt: 1, folder: folder, outputs: [:]))
+            environment: try StageVariables.values(run: run, stage: plan.stages[1], attempt: 1, folder: folder, outputs: [:]))
         #expect(throws: StageContextError("stage 'api.push' left no 'digest' output")) { try context.output(PushOutput.self, of: "api.push") }
         #expect(throws: StageContextError("stage 'api.register' left no outputs: it has not succeeded in this run")) {
             try context.output(RegisterOutput.self, of: "api.register")

@@ -1,15 +1,16 @@
 import Foundation
 import HTTP
 import Logging
+import Synchronization
 
 /// A small, exact AWS client: signs with SigV4, retries as botocore's standard mode, and speaks the JSON 1.1 and
 /// Query protocols and REST-XML (Route 53).
-public final class AWSClient: @unchecked Sendable {
+public final class AWSClient: Sendable {
     /// The resolved settings.
     public let configuration: AWSConfiguration
     private let http: HTTPClient
-    private let lock = NSLock()
-    private var retry: RetryPolicy
+    /// The retry policy and its token bucket, shared by the client's calls.
+    private let retry: Mutex<RetryPolicy>
     /// Each call, its request id and time, and each retry, at debug level (`pipeline --verbose`).
     static let logger = Logger(label: "pipeline.aws")
 
@@ -17,7 +18,7 @@ public final class AWSClient: @unchecked Sendable {
     public init(configuration: AWSConfiguration, http: HTTPClient = HTTPClient(), retry: RetryPolicy = RetryPolicy()) {
         self.configuration = configuration
         self.http = http
-        self.retry = retry
+        self.retry = Mutex(retry)
     }
 
     /// Calls a JSON 1.1 operation (`X-Amz-Target: PREFIX.Operation`) with `input` encoded, and decodes the answer.
@@ -102,7 +103,7 @@ public final class AWSClient: @unchecked Sendable {
                         "attempt": "\(attempt)", "endpoint": "\(endpoint.url)",
                     ])
                 if (200..<300).contains(response.status) {
-                    lock.withLock { retry.refund() }
+                    retry.withLock { $0.refund() }
                     return response
                 }
                 failure = AWSError.decode(
@@ -114,8 +115,8 @@ public final class AWSClient: @unchecked Sendable {
                     requestID: nil, status: 0)
             }
             failure.attempts = attempt
-            let policy = lock.withLock { retry }
-            guard attempt < policy.maxAttempts, RetryPolicy.isRetryable(failure), lock.withLock({ retry.spend(for: failure) }) else {
+            let policy = retry.withLock { $0 }
+            guard attempt < policy.maxAttempts, RetryPolicy.isRetryable(failure), retry.withLock({ $0.spend(for: failure) }) else {
                 throw failure
             }
             let wait = policy.backoff(afterAttempt: attempt, unit: Double.random(in: 0..<1))

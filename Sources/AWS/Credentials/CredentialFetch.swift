@@ -8,7 +8,7 @@ enum CredentialFetch {
         case .fixed(let credentials, _):
             return credentials
         case .process(let command, let profile):
-            return try runProcess(command, profile: profile, environment: environment)
+            return try await onOwnThread { () throws(AWSError) in try runProcess(command, profile: profile, environment: environment) }
         case .assumeRole(let role, let inner):
             let provider = CredentialProvider(inner, region: region, environment: environment)
             let client = AWSClient(configuration: AWSConfiguration(credentials: provider, region: region, profile: "", environment: environment))
@@ -138,7 +138,8 @@ enum CredentialFetch {
     }
 }
 
-/// Reads a pipe to its end on another thread, so a child that fills its stderr cannot block on it.
+/// Reads a pipe to its end on another thread, so a child that fills its stderr cannot block on it. Unchecked: `data`
+/// is written by that thread before it signals and read only after the wait, which orders the two.
 private final class ErrorCollector: @unchecked Sendable {
     private var data = Data()
     private let done = DispatchSemaphore(value: 0)

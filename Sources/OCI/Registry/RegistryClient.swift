@@ -1,5 +1,6 @@
 import Foundation
 import HTTP
+import Synchronization
 
 /// A user name and password for a registry (ECR's are `AWS` and the token GetAuthorizationToken hands out).
 public struct RegistryCredentials: Sendable, Equatable {
@@ -35,16 +36,15 @@ public struct StaticRegistryCredentials: RegistryCredentialSource {
 /// Speaks the OCI distribution API to one repository of one registry: authentication (basic, or the bearer-token
 /// flow a `WWW-Authenticate` challenge announces), blob checks, cross-repository mounts, monolithic and chunked
 /// uploads, and manifests.
-public final class RegistryClient: @unchecked Sendable {
+public final class RegistryClient: Sendable {
     /// The registry's base URL (`https://123456789012.dkr.ecr.us-east-1.amazonaws.com`).
     public let base: String
     /// The repository (`sv-user`).
     public let repository: String
     let http: HTTPClient
     private let credentials: any RegistryCredentialSource
-    private let lock = NSLock()
-    private var authorization: String?
-    private var bearerChallenge: [String: String]?
+    /// The `Authorization` header the registry took last.
+    private let authorization = Mutex<String?>(nil)
 
     /// A client for `repository` at `base`. Plain HTTP is refused unless the host is a loopback address or
     /// `allowInsecure` is set.
@@ -185,7 +185,7 @@ public final class RegistryClient: @unchecked Sendable {
         let url = pathOrURL.hasPrefix("http://") || pathOrURL.hasPrefix("https://") ? pathOrURL : base + pathOrURL
         for attempt in 0..<3 {
             var all = headers.map { (name: $0.0, value: $0.1) }
-            let current = lock.withLock { authorization }
+            let current = authorization.withLock { $0 }
             if let current { all.append(("Authorization", current)) }
             var request = HTTPRequest(method: method, url: url, headers: all, body: body, timeout: long ? 0 : 60, connectTimeout: 10)
             if long { request.stallTimeout = 60 }
@@ -219,7 +219,7 @@ public final class RegistryClient: @unchecked Sendable {
             guard let found else {
                 throw ImageError("the registry \(host) wants a user name and password, and none were given (a registry secret, or ECR)")
             }
-            lock.withLock { authorization = "Basic " + Data("\(found.username):\(found.password)".utf8).base64EncodedString() }
+            authorization.withLock { $0 = "Basic " + Data("\(found.username):\(found.password)".utf8).base64EncodedString() }
         case "bearer":
             guard let realm = parsed.parameters["realm"] else { throw ImageError("the registry \(host) asks for a bearer token without a realm") }
             var components = URLComponents(string: realm)
@@ -242,7 +242,7 @@ public final class RegistryClient: @unchecked Sendable {
             else {
                 throw ImageError("the token service of \(host) refused a token for \(repository) (HTTP \(response.status))")
             }
-            lock.withLock { authorization = "Bearer \(token)" }
+            authorization.withLock { $0 = "Bearer \(token)" }
         default:
             throw ImageError("the registry \(host) asks for \(parsed.scheme) authentication, which pipeline does not speak")
         }

@@ -6,7 +6,7 @@ import Stages
 
 extension PipelineCommand {
     /// `pipeline aws ...`: diagnosis of the AWS side.
-    struct AWSGroup: ParsableCommand {
+    struct AWSGroup: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "aws", abstract: "Diagnose the AWS side: credentials, region, endpoints.",
             subcommands: [WhoAmI.self])

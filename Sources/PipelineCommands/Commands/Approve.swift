@@ -6,7 +6,7 @@ import StageContract
 
 extension PipelineCommand {
     /// `pipeline approve ENV [--run RUN] [--comment TEXT] [--detach]`.
-    struct Approve: ParsableCommand {
+    struct Approve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Approve the run waiting at an environment's approval gate; with enough approvals it continues.",
             discussion: """
@@ -33,18 +33,13 @@ extension PipelineCommand {
 
         @OptionGroup var execution: ExecutionOptions
 
-        func run() throws {
+        func run() async throws {
             do {
                 let workspace = try global.workspace()
                 let store = try StateAccess.open(workspace)
-                let gate = try Gates.find(environment, run: runID, store: store)
-                let identity = try Gates.identity(gate)
-                guard gate.spec.approvers.contains(identity) else {
-                    throw ApprovalRefusal(description: "\(identity) may not approve \(gate.stage) of run \(gate.run.id); its approvers are \(gate.spec.approvers.joined(separator: ", "))")
-                }
-                if !gate.spec.allowSelfApproval, identity == gate.requester {
-                    throw ApprovalRefusal(description: "\(identity) started run \(gate.run.id) and may not approve it; another of \(gate.spec.approvers.filter { $0 != identity }.joined(separator: ", ")) must")
-                }
+                let gate = try WaitingGate.find(environment, run: runID, store: store)
+                let identity = try gate.identity(environment: ProcessInfo.processInfo.environment, operatingSystemUser: StateAccess.currentUser)
+                if let refusal = gate.refusal(of: identity, to: .approve) { throw refusal }
                 let result = try store.approve(
                     run: gate.run.id, stage: gate.stage, user: identity, comment: comment, required: gate.spec.required,
                     continuingAs: detach ? nil : .current)
@@ -60,7 +55,9 @@ extension PipelineCommand {
                     fflush(nil)
                     guard let record = try store.run(gate.run.id) else { return }
                     if let lease {
-                        try Resume.continueRun(record, lease: lease, store: store, workspace: workspace, execution: execution, trigger: "approve")
+                        let outcome = try await RunStart(store: store, execution: execution, environment: ProcessInfo.processInfo.environment)
+                            .continuing(record, lease: lease, workspace: workspace, trigger: "approve")
+                        try ExecutionOptions.finish(outcome)
                     } else {
                         try Gates.detach(record, store: store)
                     }
@@ -75,7 +72,7 @@ extension PipelineCommand {
     }
 
     /// `pipeline reject ENV [--run RUN] --reason TEXT`.
-    struct Reject: ParsableCommand {
+    struct Reject: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Reject the run waiting at an environment's approval gate: it ends failed, changing nothing deployed.",
             discussion: "Only the gate's approvers may reject. Exit codes: 0 rejected, 2 refused.")
@@ -95,20 +92,18 @@ extension PipelineCommand {
             if reason.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--reason must say why") }
         }
 
-        func run() throws {
+        func run() async throws {
             do {
                 let store = try StateAccess.open(try global.workspace())
                 let gate: WaitingGate
                 do {
-                    gate = try Gates.find(environment, run: runID, store: store)
+                    gate = try WaitingGate.find(environment, run: runID, store: store)
                 } catch let damaged as RunFolderDamaged {
                     try Self.rejectDamaged(damaged, store: store, reason: reason)
                     return
                 }
-                let identity = try Gates.identity(gate)
-                guard gate.spec.approvers.contains(identity) else {
-                    throw ApprovalRefusal(description: "\(identity) may not decide on \(gate.stage) of run \(gate.run.id); its approvers are \(gate.spec.approvers.joined(separator: ", "))")
-                }
+                let identity = try gate.identity(environment: ProcessInfo.processInfo.environment, operatingSystemUser: StateAccess.currentUser)
+                if let refusal = gate.refusal(of: identity, to: .reject) { throw refusal }
                 try store.reject(run: gate.run.id, stage: gate.stage, user: identity, reason: reason)
                 print("run \(gate.run.id) rejected by \(identity): \(reason)")
             } catch let refusal as ApprovalRefusal {
@@ -132,53 +127,8 @@ extension PipelineCommand.Reject {
     }
 }
 
-/// Finding the gate a decision is about, and who is deciding.
+/// Continuing an approved run.
 enum Gates {
-    static func find(_ environment: String, run: Int?, store: StateStore) throws -> WaitingGate {
-        try store.reconcile()
-        try WaitingGate.expireOverdue(store: store, environment: environment)
-        let record: RunRecord
-        if let run {
-            let found = try StateAccess.run(run, in: store)
-            guard found.environment == environment else {
-                throw ApprovalRefusal(description: "run \(run) is a run of \(found.environment), not \(environment)")
-            }
-            record = found
-        } else {
-            let atGate = try store.runs(environment: environment, limit: 50).filter { $0.status == .waiting || $0.status == .running }
-                // A run whose gate cannot be read is not picked here; `--run N` names it and says why.
-                .first { (try? WaitingGate.of($0, store: store)) != nil }
-            guard let waiting = atGate else {
-                let latest = try store.runs(environment: environment, limit: 1).first
-                if let latest { try alreadyApproved(latest, store: store) }
-                let note = latest.map { "; its latest run, \($0.id), is \($0.status.rawValue)\($0.message.map { ": \($0)" } ?? "")" } ?? ""
-                throw ApprovalRefusal(description: "no run of \(environment) waits for approval\(note)")
-            }
-            record = waiting
-        }
-        guard let gate = try WaitingGate.of(record, store: store) else {
-            try alreadyApproved(record, store: store)
-            throw ApprovalRefusal(description: "run \(record.id) does not wait for approval: it is \(record.status.rawValue)\(record.message.map { " (\($0))" } ?? "")")
-        }
-        return gate
-    }
-
-    /// Refuses a decision on `run` when its gate was approved already, saying by whom and where the run is now.
-    private static func alreadyApproved(_ run: RunRecord, store: StateStore) throws {
-        guard let approvers = try store.releasedBy(run: run.id) else { return }
-        let now = run.status.hasOwner
-            ? "; it continues under \(run.owner?.description ?? "pid \(run.pid ?? 0)")"
-            : run.status == .approved ? "; `pipeline resume \(run.id)` continues it" : " (it is \(run.status.rawValue) now)"
-        throw ApprovalRefusal(description: "run \(run.id) of \(run.environment) was already approved by \(approvers.joined(separator: ", "))\(now); nothing more to decide")
-    }
-
-    static func identity(_ gate: WaitingGate) throws -> String {
-        guard let identity = gate.spec.identity(environment: ProcessInfo.processInfo.environment, operatingSystemUser: StateAccess.currentUser) else {
-            throw ApprovalRefusal(description: "this gate knows people by $\(gate.spec.identityVariable ?? ""), which is not set here")
-        }
-        return identity
-    }
-
     /// Continues the run in the background (`pipeline resume RUN` in a session of its own, which takes the approved
     /// run over), logging to the run folder.
     static func detach(_ record: RunRecord, store: StateStore) throws {

@@ -5,7 +5,7 @@ import Runner
 
 extension PipelineCommand {
     /// `pipeline checkout REPOSITORY DIR`: what a run's checkout does, outside a run.
-    struct Checkout: ParsableCommand {
+    struct Checkout: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Fetch a repository into its mirror and check one commit out into a folder, as a run does.",
             discussion: """
@@ -34,7 +34,7 @@ extension PipelineCommand {
             if sha != nil && ref != nil { throw ValidationError("--sha and --ref name the same thing: give one of them") }
         }
 
-        func run() throws {
+        func run() async throws {
             let environment = ProcessInfo.processInfo.environment
             if let problem = GitCredentials.problem(in: environment) { throw LoadError(.definition, problem).reported() }
             do {

@@ -7,14 +7,14 @@ import StageContract
 
 extension PipelineCommand {
     /// `pipeline hooks ...`: runs on every commit, through git hooks.
-    struct HooksGroup: ParsableCommand {
+    struct HooksGroup: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "hooks", abstract: "Start runs from git hooks on every commit to a mapped branch.",
             subcommands: [HooksInstall.self, HooksFire.self])
     }
 
     /// `pipeline hooks install [--repo PATH]`.
-    struct HooksInstall: ParsableCommand {
+    struct HooksInstall: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "install",
             abstract: "Install a git hook that starts a run for every environment whose branch moved.",
@@ -31,7 +31,7 @@ extension PipelineCommand {
         @Option(help: ArgumentHelp("The repository (default: the one holding pipelines/).", valueName: "path"))
         var repo: String?
 
-        func run() throws {
+        func run() async throws {
             do {
                 let workspace = try global.workspace()
                 try workspace.prepareHome()
@@ -89,7 +89,7 @@ extension PipelineCommand {
     }
 
     /// `pipeline hooks fire BRANCH SHA`: what the hook runs.
-    struct HooksFire: ParsableCommand {
+    struct HooksFire: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "fire",
             abstract: "Start, in the background, the run of every environment that deploys BRANCH, for commit SHA.")
@@ -102,7 +102,7 @@ extension PipelineCommand {
         @Argument(help: "Its new commit.")
         var sha: String
 
-        func run() throws {
+        func run() async throws {
             do {
                 guard !sha.allSatisfy({ $0 == "0" }) else { return }  // a deleted branch
                 let loading = try PlanLoading(global)
@@ -121,7 +121,7 @@ extension PipelineCommand {
     }
 
     /// `pipeline watch [--interval SECONDS] [--once]`.
-    struct Watch: ParsableCommand {
+    struct Watch: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Poll the source repository and start runs for new commits on the environments' branches.",
             discussion: """
@@ -143,13 +143,13 @@ extension PipelineCommand {
             if interval < 1 { throw ValidationError("--interval must be at least 1 second") }
         }
 
-        func run() throws {
+        func run() async throws {
             do {
                 let loading = try PlanLoading(global)
                 try loading.workspace.prepareHome()
                 while true {
                     do {
-                        try poll(loading)
+                        try await poll(loading)
                     } catch {
                         if once { throw error }
                         // A broken pipeline pushed to the branch, a state database briefly locked: said, and the
@@ -158,14 +158,14 @@ extension PipelineCommand {
                         FileHandle.standardError.write(Data("\(Dates.format(Date())) this poll failed; watching on, next poll in \(Int(interval))s\n".utf8))
                     }
                     if once { return }
-                    Thread.sleep(forTimeInterval: interval)
+                    try await Task.sleep(for: .seconds(interval))
                 }
             } catch {
                 throw error.reported()
             }
         }
 
-        private func poll(_ loading: PlanLoading) throws {
+        private func poll(_ loading: PlanLoading) async throws {
             let manifest = try loading.manifest()
             let store = try StateAccess.open(loading.workspace)
             let environment = ProcessInfo.processInfo.environment
@@ -177,7 +177,7 @@ extension PipelineCommand {
                     if let reference = plan.source.token {
                         let lookup = SecretsManagerLookup(plan.environment, environment: environment)
                         do {
-                            sourceEnvironment[GitTokenVariable.name] = try SecretResolver.sourceToken(
+                            sourceEnvironment[GitTokenVariable.name] = try await SecretResolver.sourceToken(
                                 reference, environment: environment, secretsManager: lookup.value)
                         } catch {
                             throw LoadError(.definition, "the repository's token \(error)")

@@ -7,7 +7,7 @@ import Stages
 
 extension PipelineCommand {
     /// `pipeline image ...`: images outside a run.
-    struct ImageGroup: ParsableCommand {
+    struct ImageGroup: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "image", abstract: "Work with container images outside a run.", subcommands: [ImagePushCommand.self])
     }
@@ -84,7 +84,7 @@ extension PipelineCommand {
                 throw Exit.badInput
             } catch {
                 let masker = SecretMasker()
-                masker.add(SecretResolver.maskedValues([:], environment: environment) + [environment["PIPELINE_REGISTRY_PASSWORD"]].compactMap { $0 })
+                masker.add(SecretResolver.maskedValues([:], environment: environment))
                 FileHandle.standardError.write(Data("error: \(masker.mask("\(error)"))\n".utf8))
                 throw Exit.stageFailed
             }

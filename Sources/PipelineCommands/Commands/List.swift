@@ -5,7 +5,7 @@ import Runner
 
 extension PipelineCommand {
     /// `pipeline list`: the environments and services of the pipeline.
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the pipeline's environments and services.")
 
         @OptionGroup var global: GlobalOptions
@@ -19,7 +19,7 @@ extension PipelineCommand {
             let services: [ServiceSpec]
         }
 
-        func run() throws {
+        func run() async throws {
             let manifest: Manifest
             do {
                 manifest = try PlanLoading(global).manifest()

@@ -6,7 +6,7 @@ import StageContract
 
 extension PipelineCommand {
     /// `pipeline logs RUN`: the stage logs of a run.
-    struct Logs: ParsableCommand {
+    struct Logs: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print a run's stage logs (each line: time, out/err, text).",
             discussion: "Without --stage, every stage's log in plan order, each under a header.")
@@ -22,7 +22,7 @@ extension PipelineCommand {
         @Flag(name: .shortAndLong, help: "Keep printing as the run writes more, until it ends.")
         var follow = false
 
-        func run() throws {
+        func run() async throws {
             do {
                 let store = try StateAccess.open(try global.workspace())
                 let record = try StateAccess.run(runID, in: store)
@@ -40,7 +40,7 @@ extension PipelineCommand {
                     }
                     guard follow, let current = try store.run(record.id), !current.status.isFinal else { break }
                     store.reconcileIfPossible()
-                    Thread.sleep(forTimeInterval: 0.5)
+                    try await Task.sleep(for: .milliseconds(500))
                 }
                 // Following ends with the run: say how, so that a runner killed with -9 is not taken for a finish.
                 if follow, let ended = try store.run(record.id), ended.status != .succeeded {

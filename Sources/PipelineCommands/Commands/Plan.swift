@@ -5,7 +5,7 @@ import Runner
 
 extension PipelineCommand {
     /// `pipeline plan ENV`: what a run of that environment would do.
-    struct Plan: ParsableCommand {
+    struct Plan: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print the plan of an environment: its stages, in the order they run.",
             discussion: """
@@ -21,7 +21,7 @@ extension PipelineCommand {
         @Flag(help: "Print the plan as JSON.")
         var json = false
 
-        func run() throws {
+        func run() async throws {
             let plan: PipelineDSL.Plan
             do {
                 plan = try PlanLoading(global).plan(for: environment)

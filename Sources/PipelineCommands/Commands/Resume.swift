@@ -6,7 +6,7 @@ import StageContract
 
 extension PipelineCommand {
     /// `pipeline resume RUN`: continues a run that did not finish.
-    struct Resume: ParsableCommand {
+    struct Resume: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Continue an interrupted, failed or cancelled run from its first stage that did not succeed.",
             discussion: """
@@ -22,7 +22,7 @@ extension PipelineCommand {
 
         @OptionGroup var execution: ExecutionOptions
 
-        func run() throws {
+        func run() async throws {
             do {
                 let workspace = try global.workspace()
                 let store = try StateAccess.open(workspace)
@@ -31,7 +31,9 @@ extension PipelineCommand {
                 _ = try Self.plan(of: runID, store: store)  // an unreadable plan is refused before the run is taken
                 let lease = try store.takeOwnership(of: runID, accepting: [.interrupted, .failed, .cancelled, .approved], why: "resume")
                 guard let record = try store.run(runID) else { return }
-                try Self.continueRun(record, lease: lease, store: store, workspace: workspace, execution: execution, trigger: "resume")
+                let outcome = try await RunStart(store: store, execution: execution, environment: ProcessInfo.processInfo.environment)
+                    .continuing(record, lease: lease, workspace: workspace, trigger: "resume")
+                try ExecutionOptions.finish(outcome)
             } catch {
                 throw error.reported()
             }
@@ -48,35 +50,10 @@ extension PipelineCommand {
                     "cannot read the plan of run \(id) (\(folder.planFile.path)): \(error.localizedDescription); its run folder is damaged, so it cannot be continued")
             }
         }
-
-        /// Continues `record`, which this process owns through `lease`, from its first stage that did not succeed.
-        static func continueRun(
-            _ record: RunRecord, lease: RunLease, store: StateStore, workspace: Workspace, execution: ExecutionOptions,
-            trigger: String
-        ) throws {
-            let plan = try Self.plan(of: record.id, store: store)
-            let environment = ProcessInfo.processInfo.environment
-            let lookup = SecretsManagerLookup(plan.environment, environment: environment)
-            let secrets = try SecretResolver.resolve(plan, environment: environment, secretsManager: lookup.value)
-            let console = NotifyingConsole(execution.makeConsole(), plan: plan, store: store, environment: environment, lookup: lookup)
-            let session = RunSession(store: store, console: console)
-            let request = RunSession.Request(
-                environment: record.environment, sha: record.sha, ref: record.ref, branch: record.ref,
-                trigger: trigger, user: StateAccess.currentUser, noWait: execution.noWait,
-                stageEnvironment: SourceResolution.stageEnvironment(source: record.source, workspace: workspace, commit: record.commit)
-                    .merging(execution.stageEnvironment) { _, flag in flag })
-            let (resumed, outcome) = try session.execute(
-                plan: plan, request: request,
-                options: RunOptions(parallelism: plan.parallelism, killGrace: execution.killGrace),
-                executable: execution.executable, secrets: secrets.merging(["(notifications)": console.secretsByName]) { a, _ in a },
-                environment: environment, resuming: lease)
-            if outcome == .waiting { print(try ApprovalText.waitingNotice(resumed, store: store), terminator: "") }
-            try ExecutionOptions.finish(outcome)
-        }
     }
 
     /// `pipeline gc --keep N`: prunes old runs.
-    struct GC: ParsableCommand {
+    struct GC: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "gc",
             abstract: "Delete the folders and records of old finished runs, keeping the newest N runs.",
@@ -94,7 +71,7 @@ extension PipelineCommand {
             if keep < 0 { throw ValidationError("--keep must be 0 or more") }
         }
 
-        func run() throws {
+        func run() async throws {
             do {
                 let store = try StateAccess.open(try global.workspace())
                 try store.reconcile()

@@ -7,7 +7,7 @@ import StageContract
 
 extension PipelineCommand {
     /// `pipeline run ENV`: runs the environment's plan.
-    struct Run: ParsableCommand {
+    struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run an environment's plan: every stage as a child process, in dependency order.",
             discussion: """
@@ -59,20 +59,20 @@ extension PipelineCommand {
             if let parallel, parallel < 1 { throw ValidationError("--parallel must be at least 1, got \(parallel)") }
         }
 
-        func run() throws {
+        func run() async throws {
             do {
-                try execute()
+                try await execute()
             } catch {
                 throw error.reported()
             }
         }
 
-        private func execute() throws {
+        private func execute() async throws {
             let loading = try PlanLoading(global)
             let plan = try loading.plan(for: environment).selecting(services: only)
             let processEnvironment = ProcessInfo.processInfo.environment
             let lookup = SecretsManagerLookup(plan.environment, environment: processEnvironment)
-            let secrets = try SecretResolver.resolve(plan, environment: processEnvironment, secretsManager: lookup.value)
+            let secrets = try await SecretResolver.resolve(plan, environment: processEnvironment, secretsManager: lookup.value)
             try loading.workspace.prepareHome()
             let resolution = try SourceResolution.resolve(
                 plan: plan, workspace: loading.workspace, sha: sha, ref: ref,
@@ -89,8 +89,6 @@ extension PipelineCommand {
                 print("run \(earlier.id) already deploys \(sha.prefix(12)) to \(environment) (\(earlier.status.rawValue)); not starting another")
                 return
             }
-            let console = NotifyingConsole(execution.makeConsole(), plan: plan, store: store, environment: processEnvironment, lookup: lookup)
-            let session = RunSession(store: store, console: console)
             let branch = ref ?? (sha == nil ? plan.environment.branch : nil)
             var request = RunSession.Request(
                 environment: environment, sha: resolution.commit?.sha ?? sha, ref: branch, branch: branch,
@@ -103,10 +101,8 @@ extension PipelineCommand {
             var options = RunOptions(
                 parallelism: parallel ?? plan.parallelism, failFast: failFast, killGrace: execution.killGrace)
             options.waitForApproval = wait
-            let (record, outcome) = try session.execute(
-                plan: plan, request: request, options: options, executable: execution.executable,
-                secrets: secrets.merging(["(notifications)": console.secretsByName]) { a, _ in a }, environment: processEnvironment)
-            if outcome == .waiting { print(try ApprovalText.waitingNotice(record, store: store), terminator: "") }
+            let outcome = try await RunStart(store: store, execution: execution, environment: processEnvironment)
+                .fresh(plan: plan, request: request, secrets: secrets, options: options)
             try ExecutionOptions.finish(outcome)
         }
 

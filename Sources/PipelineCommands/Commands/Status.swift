@@ -5,7 +5,7 @@ import StageContract
 
 extension PipelineCommand {
     /// `pipeline status [RUN]`: one run in detail.
-    struct Status: ParsableCommand {
+    struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show a run (the latest when none is named): where it stands and every stage.")
 
@@ -14,7 +14,7 @@ extension PipelineCommand {
         @Argument(help: ArgumentHelp("The run's number (default: the latest run).", valueName: "run"))
         var runID: Int?
 
-        func run() throws {
+        func run() async throws {
             do {
                 let store = try StateAccess.open(try global.workspace())
                 store.reconcileIfPossible()
@@ -92,7 +92,7 @@ extension PipelineCommand {
     }
 
     /// `pipeline history [ENV]`: the latest runs.
-    struct History: ParsableCommand {
+    struct History: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the latest runs, newest first.")
 
         @OptionGroup var global: GlobalOptions
@@ -107,7 +107,7 @@ extension PipelineCommand {
             if limit < 1 { throw ValidationError("--limit must be at least 1") }
         }
 
-        func run() throws {
+        func run() async throws {
             do {
                 let store = try StateAccess.open(try global.workspace())
                 store.reconcileIfPossible()

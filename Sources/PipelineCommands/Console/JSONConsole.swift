@@ -2,7 +2,7 @@ import Foundation
 import Runner
 
 /// The run as machine-readable events on stdout, one JSON object per line. Stage output stays in the logs.
-final class JSONConsole: RunConsole, @unchecked Sendable {
+final class JSONConsole: RunConsole, Sendable {
     private let output = ConsoleOutput()
 
     private func event(_ name: String, _ fields: [String: Any]) {

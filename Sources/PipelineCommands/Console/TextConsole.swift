@@ -1,31 +1,38 @@
 import Foundation
 import Runner
+import Synchronization
 
 /// The run as a person watches it: stage starts and ends, each stage's output prefixed by its name, and on a
 /// terminal a live status line (what runs and for how long, what waits); a summary table at the end.
-final class TextConsole: RunConsole, @unchecked Sendable {
+final class TextConsole: RunConsole, Sendable {
     private let writer = ConsoleOutput()
     private let live: Bool
-    private let lock = NSLock()
-    private var running: [String: Date] = [:]
-    private var total = 0
-    private var done = 0
-    private var timer: (any DispatchSourceTimer)?
-    private var statusShown = false
+
+    /// What the status line shows, and its timer.
+    private struct State {
+        var running: [String: Date] = [:]
+        var total = 0
+        var done = 0
+        var timer: (any DispatchSourceTimer)?
+    }
+
+    private let state = Mutex(State())
 
     init(live: Bool) {
         self.live = live
     }
 
     func runStarted(id: Int, environment: String, stages: Int) {
-        lock.withLock { total = stages }
+        state.withLock { $0.total = stages }
         emit("run \(id): \(environment), \(stages) stages\n")
         if live {
-            let timer = DispatchSource.makeTimerSource(queue: .global())
-            timer.schedule(deadline: .now() + 1, repeating: 1)
-            timer.setEventHandler { [weak self] in self?.emit("") }
-            timer.resume()
-            lock.withLock { self.timer = timer }
+            state.withLock { state in
+                let timer = DispatchSource.makeTimerSource(queue: .global())
+                timer.schedule(deadline: .now() + 1, repeating: 1)
+                timer.setEventHandler { [weak self] in self?.emit("") }
+                timer.resume()
+                state.timer = timer
+            }
         }
     }
 
@@ -34,14 +41,14 @@ final class TextConsole: RunConsole, @unchecked Sendable {
     }
 
     func stageStarted(_ stage: String, attempt: Int) {
-        lock.withLock { running[stage] = Date() }
+        state.withLock { $0.running[stage] = Date() }
         emit("▶ \(stage)\(attempt > 1 ? " (attempt \(attempt))" : "")\n")
     }
 
     func stageFinished(_ stage: String, status: StageStatus, attempt: Int, seconds: Double, message: String?) {
-        lock.withLock {
-            running[stage] = nil
-            if status.isFinal && status != .running { done += 1 }
+        state.withLock {
+            $0.running[stage] = nil
+            if status.isFinal && status != .running { $0.done += 1 }
         }
         let symbol = switch status {
         case .succeeded: "✔"
@@ -70,10 +77,10 @@ final class TextConsole: RunConsole, @unchecked Sendable {
     }
 
     func runFinished(id: Int, status: RunStatus, summary: [StageSummary], seconds: Double) {
-        lock.withLock {
-            timer?.cancel()
-            timer = nil
-            running.removeAll()
+        state.withLock {
+            $0.timer?.cancel()
+            $0.timer = nil
+            $0.running.removeAll()
         }
         var table = TextTable(headers: ["STAGE", "STATUS", "DURATION", "ATTEMPTS"])
         for row in summary {
@@ -96,10 +103,10 @@ final class TextConsole: RunConsole, @unchecked Sendable {
     private func clearStatus() -> [UInt8] { Array("\r\u{1B}[K".utf8) }
 
     private func statusLine() -> [UInt8] {
-        let (active, waiting) = lock.withLock { () -> ([String], Int) in
+        let (active, waiting) = state.withLock { state -> ([String], Int) in
             let now = Date()
-            let active = running.sorted { $0.value < $1.value }.map { "\($0.key) \(Self.format(now.timeIntervalSince($0.value)))" }
-            return (active, max(0, total - done - running.count))
+            let active = state.running.sorted { $0.value < $1.value }.map { "\($0.key) \(Self.format(now.timeIntervalSince($0.value)))" }
+            return (active, max(0, state.total - state.done - state.running.count))
         }
         guard !active.isEmpty || waiting > 0 else { return [] }
         var line = "running: \(active.prefix(4).joined(separator: ", "))"
@@ -116,11 +123,12 @@ final class TextConsole: RunConsole, @unchecked Sendable {
 }
 
 /// Writes whole chunks to stdout, keeping a live status line at the bottom on a terminal.
-final class ConsoleOutput: @unchecked Sendable {
-    private let lock = NSLock()
+final class ConsoleOutput: Sendable {
+    /// One write at a time, so that chunks of different stages never interleave.
+    private let lock = Mutex(())
 
     func write(bytes: [UInt8], beforeStatus: [UInt8]?, status: [UInt8]?) {
-        lock.withLock {
+        lock.withLock { _ in
             var out: [UInt8] = []
             if let beforeStatus { out += beforeStatus }
             out += bytes

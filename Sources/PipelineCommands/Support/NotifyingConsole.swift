@@ -2,19 +2,36 @@ import Foundation
 import PipelineDSL
 import Runner
 import Stages
+import Synchronization
 
 /// A console that also posts the run's events to the pipeline's run-level webhooks (`Notifications`): started,
 /// waiting for approval, succeeded, failed, rolled back. Each post is logged in the run folder
-/// (`notifications.log`); one that fails is noted and never changes how the run ends.
-final class NotifyingConsole: RunConsole, @unchecked Sendable {
+/// (`notifications.log`); one that fails is noted and never changes how the run ends. Posts go out in the
+/// background, so a slow webhook never holds a stage up; `delivered()` waits for them before the command ends.
+final class NotifyingConsole: RunConsole, Sendable {
     private let inner: any RunConsole
     private let targets: [(spec: NotificationSpec, url: String)]
     private let store: StateStore
+    /// The posts under way, in order: each waits for the one before it, so the log keeps the events' order.
+    private let last = Mutex<Task<Void, Never>?>(nil)
 
-    init(_ inner: any RunConsole, plan: Plan, store: StateStore, environment: [String: String], lookup: SecretsManagerLookup) {
+    private init(_ inner: any RunConsole, targets: [(spec: NotificationSpec, url: String)], store: StateStore) {
         self.inner = inner
+        self.targets = targets
         self.store = store
-        var targets: [(NotificationSpec, String)] = []
+    }
+
+    /// Waits until every post made so far was answered (or gave up) and logged.
+    func delivered() async {
+        await last.withLock { $0 }?.value
+    }
+
+    /// A console over `inner` posting to the plan's webhooks, whose URLs are read now (a Secrets Manager one
+    /// through `lookup`); one that cannot be read is off for this run, with a warning.
+    static func make(
+        _ inner: any RunConsole, plan: Plan, store: StateStore, environment: [String: String], lookup: SecretsManagerLookup
+    ) async -> NotifyingConsole {
+        var targets: [(spec: NotificationSpec, url: String)] = []
         for (index, spec) in plan.notifications.enumerated() {
             let url: String?
             var why = ""
@@ -22,7 +39,7 @@ final class NotifyingConsole: RunConsole, @unchecked Sendable {
             case .environment: url = environment[spec.webhook.name].flatMap { $0.isEmpty ? nil : $0 }
             case .secretsManager:
                 do {
-                    url = try lookup.value(spec.webhook)
+                    url = try await lookup.value(spec.webhook)
                 } catch {
                     url = nil
                     why = ": \(error)"
@@ -34,7 +51,7 @@ final class NotifyingConsole: RunConsole, @unchecked Sendable {
                 inner.note("warning: notification \(index + 1) is off for this run: its webhook secret \(spec.webhook.name) cannot be read\(why)")
             }
         }
-        self.targets = targets
+        return NotifyingConsole(inner, targets: targets, store: store)
     }
 
     /// The webhook URLs by a name, for the run's masking.
@@ -90,24 +107,33 @@ final class NotifyingConsole: RunConsole, @unchecked Sendable {
             "status": record.status.rawValue, "command": "pipeline status \(id)",
         ]
         let log = store.runFolder(id).appending(path: "notifications.log")
-        for (index, target) in chosen.enumerated() {
-            let failure = blocking { () async -> String? in
-                await Webhook.post(url: target.url, format: target.spec.format, text: text, fields: fields)
-            }
-            let line = "\(Date().formatted(.iso8601)) \(event.rawValue) → webhook \(index + 1) (\(target.spec.webhook.name)): \(failure ?? "delivered")\n"
-            do {
-                if FileManager.default.fileExists(atPath: log.path) {
-                    let handle = try FileHandle(forWritingTo: log)
-                    defer { try? handle.close() }  // written already; a failing close loses nothing
-                    try handle.seekToEnd()
-                    try handle.write(contentsOf: Data(line.utf8))
-                } else {
-                    try line.write(to: log, atomically: false, encoding: .utf8)
+        last.withLock { previous in
+            previous = Task { [previous, inner] in
+                await previous?.value
+                for (index, target) in chosen.enumerated() {
+                    let failure = await Webhook.post(url: target.url, format: target.spec.format, text: text, fields: fields)
+                    Self.record(event, index: index, target: target, failure: failure, log: log, inner: inner)
                 }
-            } catch {
-                inner.note("warning: cannot record the notification in \(log.path): \(error)")
             }
-            if let failure { inner.note("warning: the \(event.rawValue) notification was not delivered: \(failure)") }
         }
+    }
+
+    private static func record(
+        _ event: RunEvent, index: Int, target: (spec: NotificationSpec, url: String), failure: String?, log: URL, inner: any RunConsole
+    ) {
+        let line = "\(Date().formatted(.iso8601)) \(event.rawValue) → webhook \(index + 1) (\(target.spec.webhook.name)): \(failure ?? "delivered")\n"
+        do {
+            if FileManager.default.fileExists(atPath: log.path) {
+                let handle = try FileHandle(forWritingTo: log)
+                defer { try? handle.close() }  // written already; a failing close loses nothing
+                try handle.seekToEnd()
+                try handle.write(contentsOf: Data(line.utf8))
+            } else {
+                try line.write(to: log, atomically: false, encoding: .utf8)
+            }
+        } catch {
+            inner.note("warning: cannot record the notification in \(log.path): \(error)")
+        }
+        if let failure { inner.note("warning: the \(event.rawValue) notification was not delivered: \(failure)") }
     }
 }

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A stage as written in a pipeline: a kind-specific part, plus the options every stage has.
 ///
 /// The built-in stages (``Checkout``, ``BuildImage``, ``PushImage``, ``RegisterTaskDefinition``,
@@ -121,12 +123,12 @@ public struct StageContext: Sendable {
 }
 
 /// Problems collected while the pipeline is built.
-final class Problems: @unchecked Sendable {
-    private var list: [String] = []
+final class Problems: Sendable {
+    private let list = Mutex<[String]>([])
 
     func add(_ message: String) {
-        if !list.contains(message) { list.append(message) }
+        list.withLock { if !$0.contains(message) { $0.append(message) } }
     }
 
-    var all: [String] { list }
+    var all: [String] { list.withLock { $0 } }
 }

@@ -9,6 +9,7 @@ public protocol OutputSink: Sendable {
 
 /// Reads a stage's stdout and stderr until both close, masks secrets, and writes each line with a timestamp and
 /// its stream to the stage log, passing the lines on to a sink. Memory stays bounded whatever the stage prints.
+/// Unchecked: `run()` is called once, on the one thread that reads the pipes; nothing else touches its state.
 final class OutputPump: @unchecked Sendable {
     private let stage: String
     private let log: BufferedFile

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import PipelineDSL
 import StageContract
 
@@ -26,6 +27,8 @@ public struct RunOptions: Sendable {
 
 /// Runs a plan's stages as child processes, as the scheduler decides, recording everything in the state store
 /// and the run folder.
+/// Unchecked: the stage threads share the scheduler, attempts, processes and the cancel reason under `condition`
+/// (an NSCondition, which the waits for a free slot and for backoffs need); every access takes it.
 public final class RunExecutor: @unchecked Sendable {
     private let store: StateStore
     private let lease: RunLease
@@ -348,15 +351,7 @@ public final class RunExecutor: @unchecked Sendable {
         let cancelled = cancelReason != nil
         condition.unlock()
 
-        var unrecorded: String?
-        do {
-            try folder.maskArtifacts(of: stage.id, with: masker)
-            try folder.maskOutputs(of: stage.id, with: masker)
-            try folder.maskClaim(of: stage.id, with: masker)
-        } catch {
-            unrecorded = "could not mask the outputs, claim and artifacts of \(stage.id) (they were removed): \(error)"
-        }
-        let status: StageStatus
+        var status: StageStatus
         var message: String?
         if timedOut.isSet {
             status = .timedOut
@@ -366,15 +361,29 @@ public final class RunExecutor: @unchecked Sendable {
             message = "cancelled"
         } else if exitCode == 0 {
             status = .succeeded
-            do {
-                try folder.collectOutputs(of: stage.id, masker: masker)
-            } catch {
-                unrecorded = unrecorded ?? "could not keep the outputs of \(stage.id): \(error)"
-            }
         } else {
             status = .failed
             message = exitCode > 128 ? "ended by signal \(exitCode - 128)" : "exited with status \(exitCode)"
             if let reason = folder.lastErrorLine(of: stage.id) { message! += ": \(reason)" }
+        }
+        // What the stage left is masked before anyone can see it; its outputs are published first (a built-in
+        // stage's as written, for later stages only); its deployment claim is checked.
+        var unrecorded: String?
+        do {
+            try folder.maskArtifacts(of: stage.id, with: masker)
+            if status == .succeeded { try folder.publishOutputs(of: stage, masker: masker) }
+            try folder.maskOutputs(of: stage.id, with: masker)
+            if DeploymentRecorder.claimingKinds.contains(stage.kind) {
+                try folder.settleClaim(of: stage, runSHA: run.sha, masker: masker)
+            } else {
+                try folder.maskStrayClaim(of: stage.id, with: masker)
+            }
+        } catch let refusal as ClaimRefusal {
+            log.append(text: "\(String(decoding: Timestamp.now(), as: UTF8.self))err error: \(refusal.reason)\n")
+            if status == .succeeded { status = .failed }
+            message = [message, refusal.reason].compactMap { $0 }.joined(separator: "; ")
+        } catch {
+            unrecorded = "could not mask and keep the outputs, claim and artifacts of \(stage.id) (what could not be masked was removed): \(error)"
         }
         log.append(text: "\(String(decoding: Timestamp.now(), as: UTF8.self))--- \(status.rawValue) (exit \(exitCode))\n")
         log.flush()
@@ -444,10 +453,9 @@ public final class RunExecutor: @unchecked Sendable {
 }
 
 /// Set once, from any thread.
-final class TimeoutFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
+final class TimeoutFlag: Sendable {
+    private let value = Atomic(false)
 
-    func set() { lock.withLock { value = true } }
-    var isSet: Bool { lock.withLock { value } }
+    func set() { value.store(true, ordering: .sequentiallyConsistent) }
+    var isSet: Bool { value.load(ordering: .sequentiallyConsistent) }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import PipelineDSL
 import StageContract
 
 /// What the runner does with a stage's files when it ends: secrets masked, outputs published.
@@ -9,8 +10,9 @@ extension RunFolder {
         try mask(outputsFile(stage), with: masker)
     }
 
-    /// Masks every secret in the deployment claim the stage wrote, as `maskOutputs`.
-    func maskClaim(of stage: String, with masker: SecretMasker) throws {
+    /// Masks a file another stage (a shell command) left in claims/: not a claim, it is never read, but it is kept
+    /// masked like every file of the run.
+    func maskStrayClaim(of stage: String, with masker: SecretMasker) throws {
         try mask(claimFile(stage), with: masker)
     }
 
@@ -28,14 +30,23 @@ extension RunFolder {
         }
     }
 
-    /// Reads the (masked) outputs file of a stage that succeeded and keeps it as `outputs/STAGE.json`.
-    func collectOutputs(of stage: String, masker: SecretMasker) throws {
+    /// Publishes the outputs of a stage that succeeded, before its outputs file is masked: masked as
+    /// `outputs/STAGE.json` for people, and, for a built-in stage (whose outputs are what AWS and the registry
+    /// answered), as written in `handoff/STAGE.json` for the stages after it (see `handoffFile`).
+    func publishOutputs(of stage: Stage, masker: SecretMasker) throws {
         // No outputs file: the stage wrote none.
-        guard let data = FileManager.default.contents(atPath: outputsFile(stage).path) else { return }
-        let values = StageOutputs.parse(String(decoding: data, as: UTF8.self)).mapValues(masker.mask)
+        guard let data = FileManager.default.contents(atPath: outputsFile(stage.id).path) else { return }
+        let values = StageOutputs.parse(String(decoding: data, as: UTF8.self))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        try encoder.encode(values).write(to: publishedOutputsFile(stage), options: .atomic)
+        if stage.kind != .shell {
+            let file = handoffFile(stage.id)
+            // Owner-only, as the run folder (made so by `create`; a folder from an older run is made so here).
+            try FileManager.default.createDirectory(
+                at: file.deletingLastPathComponent(), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try encoder.encode(values).write(to: file, options: .atomic)
+        }
+        try encoder.encode(values.mapValues(masker.mask)).write(to: publishedOutputsFile(stage.id), options: .atomic)
     }
 
     /// Masks every secret in the files the stage left in its artifacts folder; a file whose masked copy cannot be
@@ -75,4 +86,39 @@ extension RunFolder {
         return line.map { String($0.dropFirst(29)).trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : String($0.prefix(300)) }
     }
 
+}
+
+extension RunFolder {
+    /// Checks the deployment claim a built-in stage left (`DeploymentClaim.check`) and keeps it with the secrets in
+    /// its text masked — decoded first, so that no escaping hides one: the image reference and the rendered task
+    /// definition. Its identifiers (ARNs, digests, the commit) are checked for their shape and kept as AWS gave
+    /// them. A claim that is refused is removed and the reason thrown as a `ClaimRefusal`; a masked claim that
+    /// cannot be written is removed and the error thrown.
+    func settleClaim(of stage: Stage, runSHA: String?, masker: SecretMasker) throws {
+        let claim: DeploymentClaim
+        do {
+            guard let read = try DeploymentClaim.read(stage: stage.id, in: self) else { return }
+            try read.check(service: stage.service ?? "", runSHA: runSHA)
+            claim = read
+        } catch {
+            try FileManager.default.removeItem(at: claimFile(stage.id))
+            throw ClaimRefusal(reason: masker.mask("\(error)"))
+        }
+        var masked = claim
+        masked.image = claim.image.map(masker.mask)
+        masked.taskDefinition = claim.taskDefinition.map(masker.mask)
+        guard masked != claim else { return }
+        do {
+            try masked.write(stage: stage.id, in: self)
+        } catch {
+            try? FileManager.default.removeItem(at: claimFile(stage.id))  // the error thrown below is the one that matters
+            throw error
+        }
+    }
+}
+
+/// A deployment claim the runner will not record: the stage that made it fails, saying why.
+struct ClaimRefusal: Error, CustomStringConvertible {
+    let reason: String
+    var description: String { reason }
 }

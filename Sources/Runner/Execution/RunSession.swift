@@ -4,6 +4,8 @@ import StageContract
 
 /// Takes a run from "asked for" to "ended": records it, waits its turn for the environment's lock, runs its
 /// stages, and turns Ctrl-C or SIGTERM into a cancelled run with every stage process stopped.
+/// Unchecked: its mutable state (the executor of the run under way, the signal sources) is set and read under
+/// `lock` by the run's thread and the signal handlers' queue.
 public final class RunSession: @unchecked Sendable {
     /// Who asks for the run, and how.
     public struct Request: Sendable {
@@ -352,5 +354,26 @@ public struct RecordingFailure: Error, CustomStringConvertible, Sendable {
     /// One line saying so.
     public var description: String {
         leaseLost ? reason : "run \(run) was stopped: \(reason)"
+    }
+}
+
+extension RunSession {
+    /// `execute` on a thread of its own, awaited. A run is child processes and threads that wait for them (blocking
+    /// calls by design); an async caller awaits it here instead of holding one of the few threads of the
+    /// concurrency pool for the length of the run.
+    public func run(
+        plan: Plan, request: Request, options: RunOptions, executable: String, secrets: [String: [String: String]],
+        environment: [String: String], resuming: RunLease? = nil
+    ) async throws -> (RunRecord, RunStatus) {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread { [self] in
+                continuation.resume(
+                    with: Result {
+                        try execute(
+                            plan: plan, request: request, options: options, executable: executable, secrets: secrets,
+                            environment: environment, resuming: resuming)
+                    })
+            }
+        }
     }
 }

@@ -15,6 +15,9 @@ enum SecretForms {
             forms.append(Array(text.utf8))
             forms.append(Array(jsonEscaped(text, slash: false).utf8))
             forms.append(Array(jsonEscaped(text, slash: true).utf8))
+            // Encoders that write ASCII only (Python's json.dumps, JSONSerialization's) escape the rest as \uXXXX.
+            forms.append(Array(jsonEscaped(text, slash: false, asciiOnly: true).utf8))
+            forms.append(Array(jsonEscaped(text, slash: false, asciiOnly: true).uppercasedEscapes().utf8))
             forms.append(Array(urlEncoded(text, spaceAsPlus: false).utf8))
             forms.append(Array(urlEncoded(text, spaceAsPlus: true).utf8))
             for alignment in 0..<3 {
@@ -41,9 +44,13 @@ enum SecretForms {
     }
 
     /// The text as inside a JSON string; encoders differ on whether `/` is escaped, so both are made.
-    static func jsonEscaped(_ text: String, slash: Bool) -> String {
+    static func jsonEscaped(_ text: String, slash: Bool, asciiOnly: Bool = false) -> String {
         var out = ""
         for scalar in text.unicodeScalars {
+            if asciiOnly && scalar.value > 0x7e {
+                for unit in String(scalar).utf16 { out += String(format: "\\u%04x", unit) }
+                continue
+            }
             switch scalar {
             case "\"": out += "\\\""
             case "\\": out += "\\\\"
@@ -77,5 +84,20 @@ enum SecretForms {
             }
         }
         return out
+    }
+}
+
+extension String {
+    /// `\u00e9` as `\u00E9`: the hexadecimal digits of every `\u` escape in upper case.
+    fileprivate func uppercasedEscapes() -> String {
+        var out = ""
+        var rest = Substring(self)
+        while let range = rest.range(of: "\\u") {
+            out += rest[..<range.upperBound]
+            let digits = rest[range.upperBound...].prefix(4)
+            out += digits.uppercased()
+            rest = rest[digits.endIndex...]
+        }
+        return out + rest
     }
 }

@@ -1,16 +1,17 @@
 import CSpawn
 import Foundation
+import Synchronization
 
 /// Replaces every known secret, in every form it can take, by `***`.
 ///
 /// `mask(_:)` works on whole strings; a `MaskingStream` works on output that arrives in chunks, holding back
 /// only the bytes that could be the start of a secret.
-public final class SecretMasker: @unchecked Sendable {
+public final class SecretMasker: Sendable {
     /// What a secret is replaced by.
     public static let replacement: [UInt8] = Array("***".utf8)
 
-    private let lock = NSLock()
-    private var patterns: [[UInt8]] = []
+    /// The forms known, longest first.
+    private let patterns = Mutex<[[UInt8]]>([])
 
     /// A masker that knows no secret yet.
     public init() {}
@@ -18,14 +19,14 @@ public final class SecretMasker: @unchecked Sendable {
     /// Adds secret values; from now on they are masked everywhere this masker is used.
     public func add(_ secrets: [String]) {
         let forms = secrets.flatMap(SecretForms.of)
-        lock.withLock {
+        patterns.withLock { patterns in
             for form in forms where !patterns.contains(form) { patterns.append(form) }
             patterns.sort { $0.count > $1.count }
         }
     }
 
     /// The forms known now, longest first.
-    var currentPatterns: [[UInt8]] { lock.withLock { patterns } }
+    var currentPatterns: [[UInt8]] { patterns.withLock { $0 } }
 
     /// `text` with every secret masked.
     public func mask(_ text: String) -> String {

@@ -1,4 +1,5 @@
 import PipelineDSL
+import Foundation
 
 /// The variable that carries a git HTTPS token, to the fetch and to checkout stages.
 public enum GitTokenVariable {
@@ -15,15 +16,16 @@ public struct SourceTokenError: Error, CustomStringConvertible {
 public enum SecretResolver {
     /// Variables of the runner's environment that are always masked.
     public static let alwaysMasked = [
-        "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", GitTokenVariable.name, "PIPELINE_GIT_SSH_PASSPHRASE",
+        "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN", GitTokenVariable.name,
+        "PIPELINE_GIT_SSH_PASSPHRASE", "PIPELINE_REGISTRY_PASSWORD",
     ]
 
     /// Every stage's secrets by variable name; refused, naming each stage, when one cannot be read. Secrets
     /// Manager references are read through `secretsManager` (each reference once), which throws an error that
     /// says what went wrong without the value.
     public static func resolve(
-        _ plan: Plan, environment: [String: String], secretsManager: (SecretReference) throws -> String
-    ) throws(LoadError) -> [String: [String: String]] {
+        _ plan: Plan, environment: [String: String], secretsManager: (SecretReference) async throws -> String
+    ) async throws(LoadError) -> [String: [String: String]] {
         var resolved: [String: [String: String]] = [:]
         var problems: [String] = []
         var fetched: [SecretReference: Result<String, any Error>] = [:]
@@ -38,7 +40,12 @@ public enum SecretResolver {
                             "stage '\(stage.id)': secret \(binding.name) comes from the environment variable \(binding.reference.name), which is not set; export it before the run")
                     }
                 case .secretsManager:
-                    let result = fetched[binding.reference] ?? Result { try secretsManager(binding.reference) }
+                    let result: Result<String, any Error>
+                    if let known = fetched[binding.reference] {
+                        result = known
+                    } else {
+                        do { result = .success(try await secretsManager(binding.reference)) } catch { result = .failure(error) }
+                    }
                     fetched[binding.reference] = result
                     switch result {
                     case .success(let value): resolved[stage.id, default: [:]][binding.name] = value
@@ -52,10 +59,15 @@ public enum SecretResolver {
             // The repository's token: for the fetch before the run ("(source)") and for checkout stages, which
             // fetch submodules.
             let cached = fetched
-            let read = Result {
-                try sourceToken(reference, environment: environment) { wanted in
-                    try (cached[wanted] ?? Result { try secretsManager(wanted) }).get()
-                }
+            let read: Result<String, any Error>
+            do {
+                read = .success(
+                    try await sourceToken(reference, environment: environment) { wanted in
+                        if let known = cached[wanted] { return try known.get() }
+                        return try await secretsManager(wanted)
+                    })
+            } catch {
+                read = .failure(error)
             }
             switch read {
             case .success(let token):
@@ -76,8 +88,8 @@ public enum SecretResolver {
 
     /// The repository's token from where `reference` says; the error says what is wrong without the value.
     public static func sourceToken(
-        _ reference: SecretReference, environment: [String: String], secretsManager: (SecretReference) throws -> String
-    ) throws -> String {
+        _ reference: SecretReference, environment: [String: String], secretsManager: (SecretReference) async throws -> String
+    ) async throws -> String {
         switch reference.store {
         case .environment:
             guard let value = environment[reference.name], !value.isEmpty else {
@@ -87,7 +99,7 @@ public enum SecretResolver {
             return value
         case .secretsManager:
             do {
-                return try secretsManager(reference)
+                return try await secretsManager(reference)
             } catch {
                 throw SourceTokenError("cannot be read from AWS Secrets Manager: \(error)")
             }
@@ -96,6 +108,9 @@ public enum SecretResolver {
 
     /// Every value the run must mask: the resolved secrets and the runner's own credentials.
     public static func maskedValues(_ resolved: [String: [String: String]], environment: [String: String]) -> [String] {
-        resolved.values.flatMap(\.values) + alwaysMasked.compactMap { environment[$0] }
+        // The container credentials token may come from a file instead; unreadable, it is no value to mask here.
+        let tokenFile = environment["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"].flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }
+        return resolved.values.flatMap(\.values) + alwaysMasked.compactMap { environment[$0] }
+            + [tokenFile?.trimmingCharacters(in: .whitespacesAndNewlines)].compactMap { $0 }
     }
 }

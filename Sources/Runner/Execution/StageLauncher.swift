@@ -64,7 +64,7 @@ public struct StageLauncher: Sendable {
     public func environment(for stage: Stage, attempt: Int, folder: RunFolder, plan: Plan) throws -> [String: String] {
         var env = environment
         let run = RunIdentity(runID: context.runID, environment: context.environment, user: context.user, sha: context.sha, ref: context.ref)
-        env.merge(StageVariables.values(run: run, stage: stage, attempt: attempt, folder: folder, outputs: try folder.outputs(of: plan.stages))) { _, new in new }
+        env.merge(try StageVariables.values(run: run, stage: stage, attempt: attempt, folder: folder, outputs: try folder.outputs(of: plan.stages))) { _, new in new }
         env[StrayProcesses.runMarkerVariable] = context.marker
         env[StrayProcesses.stageMarkerVariable] = "\(context.marker)/\(stage.id)/\(attempt)"
         for (name, value) in stage.environment { env[name] = value }
@@ -75,7 +75,7 @@ public struct StageLauncher: Sendable {
     func launch(_ stage: Stage, attempt: Int, folder: RunFolder, plan: Plan, masker: SecretMasker) throws -> Launch {
         try FileManager.default.createDirectory(at: folder.artifacts(stage.id), withIntermediateDirectories: true)
         // What an earlier attempt wrote is not this attempt's: its outputs and its claim go first.
-        for file in [folder.outputsFile(stage.id), folder.claimFile(stage.id)] {
+        for file in [folder.outputsFile(stage.id), folder.publishedOutputsFile(stage.id), folder.handoffFile(stage.id), folder.claimFile(stage.id)] {
             if unlink(file.path) != 0 && errno != ENOENT {
                 throw RunFolderError("cannot remove \(file.path), which an earlier attempt wrote: \(String(cString: strerror(errno)))")
             }

@@ -2,7 +2,7 @@ import CSpawn
 import Foundation
 
 /// A stage's child process: the leader of its own process group, killed with the runner if the runner dies.
-final class StageProcess: @unchecked Sendable {
+final class StageProcess: Sendable {
     let pid: pid_t
 
     private init(pid: pid_t) {

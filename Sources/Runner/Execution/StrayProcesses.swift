@@ -1,13 +1,14 @@
 import Foundation
+import StageContract
 
 /// Finds the processes of a run by the marker in their environment, wherever they went (a new session, a
 /// re-parented grandchild), so none outlives its run.
 public enum StrayProcesses {
     /// The variable every stage process carries: `RUN_MARKER.TOKEN` for the run and the fencing token of the
     /// owner that started it.
-    public static let runMarkerVariable = "PIPELINE_RUN_MARKER"
+    public static let runMarkerVariable = StageVariables.runMarker
     /// The variable every stage process carries: `RUN_MARKER/STAGE/ATTEMPT` for one attempt of one stage.
-    public static let stageMarkerVariable = "PIPELINE_STAGE_MARKER"
+    public static let stageMarkerVariable = StageVariables.stageMarker
 
     /// The processes whose environment has `variable=value`, except this one.
     public static func find(variable: String, value: String) -> [pid_t] {

@@ -57,7 +57,8 @@ public struct DatabaseError: Error, CustomStringConvertible {
     public static let cannotWrite: Set<Int32> = [SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR, SQLITE_CANTOPEN, SQLITE_BUSY]
 }
 
-/// One SQLite connection; calls are serialised, so it can be shared between threads.
+/// One SQLite connection; calls are serialised, so it can be shared between threads. Unchecked: the connection is a
+/// C handle and transactions nest on one thread, so a recursive lock guards both (Mutex is not re-entrant).
 public final class Database: @unchecked Sendable {
     private let handle: OpaquePointer
     private let lock = NSRecursiveLock()

@@ -1,4 +1,5 @@
 import PipelineDSL
+import StageContract
 
 /// The durations and counts a stage may have.
 enum StageLimits {
@@ -46,6 +47,8 @@ enum StageLimits {
             if spec.record.alias == nil && spec.record.values.isEmpty {
                 found.append("the DNS record has no value")
             }
+        case .push(let spec):
+            found += ImageTags.problems(of: spec, environment: plan.environment.name)
         case .shell(let spec):
             if spec.command.isEmpty { found.append("the shell command is empty") }
         default:
