@@ -9,7 +9,7 @@ enum DNSStage {
     static func run(_ spec: DNSRecordSpec, _ context: StageContext) async -> Int32 {
         do {
             let client = try context.awsClient()
-            let zone = try await zoneID(spec.zone, client: client)
+            let zone = try await zoneID(spec.zone, client: client, folder: context.folder)
             let wanted = spec.record
             let current = try await client.recordSet(zone: zone, name: spec.name, type: wanted.type)
             let summary = wanted.alias.map { "alias \($0.dnsName)" } ?? wanted.values.joined(separator: ", ")
@@ -42,12 +42,24 @@ enum DNSStage {
         }
     }
 
-    /// A zone id as given (`Z...`), else the id of the zone of that name.
-    static func zoneID(_ zone: String, client: AWSClient) async throws -> String {
+    /// A zone id as given (`Z...`), else the id of the zone of that name, looked up once per run: the first DNS
+    /// stage asks Route 53 and keeps the answer in the run folder (`zones/NAME`), under a lock the others wait at,
+    /// so five services' records cost one ListHostedZonesByName, not five.
+    static func zoneID(_ zone: String, client: AWSClient, folder: RunFolder) async throws -> String {
         if zone.hasPrefix("Z") && !zone.contains(".") { return zone }
+        let kept = folder.root.appending(path: "zones/\(RunFolder.fileName(zone.lowercased()))")
+        try FileManager.default.createDirectory(at: kept.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let lock = open(kept.path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lock >= 0 else { throw StageError("cannot open \(kept.path).lock: \(String(cString: strerror(errno)))") }
+        defer { close(lock) }  // closing releases the lock
+        try await onOwnThread { () throws(StageError) in
+            guard flock(lock, LOCK_EX) == 0 else { throw StageError("cannot lock \(kept.path).lock: \(String(cString: strerror(errno)))") }
+        }
+        if let id = try? String(contentsOf: kept, encoding: .utf8), !id.isEmpty { return id }  // not kept yet: asked below
         guard let found = try await client.hostedZone(named: zone) else {
             throw StageError("no hosted zone named \(zone); create it or fix .dns(zone:)")
         }
+        try found.id.write(to: kept, atomically: true, encoding: .utf8)
         return found.id
     }
 

@@ -56,7 +56,8 @@ enum RegisterStage {
         return RegisterOutput(taskDefinitionArn: registered.taskDefinitionArn, image: image, reused: false)
     }
 
-    /// The latest ACTIVE revision of `family` as ECS describes it, if there is one.
+    /// The latest ACTIVE revision of `family` as ECS describes it, if there is one: DescribeTaskDefinition takes a
+    /// family for its latest ACTIVE revision, one call where listing the family and describing its newest were two.
     private static func latestActive(family: String, client: AWSClient) async throws -> (arn: String, body: JSONValue)? {
         struct Input: Encodable {
             let taskDefinition: String
@@ -66,12 +67,19 @@ enum RegisterStage {
             let taskDefinition: JSONValue
             let tags: JSONValue?
         }
-        guard let arn = try await client.listTaskDefinitions(family: family).first else { return nil }
-        let described = try await client.json(
-            .ecs, targetPrefix: ECS.targetPrefix, operation: "DescribeTaskDefinition", input: Input(taskDefinition: arn),
-            as: Described.self)
-        // ECS answers the tags beside the definition, not in it.
-        guard case .object(var body) = described.taskDefinition else { return nil }
+        let described: Described
+        do throws(AWSError) {
+            described = try await client.json(
+                .ecs, targetPrefix: ECS.targetPrefix, operation: "DescribeTaskDefinition", input: Input(taskDefinition: family),
+                as: Described.self)
+        } catch {
+            guard error.code == "ClientException" else { throw error }
+            return nil  // the family has no ACTIVE revision (ECS says so with a ClientException)
+        }
+        // ECS answers the tags beside the definition, not in it; only an ACTIVE revision is reused.
+        guard case .object(var body) = described.taskDefinition, case .string(let arn)? = body["taskDefinitionArn"],
+            body["status"] == nil || body["status"] == .string("ACTIVE")
+        else { return nil }
         if let tags = described.tags { body["tags"] = tags }
         return (arn, .object(body))
     }

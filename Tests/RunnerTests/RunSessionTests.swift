@@ -101,9 +101,14 @@ private func shell(_ id: String, _ command: String, after: [String] = [], servic
 
     /// A run of `stages`, the built-in ones running `script` (sh, with $2 the run folder and $3 the stage id).
     func run(_ stages: [Stage], script: String, secrets: [String: [String: String]] = [:]) throws -> (StateStore, RunRecord, RunStatus) {
+        // Written through a close-on-exec descriptor: a process another test starts meanwhile must not inherit it
+        // open for writing, or executing the script fails with ETXTBSY.
         let executable = home.url.appending(path: "builtin-\(UUID().uuidString).sh")
-        try "#!/bin/sh\n\(script)\n".write(to: executable, atomically: true, encoding: .utf8)
-        chmod(executable.path, 0o755)
+        let fd = open(executable.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o755)
+        #expect(fd >= 0)
+        let text = Array("#!/bin/sh\n\(script)\n".utf8)
+        #expect(write(fd, text, text.count) == text.count)
+        close(fd)
         let store = try StateStore(home: home.url)
         let plan = Plan(
             pipeline: "p", source: Source(), parallelism: 2,

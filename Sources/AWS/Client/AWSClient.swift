@@ -136,7 +136,7 @@ extension String {
 
 extension Duration {
     /// The duration in milliseconds, to one decimal.
-    var milliseconds: String {
+    public var milliseconds: String {
         let (seconds, attoseconds) = components
         return String(format: "%.1f", Double(seconds) * 1000 + Double(attoseconds) / 1e15)
     }

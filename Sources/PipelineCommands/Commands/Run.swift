@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import Git
 import PipelineDSL
 import Runner
@@ -68,8 +69,10 @@ extension PipelineCommand {
         }
 
         private func execute() async throws {
+            let log = Logger(label: "pipeline.run")
             let loading = try PlanLoading(global)
             let plan = try loading.plan(for: environment).selecting(services: only)
+            log.debug("plan of \(environment) loaded: \(plan.stages.count) stages", metadata: ["ms": "\(Uptime.milliseconds)"])
             let processEnvironment = ProcessInfo.processInfo.environment
             let lookup = SecretsManagerLookup(plan.environment, environment: processEnvironment)
             let secrets = try await SecretResolver.resolve(plan, environment: processEnvironment, secretsManager: lookup.value)
@@ -77,6 +80,7 @@ extension PipelineCommand {
             let resolution = try SourceResolution.resolve(
                 plan: plan, workspace: loading.workspace, sha: sha, ref: ref,
                 environment: processEnvironment.merging(secrets[SecretResolver.sourceKey] ?? [:]) { _, token in token })
+            log.debug("source resolved: \(resolution.commit?.sha ?? "no commit")", metadata: ["ms": "\(Uptime.milliseconds)"])
             if dryRun {
                 printDryRun(plan, commit: resolution.commit)
                 return

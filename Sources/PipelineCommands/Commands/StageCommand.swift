@@ -19,6 +19,11 @@ extension PipelineCommand {
         var stage: String
 
         func run() async throws {
+            try await Self.run(runFolder: runFolder, stage: stage)
+        }
+
+        /// Runs stage `stage` of the run in `runFolder`; throws the stage's exit status when it is not 0.
+        static func run(runFolder: String, stage: String) async throws {
             // stdout is a pipe to the stage log: line by line, so it interleaves with stderr as it happened.
             StageProcessSetup.lineBufferedOutput()
             let context: StageContract.StageContext

@@ -1,12 +1,22 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Runner
 
 extension PipelineCommand {
     /// Parses the command line and runs the command, mapping a usage error to exit code 2 like any bad input.
     public static func mainWithExitCodes() async {
+        _ = Uptime.start
         Diagnostics.bootstrap(arguments: CommandLine.arguments)
         do {
+            // A built-in stage (`__stage RUN_FOLDER STAGE`, started by the runner, one process per stage) skips the
+            // parser: building the command tree costs a new process a few milliseconds of type lookups, which every
+            // stage of every run would pay.
+            let arguments = CommandLine.arguments
+            if arguments.count == 4, arguments[1] == StageCommand.configuration.commandName {
+                try await StageCommand.run(runFolder: arguments[2], stage: arguments[3])
+                return
+            }
             var command = try parseAsRoot()
             if var command = command as? any AsyncParsableCommand {
                 try await command.run()

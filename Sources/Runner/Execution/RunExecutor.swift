@@ -385,6 +385,7 @@ public final class RunExecutor: @unchecked Sendable {
         } catch {
             unrecorded = "could not mask and keep the outputs, claim and artifacts of \(stage.id) (what could not be masked was removed): \(error)"
         }
+        launcher.handedOn.forget(stage.id)
         log.append(text: "\(String(decoding: Timestamp.now(), as: UTF8.self))--- \(status.rawValue) (exit \(exitCode))\n")
         log.flush()
         if let problem = unrecorded ?? log.failureDescription {

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import PipelineDSL
 import StageContract
 
@@ -7,6 +8,9 @@ import StageContract
 /// Unchecked: its mutable state (the executor of the run under way, the signal sources) is set and read under
 /// `lock` by the run's thread and the signal handlers' queue.
 public final class RunSession: @unchecked Sendable {
+    /// Where a run's time goes, at debug level (`--verbose`).
+    static let logger = Logger(label: "pipeline.run")
+
     /// Who asks for the run, and how.
     public struct Request: Sendable {
         /// The environment.
@@ -127,7 +131,9 @@ public final class RunSession: @unchecked Sendable {
                 throw failure
             }
         }
+        Self.logger.debug("run \(run.id) recorded", metadata: ["ms": "\(Uptime.milliseconds)"])
         try waitForLock(run: run, lease: lease, noWait: request.noWait)
+        Self.logger.debug("run \(run.id) holds \(run.environment)", metadata: ["ms": "\(Uptime.milliseconds)"])
         if let newer = try newerCommitRun(than: run, plan: plan, request: request, resuming: resuming) {
             let message = "superseded by run \(newer.id) (\(newer.sha.map { String($0.prefix(12)) } ?? "a newer commit")): the environment deploys only the newest commit"
             try store.fenced(lease) {
@@ -170,7 +176,9 @@ public final class RunSession: @unchecked Sendable {
             return (cancelled, self.failure)
         }
         if let failure { executor.stop(failure) } else if alreadyCancelled { executor.cancel("cancelled before the first stage") }
+        Self.logger.debug("run \(run.id) starts its stages", metadata: ["ms": "\(Uptime.milliseconds)"])
         let outcome = executor.execute()
+        Self.logger.debug("run \(run.id) ended \(outcome.rawValue)", metadata: ["ms": "\(Uptime.milliseconds)"])
         if let failure = executor.failure { throw failure }
         return (try store.run(run.id) ?? run, outcome)
     }

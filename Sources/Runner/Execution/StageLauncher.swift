@@ -1,6 +1,7 @@
 import Foundation
 import PipelineDSL
 import StageContract
+import Synchronization
 
 /// What every stage of a run shares.
 public struct RunContext: Sendable {
@@ -42,6 +43,8 @@ public struct StageLauncher: Sendable {
     public let environment: [String: String]
     /// Resolved secrets per stage id, by variable name.
     public let secrets: [String: [String: String]]
+    /// The outputs the run's stages hand on, read once each.
+    let handedOn = HandedOnOutputs()
 
     /// A launcher.
     public init(context: RunContext, executable: String, environment: [String: String], secrets: [String: [String: String]]) {
@@ -64,7 +67,7 @@ public struct StageLauncher: Sendable {
     public func environment(for stage: Stage, attempt: Int, folder: RunFolder, plan: Plan) throws -> [String: String] {
         var env = environment
         let run = RunIdentity(runID: context.runID, environment: context.environment, user: context.user, sha: context.sha, ref: context.ref)
-        env.merge(try StageVariables.values(run: run, stage: stage, attempt: attempt, folder: folder, outputs: try folder.outputs(of: plan.stages))) { _, new in new }
+        env.merge(try StageVariables.values(run: run, stage: stage, attempt: attempt, folder: folder, outputs: try handedOn.all(of: plan.stages, in: folder))) { _, new in new }
         env[StrayProcesses.runMarkerVariable] = context.marker
         env[StrayProcesses.stageMarkerVariable] = "\(context.marker)/\(stage.id)/\(attempt)"
         for (name, value) in stage.environment { env[name] = value }
@@ -80,6 +83,7 @@ public struct StageLauncher: Sendable {
                 throw RunFolderError("cannot remove \(file.path), which an earlier attempt wrote: \(String(cString: strerror(errno)))")
             }
         }
+        handedOn.forget(stage.id)
         let env = try environment(for: stage, attempt: attempt, folder: folder, plan: plan)
         let (program, arguments): (String, [String]) = switch stage.spec {
         case .shell(let spec): (spec.shell, ["-c", spec.command])
@@ -90,5 +94,34 @@ public struct StageLauncher: Sendable {
         return Launch(
             process: started.process, stdout: started.stdout, stderr: started.stderr,
             stageMarker: env[StrayProcesses.stageMarkerVariable]!)
+    }
+}
+
+/// The outputs each stage of a run hands on to the stages after it, read from the run folder once per stage and
+/// kept: a launch reads every earlier stage's, which from disk would cost each launch a file per stage of the plan
+/// (a 200-stage chain made 80,000 failed opens). The executor forgets a stage when it ends, so that its new outputs
+/// (or none) are read again.
+final class HandedOnOutputs: Sendable {
+    /// By stage id: what it hands on, or nil when it hands on nothing (read, none there).
+    private let known = Mutex<[String: [String: String]?]>([:])
+
+    func all(of stages: [Stage], in folder: RunFolder) throws -> [String: [String: String]] {
+        var all: [String: [String: String]] = [:]
+        for stage in stages {
+            let values: [String: String]?
+            if let cached = known.withLock({ $0[stage.id] }) {
+                values = cached
+            } else {
+                values = try folder.handedOnOutputs(of: stage.id)
+                known.withLock { $0[stage.id] = .some(values) }
+            }
+            if let values { all[stage.id] = values }
+        }
+        return all
+    }
+
+    /// Reads `stage`'s outputs from the folder again next time (it ended, or starts again).
+    func forget(_ stage: String) {
+        _ = known.withLock { $0.removeValue(forKey: stage) }
     }
 }
