@@ -73,7 +73,15 @@ public struct GitSource: Sendable {
     public func resolve(
         sha: String?, ref: String?, branch: String, credentials: GitCredentials
     ) throws(SourceError) -> ResolvedCommit {
-        try withMirror(credentials: credentials, opening: { try fetch(credentials: credentials, fresh: false) }) {
+        // A full SHA the mirror has already (a hook's or watch's run, a resume, a rollback) needs no fetch: a
+        // commit's content never changes, and the remote may be slow or away.
+        if let sha, sha.utf8.count == 40, FileManager.default.fileExists(atPath: mirror.path),
+            let known = try? withMirrorLocked({ try Resolver(repository: try Repository.open(mirror)).resolve(sha: sha, ref: nil, branch: branch) })
+        {
+            Self.logger.debug("\(sha) is in the mirror \(mirror.path) already: not fetched")
+            return known
+        }
+        return try withMirror(credentials: credentials, opening: { try fetch(credentials: credentials, fresh: false) }) {
             try Resolver(repository: $0).resolve(sha: sha, ref: ref, branch: branch)
         }
     }

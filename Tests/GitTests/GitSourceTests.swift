@@ -104,6 +104,20 @@ private let noCredentials = GitCredentials.fromEnvironment([:])
         #expect(throws: SourceError.self) { try source.resolve(sha: nil, ref: "staging", branch: "main", credentials: noCredentials) }
     }
 
+    /// A full SHA the mirror has is resolved without asking the remote (here moved away): a hook's run of a commit
+    /// it fetched already does not wait for the network. A branch still needs the remote.
+    @Test func aKnownFullSHANeedsNoFetch() throws {
+        let sha = try fixture.sha("main")
+        _ = try source.resolve(sha: nil, ref: nil, branch: "main", credentials: noCredentials)
+        let app = fixture.root.appending(path: "app")
+        let away = fixture.root.appending(path: "app-away")
+        try FileManager.default.moveItem(at: app, to: away)
+        defer { try? FileManager.default.moveItem(at: away, to: app) }  // puts it back for the fixture's cleanup
+        #expect(try source.resolve(sha: sha, ref: nil, branch: "main", credentials: noCredentials).sha == sha)
+        #expect(throws: SourceError.self) { try source.resolve(sha: nil, ref: nil, branch: "main", credentials: noCredentials) }
+        #expect(throws: SourceError.self) { try source.resolve(sha: String(repeating: "e", count: 40), ref: nil, branch: "main", credentials: noCredentials) }
+    }
+
     @Test func aDamagedMirrorIsClonedAgain() throws {
         let sha = try fixture.sha("main")
         _ = try source.resolve(sha: nil, ref: nil, branch: "main", credentials: noCredentials)
