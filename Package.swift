@@ -30,7 +30,7 @@ let package = Package(
             name: "Runner",
             dependencies: ["PipelineDSL", "StageContract", "Hashing", "CSQLite", "CSpawn", .product(name: "Logging", package: "swift-log")]
         ),
-        .target(name: "Git", dependencies: ["CGit2", "CGitSocket", "Hashing", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Git", dependencies: ["CGit2", "CGitSocket", "Hashing", "HTTP", .product(name: "Logging", package: "swift-log")]),
         .target(name: "HTTP", dependencies: ["CCurl"]),
         .target(name: "AWS", dependencies: ["HTTP", "Hashing", .product(name: "Logging", package: "swift-log")]),
         .target(name: "OCI", dependencies: ["HTTP", "Hashing"]),

@@ -1,5 +1,6 @@
 import CGit2
 import Foundation
+import HTTP
 import Logging
 import Hashing
 
@@ -35,7 +36,7 @@ public enum SourceError: Error, CustomStringConvertible {
     /// One line saying what is wrong and what to do.
     public var description: String {
         switch self {
-        case .remote(let url, let reason): "cannot fetch \(url): \(reason)"
+        case .remote(let url, let reason): "cannot fetch \(URLText.redacted(url)): \(reason)"
         case .unknownSHA(let sha): "no commit \(sha) in the repository (after fetching it); check the SHA, or push the commit first"
         case .ambiguousSHA(let sha, let candidates):
             "SHA \(sha) is ambiguous: it could be \(candidates.joined(separator: ", ")); give more digits"
@@ -61,7 +62,8 @@ public struct GitSource: Sendable {
     public init(url: String, cache: URL) {
         let isURL = url.contains("://") || (url.contains("@") && url.contains(":") && !url.hasPrefix("/"))
         self.url = isURL ? url : URL(filePath: url).standardizedFileURL.path
-        let components = self.url.split(separator: "/").filter { $0 != ".git" }
+        let withoutQuery = self.url.split(separator: "?", maxSplits: 1).first.map(String.init) ?? self.url
+        let components = withoutQuery.split(separator: "/").filter { $0 != ".git" }
         let last = components.last.map { $0.hasSuffix(".git") ? String($0.dropLast(4)) : String($0) }
         let name = (last?.isEmpty ?? true) ? "repo" : last!
         let safe = String(name.map { $0.isLetter || $0.isNumber || "-_.".contains($0) ? $0 : "_" }).prefix(40)
@@ -123,7 +125,7 @@ public struct GitSource: Sendable {
         }
         let elapsed = ContinuousClock.now - started
         Self.logger.debug(
-            "\(result < 0 ? "fetch failed from" : "fetched") \(Self.withoutUserinfo(url)) into \(mirror.path)",
+            "\(result < 0 ? "fetch failed from" : "fetched") \(URLText.redacted(url)) into \(mirror.path)",
             metadata: ["seconds": "\(String(format: "%.3f", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))"])
         if result < 0 {
             let error = GitError(call: "git_remote_fetch", code: result)
@@ -197,13 +199,3 @@ struct FileLock {
 
 }
 
-extension GitSource {
-    /// `url` without the user and password it may carry (`https://user:token@host/…` → `https://***@host/…`), for logs.
-    static func withoutUserinfo(_ url: String) -> String {
-        guard let scheme = url.range(of: "://") else { return url }
-        let rest = url[scheme.upperBound...]
-        let authorityEnd = rest.firstIndex(of: "/") ?? rest.endIndex
-        guard let at = rest[..<authorityEnd].lastIndex(of: "@") else { return url }
-        return String(url[..<scheme.upperBound]) + "***" + String(rest[at...])
-    }
-}

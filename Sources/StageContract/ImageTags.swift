@@ -19,7 +19,9 @@ public enum ImageTags {
     /// Why `tag` cannot move from image to image; nil when it can. A moving tag must not look like the immutable
     /// commit tags: a full SHA (or `{sha}`) would be overwritten by every run.
     public static func movingProblem(with template: String, filled: String) -> String? {
-        if template.contains("{sha}") { return "names {sha}, which is different in every run; a moving tag should name the same thing each run (as {env})" }
+        for unique in ["{sha}", "{shortSha}", "{run}"] where template.contains(unique) {
+            return "names \(unique), which is different in every run; a moving tag should name the same thing each run (as {env})"
+        }
         if filled.utf8.count == 40 && filled.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) {
             return "looks like a commit SHA, which is the immutable tag of that commit's image"
         }
@@ -30,6 +32,9 @@ public enum ImageTags {
     public static func problems(of spec: PushImageSpec, environment: String) -> [String] {
         let sample = RunPlaceholders(environment: environment, sha: String(repeating: "0", count: 40), run: 1, user: "user")
         var found: [String] = []
+        for tag in Set(spec.tags).intersection(spec.movingTags ?? []).sorted() {
+            found.append("the tag '\(NameRules.shown(tag))' is both fixed and moving; name it in one of tags and movingTags")
+        }
         for (template, moving) in spec.tags.map({ ($0, false) }) + (spec.movingTags ?? []).map({ ($0, true) }) {
             let filled = sample.fill(template, fallback: [:])
             if let problem = problem(with: filled) {

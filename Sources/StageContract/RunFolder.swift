@@ -61,8 +61,26 @@ public struct RunFolder: Sendable {
     public func artifacts(_ stage: String) -> URL { root.appending(path: "artifacts/\(Self.fileName(stage))") }
     /// What a stage claims about a deployment it made or undid (see `DeploymentClaim`).
     public func claimFile(_ stage: String) -> URL { root.appending(path: "claims/\(Self.fileName(stage)).json") }
+    /// Who started the run, as each approval gate knows people (by gate id), written when the run is created: a
+    /// runner that resumes the run later may be someone else, and must not become the one who "started" it.
+    public var requestersFile: URL { root.appending(path: "requesters.json") }
     /// What a service ran before the run first changed it (see the deploy stage).
     public func baselineFile(service: String) -> URL { root.appending(path: "baselines/\(Self.fileName(service)).json") }
+
+    /// Keeps who started the run, by approval gate (see `requestersFile`).
+    public func writeRequesters(_ requesters: [String: String]) throws {
+        try JSONEncoder().encode(requesters).write(to: requestersFile, options: .atomic)
+    }
+
+    /// Who started the run, by approval gate; nil for a run folder made before this was kept.
+    public func requesters() throws -> [String: String]? {
+        guard let data = FileManager.default.contents(atPath: requestersFile.path) else { return nil }
+        do {
+            return try JSONDecoder().decode([String: String].self, from: data)
+        } catch {
+            throw RunFolderError("who started the run (\(requestersFile.path)) is unreadable: \(error)")
+        }
+    }
 
     /// The outputs `stage` published (it succeeded), if any. A file that cannot be read is an error, not "none".
     public func publishedOutputs(of stage: String) throws -> [String: String]? {

@@ -37,7 +37,12 @@ enum DNSStage {
             try context.outputs.set(DNSOutput(changed: true, changeId: id))
             return 0
         } catch {
-            StageContext.fail("changing \(spec.name) in \(spec.zone): \(error)")
+            var note = ""
+            if let failure = error as? AWSError, failure.code == "NoSuchHostedZone" {
+                forgetZone(spec.zone, folder: context.folder)
+                note = " (the zone's id is looked up again on the next attempt)"
+            }
+            StageContext.fail("changing \(spec.name) in \(spec.zone): \(error)\(note)")
             return 1
         }
     }
@@ -55,12 +60,24 @@ enum DNSStage {
         try await onOwnThread { () throws(StageError) in
             guard flock(lock, LOCK_EX) == 0 else { throw StageError("cannot lock \(kept.path).lock: \(String(cString: strerror(errno)))") }
         }
-        if let id = try? String(contentsOf: kept, encoding: .utf8), !id.isEmpty { return id }  // not kept yet: asked below
+        // Not kept yet (or not a zone id: the file is the run's, but a stage could have written anything there).
+        if let id = try? String(contentsOf: kept, encoding: .utf8), isZoneID(id) { return id }
         guard let found = try await client.hostedZone(named: zone) else {
             throw StageError("no hosted zone named \(zone); create it or fix .dns(zone:)")
         }
         try found.id.write(to: kept, atomically: true, encoding: .utf8)
         return found.id
+    }
+
+    /// A Route 53 hosted zone id as Route 53 answers it: upper-case letters and digits (`Z0123456ABCDEFGHIJ`).
+    static func isZoneID(_ text: String) -> Bool {
+        (1...32).contains(text.utf8.count) && text.utf8.allSatisfy { (48...57).contains($0) || (65...90).contains($0) }
+    }
+
+    /// Forgets the zone id a run kept for `zone` (it was stale: the zone was made again), so the next attempt asks.
+    static func forgetZone(_ zone: String, folder: RunFolder) {
+        // Nothing kept, or already gone: nothing to forget.
+        try? FileManager.default.removeItem(at: folder.root.appending(path: "zones/\(RunFolder.fileName(zone.lowercased()))"))
     }
 
     static func matches(_ current: Route53.RecordSet, _ wanted: DNSRecordValue) -> Bool {

@@ -3,15 +3,15 @@ import Foundation
 import PipelineDSL
 import StageContract
 
-/// The stage `pipeline rollback` runs: puts the service back on the chosen task definition (registering its stored
-/// definition again when the revision is INACTIVE), waits until it is stable and checks its health. Its outputs
+/// The stage `pipeline rollback` runs: puts the service back on the chosen task definition (registering ECS's copy of
+/// it again when the revision is INACTIVE), waits until it is stable and checks its health. Its outputs
 /// tell the runner what to record.
 enum RollbackStage {
     static func run(_ spec: RollbackSpec, _ context: StageContext) async -> Int32 {
         do {
             let client = try context.awsClient()
             let result = try await ServiceRollback.perform(
-                spec.update, to: spec.taskDefinitionArn, storedDefinition: spec.taskDefinition, healthCheck: spec.healthCheck,
+                spec.update, to: spec.taskDefinitionArn, storedDefinition: spec.taskDefinition, registerInactive: true, healthCheck: spec.healthCheck,
                 client: client, context: context)
             let image = result.image ?? spec.image
             try context.outputs.set(

@@ -20,18 +20,34 @@ enum ServiceRollback {
     }
 
     static func perform(
-        _ update: UpdateServiceSpec, to arn: String, storedDefinition: String?, healthCheck: HealthCheckSpec?, client: AWSClient,
-        context: StageContext
+        _ update: UpdateServiceSpec, to arn: String, storedDefinition: String?, registerInactive: Bool, healthCheck: HealthCheckSpec?,
+        client: AWSClient, context: StageContext
     ) async throws -> Result {
         var target = arn
-        let described = try await client.describeTaskDefinition(arn)
-        var images = described.images
-        if described.status == "INACTIVE" {
-            guard let storedDefinition else {
-                throw StageError("\(arn) is INACTIVE (deregistered) and no stored definition of it is recorded to register again")
+        var images: [String]
+        if let described = try await describedIfKnown(arn, client: client) {
+            images = described.images
+            if described.status == "INACTIVE" {
+                // ECS still describes a deregistered revision: its own copy is registered again, as it was (the
+                // stored one is masked where it held a secret's value). An automatic rollback registers nothing.
+                guard registerInactive else {
+                    throw StageError("\(arn) is INACTIVE (deregistered); an automatic rollback registers nothing: `pipeline rollback` registers it again")
+                }
+                let registered = try await client.registerTaskDefinition(try await registrable(arn, client: client))
+                print("\(arn) is INACTIVE: registered ECS's copy of it again as \(registered.taskDefinitionArn)")
+                target = registered.taskDefinitionArn
+                images = registered.images
+            }
+        } else {
+            // Gone from ECS: the stored definition, unless masking changed it.
+            guard registerInactive, let storedDefinition else {
+                throw StageError("\(arn) is gone from ECS and no stored definition of it is recorded to register again")
+            }
+            guard !storedDefinition.contains("***") else {
+                throw StageError("\(arn) is gone from ECS, and its stored definition had a secret's value masked out (***), so registering it would not bring the same service back; deploy that commit again with `pipeline run`")
             }
             let registered = try await client.registerTaskDefinition(Data(storedDefinition.utf8))
-            print("\(arn) is INACTIVE: registered its stored definition again as \(registered.taskDefinitionArn)")
+            print("\(arn) is gone from ECS: registered its stored definition again as \(registered.taskDefinitionArn)")
             target = registered.taskDefinitionArn
             images = registered.images
         }
@@ -66,7 +82,7 @@ enum AutoRollback {
         let result: ServiceRollback.Result
         do {
             result = try await ServiceRollback.perform(
-                update, to: previous, storedDefinition: nil, healthCheck: health, client: client, context: context)
+                update, to: previous, storedDefinition: nil, registerInactive: false, healthCheck: health, client: client, context: context)
         } catch {
             StageContext.fail("\(reason), and rolling \(service) back to \(previous) failed too: \(error)")
             do {
@@ -87,5 +103,38 @@ enum AutoRollback {
         }
         let after = result.health.map { "; after the rollback: \($0)" } ?? ""
         StageContext.fail("\(reason); rolled \(service) back to \(result.taskDefinitionArn)\(after)")
+    }
+}
+
+extension ServiceRollback {
+    /// ECS's own copy of revision `arn` as a RegisterTaskDefinition request: the description without what only ECS
+    /// sets, with its tags.
+    static func registrable(_ arn: String, client: AWSClient) async throws -> Data {
+        struct Input: Encodable {
+            let taskDefinition: String
+            let include = ["TAGS"]
+        }
+        struct Described: Decodable {
+            let taskDefinition: JSONValue
+            let tags: JSONValue?
+        }
+        let described = try await client.json(
+            .ecs, targetPrefix: ECS.targetPrefix, operation: "DescribeTaskDefinition", input: Input(taskDefinition: arn), as: Described.self)
+        guard case .object(var body) = described.taskDefinition else { throw StageError("ECS described \(arn) without a definition") }
+        for key in ["taskDefinitionArn", "revision", "status", "requiresAttributes", "compatibilities", "registeredAt", "registeredBy", "deregisteredAt"] {
+            body[key] = nil
+        }
+        if case .array(let tags)? = described.tags, !tags.isEmpty { body["tags"] = .array(tags) }
+        return try JSONEncoder().encode(JSONValue.object(body))
+    }
+
+    /// ECS's description of `arn`, or nil when ECS has it no more (it answers a ClientException).
+    static func describedIfKnown(_ arn: String, client: AWSClient) async throws(AWSError) -> ECS.TaskDefinition? {
+        do {
+            return try await client.describeTaskDefinition(arn)
+        } catch {
+            if error.code == "ClientException" { return nil }
+            throw error
+        }
     }
 }

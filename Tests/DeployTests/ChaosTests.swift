@@ -31,6 +31,9 @@ import TestSupport
             let before = try await project.live()
             let runID = (try store.runs(limit: 1).first?.id ?? 0) + 1
             var runner: Process? = try project.start("run", "staging")
+            // The chaos is about a run under way: it starts once the run is recorded (a kill before that leaves
+            // nothing to resume, which is not what this test is about; under load it can take a while).
+            for _ in 0..<600 where try store.run(runID) == nil { pause(0.05) }
             var acts: [String] = []
             var winners = 0
             while acts.count < 8 {

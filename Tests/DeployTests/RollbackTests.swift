@@ -81,7 +81,7 @@ import TestSupport
         try store.setRunStatus(holder.id, .failed, message: "test holder")
         #expect(try await project.live() == revisionB)
 
-        // A's revision deregistered: registered again from the stored definition, then deployed.
+        // A's revision deregistered: registered again from ECS's copy of it, then deployed.
         let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: LocalAWS.environment))
         struct Deregister: Encodable { let taskDefinition: String }
         struct Answer: Decodable {}

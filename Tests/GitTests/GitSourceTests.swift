@@ -171,13 +171,6 @@ private let noCredentials = GitCredentials.fromEnvironment([:])
         #expect(GitSource.resolve("./sub", relativeTo: "/srv/app") == "/srv/app/sub")
         #expect(GitSource.resolve("git://x/y", relativeTo: "/srv/app") == "git://x/y")
     }
-
-    /// What --verbose logs of a remote never carries its password or token.
-    @Test func loggedURLsLoseTheirUserinfo() {
-        #expect(GitSource.withoutUserinfo("https://x-access-token:ghp_abc@github.com/team/app.git") == "https://***@github.com/team/app.git")
-        #expect(GitSource.withoutUserinfo("https://github.com/team/a@b.git") == "https://github.com/team/a@b.git")
-        #expect(GitSource.withoutUserinfo("git@github.com:team/app.git") == "git@github.com:team/app.git")
-    }
 }
 
 @Suite struct LocalMirrorTests {

@@ -109,3 +109,14 @@ private func json(_ response: HTTPResponse) throws -> [String: Any] {
         #expect(try await trusted.send(HTTPRequest(url: url)).status == 200)
     }
 }
+
+/// What logs and messages show of a URL never carries its password, token or query values.
+@Suite struct URLTextTests {
+    @Test func credentialsAndQueryValuesAreRedacted() {
+        #expect(URLText.redacted("https://x-access-token:ghp_abc@github.com/team/app.git") == "https://***@github.com/team/app.git")
+        #expect(URLText.redacted("https://github.com/team/a@b.git") == "https://github.com/team/a@b.git")
+        #expect(URLText.redacted("git@github.com:team/app.git") == "git@github.com:team/app.git")
+        #expect(URLText.redacted("http://u:EPSECRET@127.0.0.1:4566") == "http://***@127.0.0.1:4566")
+        #expect(URLText.redacted("https://h/repo.git?auth=QUERYSECRET&x") == "https://h/repo.git?auth=***&x")
+    }
+}

@@ -79,15 +79,33 @@ private func shell(_ id: String, after: [String] = [], timeout: Double? = nil, r
         let push = Stage(
             id: "api.push", service: "api",
             spec: .push(PushImageSpec(
-                service: "api", repository: "sv-api", buildStage: nil, tags: ["{sha}", "{shortSha}", "v 1", ".hidden"],
-                movingTags: ["{env}", "latest-{sha}", String(repeating: "a", count: 40)])))
+                service: "api", repository: "sv-api", buildStage: nil, tags: ["{sha}", "{shortSha}", "v 1", ".hidden", "stable"],
+                movingTags: ["{env}", "latest-{sha}", String(repeating: "a", count: 40), "run-{run}", "stable"])))
         let problems = validator.problems(in: plan([push]))
         #expect(problems == [
+            "stage 'api.push': the tag 'stable' is both fixed and moving; name it in one of tags and movingTags",
             "stage 'api.push': the tag 'v 1' may contain only letters, digits, '_', '.' and '-'",
             "stage 'api.push': the tag '.hidden' must start with a letter, a digit or '_'",
             "stage 'api.push': the moving tag 'latest-{sha}' names {sha}, which is different in every run; a moving tag should name the same thing each run (as {env})",
             "stage 'api.push': the moving tag '\(String(repeating: "a", count: 40))' looks like a commit SHA, which is the immutable tag of that commit's image",
+            "stage 'api.push': the moving tag 'run-{run}' names {run}, which is different in every run; a moving tag should name the same thing each run (as {env})",
         ], "\(problems)")
+    }
+
+    /// The environment's name is a safe identifier too; two DNS stages writing one record (two services with the
+    /// same hostname) overwrite each other and are refused; stage ids in every message show invisible characters.
+    @Test func environmentNamesSharedRecordsAndShownIds() {
+        var bad = plan([])
+        bad.environment.name = "e v\u{200B}il"
+        #expect(validator.problems(in: bad).contains { $0.hasPrefix("environment 'e vU+200Bil': the name contains U+200B, space") }, "\(validator.problems(in: bad))")
+        func dns(_ id: String, _ name: String) -> Stage {
+            Stage(id: id, spec: .dnsRecord(DNSRecordSpec(service: nil, zone: "z.net", name: name, record: DNSRecordValue.cname("lb.example.com"))))
+        }
+        #expect(validator.problems(in: plan([dns("a.dns", "api.z.net"), dns("b.dns", "API.z.net.")])) == [
+            "stages 'a.dns' and 'b.dns' all write the DNS record api.z.net CNAME; give the services different hostnames",
+        ])
+        #expect(validator.problems(in: plan([Stage(id: "а.x", timeoutSeconds: -1, spec: .shell(ShellSpec(command: "true")))])).contains(
+            "stage 'U+0430.x': invalid duration: timeout must be more than 0 seconds, got -1.0"))
     }
 
     @Test func duplicateIdsAreNamedOnce() {

@@ -62,6 +62,39 @@ private func shell(_ id: String, _ command: String, after: [String] = [], servic
         #expect(try store.stageRuns(record.id).map(\.status) == [.succeeded, .succeeded])
     }
 
+    /// Who started a run is fixed when it is created: a runner that resumes it (another person's) does not become
+    /// the requester at its gate, so the one who started it still may not approve it (found by the adversarial pass:
+    /// alice started, bob resumed, alice approved her own run).
+    @Test func theRequesterAtAGateIsWhoStartedTheRunNotWhoResumedIt() throws {
+        let store = try StateStore(home: home.url)
+        let flag = home.url.appending(path: "go").path
+        let plan = Plan(
+            pipeline: "p", source: Source(), parallelism: 1,
+            environment: EnvironmentSpec(name: "staging", branch: "main", region: "us-east-1", cluster: "c"), services: [],
+            notifications: [],
+            stages: [
+                shell("before", "test -f \(flag)"),
+                Stage(id: "gate", dependsOn: ["before"], spec: .approval(ApprovalSpec(approvers: ["alice", "bob"], identityVariable: "APPROVER"))),
+            ])
+        let request = RunSession.Request(environment: "staging", sha: sha, ref: "main", branch: "main", trigger: "test", user: "ops", noWait: true)
+        let (first, failed) = try RunSession(store: store, console: RecordingConsole()).execute(
+            plan: plan, request: request, options: RunOptions(parallelism: 1, killGrace: 2), executable: "/bin/false", secrets: [:],
+            environment: ["PATH": "/usr/bin:/bin", "APPROVER": "alice"])
+        #expect(failed == .failed)
+        FileManager.default.createFile(atPath: flag, contents: nil)
+        let lease = try store.takeOwnership(of: first.id, accepting: [.failed], why: "resume")
+        let (_, waiting) = try RunSession(store: store, console: RecordingConsole()).execute(
+            plan: plan, request: request, options: RunOptions(parallelism: 1, killGrace: 2), executable: "/bin/false", secrets: [:],
+            environment: ["PATH": "/usr/bin:/bin", "APPROVER": "bob"], resuming: lease)
+        #expect(waiting == .waiting)
+        let record = try #require(try store.run(first.id))
+        let gate = try #require(try WaitingGate.of(record, store: store))
+        #expect(gate.requester == "alice")
+        #expect(gate.refusal(of: "alice", to: .approve)?.description == "alice started run \(first.id) and may not approve it; another of bob must")
+        #expect(gate.refusal(of: "bob", to: .approve) == nil && gate.refusal(of: "alice", to: .reject) == nil)
+        #expect(gate.refusal(of: "mallory", to: .reject)?.description == "mallory may not decide on gate of run \(first.id); its approvers are alice, bob")
+    }
+
     /// Only the built-in stages that change a service claim deployments: a shell stage's file in claims/ records
     /// nothing; and what an earlier attempt left there is gone before the next attempt starts.
     @Test func aShellStagesClaimIsNotRecordedAndAnEarlierAttemptsClaimIsRemoved() throws {
@@ -74,6 +107,22 @@ private func shell(_ id: String, _ command: String, after: [String] = [], servic
         let (store, _, status, console) = try run([shell("api.deploy", command, service: "api", retry: RetryPolicy(attempts: 1, backoffSeconds: 0))])
         #expect(status == .succeeded, "\(console.lines.withLock { $0 })")
         #expect(try store.deployments(service: "api", environment: "staging").isEmpty)
+    }
+
+    /// An output whose key holds a secret's value is not published, nor handed on as a variable whose name would
+    /// carry the secret (upper-cased, out of the masker's reach); the stage's log says so.
+    @Test func anOutputKeyHoldingASecretIsDropped() throws {
+        let (store, record, status, _) = try run(
+            [shell("a", #"echo "${TOKEN}=v" >> "$PIPELINE_OUTPUTS"; echo ok=1 >> "$PIPELINE_OUTPUTS""#),
+             shell("b", #"env | grep PIPELINE_OUTPUT_A_ > "$PIPELINE_ARTIFACTS/seen""#, after: ["a"])],
+            secrets: ["a": ["TOKEN": "tok3nsecretvalue"]])
+        #expect(status == .succeeded)
+        let folder = RunFolder(root: store.runFolder(record.id))
+        #expect(try folder.publishedOutputs(of: "a") == ["ok": "1"])
+        let seen = try String(contentsOf: folder.artifacts("b").appending(path: "seen"), encoding: .utf8)
+        #expect(seen == "PIPELINE_OUTPUT_A_OK=1\n", "\(seen)")
+        let log = try String(contentsOf: folder.log("a"), encoding: .utf8)
+        #expect(log.contains("warning: the output key '***' holds a secret's value: it is not published") && !log.contains("tok3nsecretvalue"))
     }
 
     /// A secret a stage writes into its outputs or its claim is masked on disk before anything reads it.

@@ -64,6 +64,13 @@ private func streamed(_ text: String, masker: SecretMasker, chunk: Int) -> Strin
         #expect(masker.mask(#"p\u00E4ssw\u00F6rd-\u00F1\uD83D\uDE00"#) == "***")
     }
 
+    /// Python's urllib.parse.quote keeps '/' (AWS secret keys often hold one).
+    @Test func urlEncodingThatKeepsSlashesIsMasked() {
+        let masker = SecretMasker()
+        masker.add(["abc/def+ghi=jkl"])
+        #expect(masker.mask("x=abc/def%2Bghi%3Djkl&y") == "x=***&y")
+    }
+
     @Test func aMultiLineSecretIsMaskedLineByLine() {
         let masker = SecretMasker()
         masker.add(["-----BEGIN KEY-----\nAAAAline-one-of-key\nBBBBline-two-of-key\n-----END KEY-----"])

@@ -100,7 +100,7 @@ public final class AWSClient: Sendable {
                     "\(service.signingName) \(operation) → \(response.status) in \(elapsed.milliseconds) ms",
                     metadata: [
                         "request-id": "\(response.header("x-amzn-requestid") ?? response.header("x-amz-request-id") ?? "-")",
-                        "attempt": "\(attempt)", "endpoint": "\(endpoint.url)",
+                        "attempt": "\(attempt)", "endpoint": "\(URLText.redacted(endpoint.url))",
                     ])
                 if (200..<300).contains(response.status) {
                     retry.withLock { $0.refund() }

@@ -31,7 +31,7 @@ enum CredentialFetch {
                 headers.append(("Authorization", token))
             }
             let body = try await get(url, headers: headers, timeout: 2, attempts: 3, what: "the container credentials endpoint")
-            return try decodeJSON(body, from: "the container credentials endpoint \(url)")
+            return try decodeJSON(body, from: "the container credentials endpoint \(URLText.redacted(url))")
         case .instanceMetadata(let endpoint, let timeout, let attempts):
             let base = endpoint.trimmingSuffix("/")
             let token = try await get(
@@ -84,21 +84,21 @@ enum CredentialFetch {
     /// Reads a JSON credentials answer (`AccessKeyId`, `SecretAccessKey`, `Token`, `Expiration`).
     static func decodeJSON(_ body: [UInt8], from origin: String) throws(AWSError) -> AWSCredentials {
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
-            throw failure("credentials", "\(origin) did not answer with JSON")
+            throw failure("fetch", "\(origin) did not answer with JSON")
         }
         if let code = object["Code"] as? String, code != "Success" {
-            throw failure("credentials", "\(origin) answered \(code): \(object["Message"] as? String ?? "no message")")
+            throw failure("fetch", "\(origin) answered \(code): \(object["Message"] as? String ?? "no message")")
         }
         return try credentials(object, token: "Token", from: origin)
     }
 
     static func credentials(_ object: [String: Any], token: String, from origin: String) throws(AWSError) -> AWSCredentials {
         guard let key = object["AccessKeyId"] as? String, let secret = object["SecretAccessKey"] as? String, !key.isEmpty, !secret.isEmpty else {
-            throw failure("credentials", "\(origin) gave no AccessKeyId and SecretAccessKey")
+            throw failure("fetch", "\(origin) gave no AccessKeyId and SecretAccessKey")
         }
         var expiration: Date?
         if let text = object["Expiration"] as? String {
-            guard let date = parseTimestamp(text) else { throw failure("credentials", "\(origin) gave an unreadable Expiration: \(text)") }
+            guard let date = parseTimestamp(text) else { throw failure("fetch", "\(origin) gave an unreadable Expiration: \(text)") }
             expiration = date
         }
         let session = (object[token] as? String ?? object["SessionToken"] as? String).flatMap { $0.isEmpty ? nil : $0 }
@@ -124,13 +124,13 @@ enum CredentialFetch {
                 let response = try await http.send(
                     HTTPRequest(method: method, url: url, headers: headers, timeout: timeout, connectTimeout: timeout))
                 if response.status == 200 { return response.body }
-                last = "HTTP \(response.status) from \(url)"
+                last = "HTTP \(response.status) from \(URLText.redacted(url))"
                 if (400..<500).contains(response.status) { break }
             } catch {
-                last = "no answer from \(url) within \(timeout.formatted())s (\(error.message))"
+                last = "no answer from \(URLText.redacted(url)) within \(timeout.formatted())s (\(error.message))"
             }
         }
-        throw failure("credentials", "\(what): \(last)")
+        throw failure("fetch", "\(what): \(last)")
     }
 
     static func failure(_ operation: String, _ message: String) -> AWSError {

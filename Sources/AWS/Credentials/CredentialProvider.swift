@@ -1,4 +1,5 @@
 import Foundation
+import HTTP
 
 /// Where credentials come from, as the AWS CLI's chain finds them. Each source but `fixed` gives temporary
 /// credentials, which the provider caches and fetches again before they expire.
@@ -23,7 +24,7 @@ public indirect enum CredentialSource: Sendable, CustomStringConvertible {
         case .process(let command, let profile): "credential_process of profile \(profile) (\(command.split(separator: " ").first ?? ""))"
         case .assumeRole(let role, let source): "role \(role.arn) assumed with \(source)"
         case .webIdentity(let arn, let file, _): "role \(arn) assumed with the web identity token in \(file)"
-        case .container(let url, _, _): "the container credentials endpoint \(url)"
+        case .container(let url, _, _): "the container credentials endpoint \(URLText.redacted(url))"
         case .instanceMetadata(let endpoint, _, _): "the instance metadata service at \(endpoint)"
         }
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AWS
 import Foundation
+import HTTP
 import Runner
 import Stages
 
@@ -47,7 +48,7 @@ extension PipelineCommand {
                 }
                 print("region       \(configuration.region) (profile \(configuration.profile))")
                 for service in AWSService.allCases {
-                    print("endpoint     \(service.signingName.padding(toLength: 20, withPad: " ", startingAt: 0)) \(configuration.endpoint(service))")
+                    print("endpoint     \(service.signingName.padding(toLength: 20, withPad: " ", startingAt: 0)) \(URLText.redacted(configuration.endpoint(service).description))")
                 }
             } catch let error as LoadError {
                 throw error.report()

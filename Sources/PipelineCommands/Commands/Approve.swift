@@ -41,7 +41,7 @@ extension PipelineCommand {
                 let identity = try gate.identity(environment: ProcessInfo.processInfo.environment, operatingSystemUser: StateAccess.currentUser)
                 if let refusal = gate.refusal(of: identity, to: .approve) { throw refusal }
                 let result = try store.approve(
-                    run: gate.run.id, stage: gate.stage, user: identity, comment: comment, required: gate.spec.required,
+                    run: gate.run.id, stage: gate.stage, user: identity, comment: comment.map(Gates.masked), required: gate.spec.required,
                     continuingAs: detach ? nil : .current)
                 switch result {
                 case .recorded(let count, let required):
@@ -104,8 +104,8 @@ extension PipelineCommand {
                 }
                 let identity = try gate.identity(environment: ProcessInfo.processInfo.environment, operatingSystemUser: StateAccess.currentUser)
                 if let refusal = gate.refusal(of: identity, to: .reject) { throw refusal }
-                try store.reject(run: gate.run.id, stage: gate.stage, user: identity, reason: reason)
-                print("run \(gate.run.id) rejected by \(identity): \(reason)")
+                try store.reject(run: gate.run.id, stage: gate.stage, user: identity, reason: Gates.masked(reason))
+                print("run \(gate.run.id) rejected by \(identity): \(Gates.masked(reason))")
             } catch let refusal as ApprovalRefusal {
                 FileHandle.standardError.write(Data("error: \(refusal)\n".utf8))
                 throw Exit.badInput
@@ -122,13 +122,20 @@ extension PipelineCommand.Reject {
     static func rejectDamaged(_ damaged: RunFolderDamaged, store: StateStore, reason: String) throws {
         guard let stage = try store.stageRuns(damaged.run).first(where: { $0.status == .waiting })?.stageID else { throw damaged }
         let user = StateAccess.currentUser
-        try store.reject(run: damaged.run, stage: stage, user: user, reason: "\(reason) (its plan could not be read)")
+        try store.reject(run: damaged.run, stage: stage, user: user, reason: "\(Gates.masked(reason)) (its plan could not be read)")
         print("run \(damaged.run) rejected by \(user): \(reason); its folder is damaged, so the gate's approvers could not be checked (rejecting changes nothing deployed)")
     }
 }
 
 /// Continuing an approved run.
 enum Gates {
+    /// A comment or reason as kept: the runner's own secrets (its AWS secret key, tokens) masked, as everywhere.
+    static func masked(_ text: String) -> String {
+        let masker = SecretMasker()
+        masker.add(SecretResolver.maskedValues([:], environment: ProcessInfo.processInfo.environment))
+        return masker.mask(text)
+    }
+
     /// Continues the run in the background (`pipeline resume RUN` in a session of its own, which takes the approved
     /// run over), logging to the run folder.
     static func detach(_ record: RunRecord, store: StateStore) throws {

@@ -16,7 +16,7 @@ extension PipelineCommand {
                 lack it, from the service's task-definition revisions whose image is tagged with that SHA. --to \
                 previous (the default) is the last deployment before the one running now. Before changing anything it \
                 checks that the image is still in the registry and the revision still ACTIVE (an INACTIVE one is \
-                registered again from its stored definition), prints what will change, and asks for confirmation on a \
+                registered again from ECS's copy of it), prints what will change, and asks for confirmation on a \
                 terminal unless --yes. The rollback is itself a run, with logs and artifacts, recorded as a deployment.
                 Exit codes: 0 rolled back (or nothing to do), 1 the rollback failed, 2 refused (nothing changed), 3 the \
                 environment is busy with another run.
@@ -94,7 +94,8 @@ extension PipelineCommand {
             }
             // Checks before any change: the image is still there, the revision is usable.
             let definition = try await client.describeTaskDefinition(target.taskDefinitionArn)
-            let image = target.image ?? definition.images.first ?? ""
+            // The recorded image, unless masking changed it (a secret's value was part of it): then ECS's.
+            let image = target.image.flatMap { $0.contains("***") ? nil : $0 } ?? definition.images.first ?? ""
             do {
                 try await ImagePresence.require(image, repository: planner.repository, aws: client, environment: environment)
             } catch {
@@ -124,8 +125,19 @@ extension PipelineCommand {
             let request = RunSession.Request(
                 environment: environmentName, sha: target.sha.isEmpty ? nil : target.sha, ref: nil, branch: nil, trigger: "rollback",
                 user: StateAccess.currentUser, noWait: true, stageEnvironment: [:])
+            // The rollback stage gets none of the pipeline's secrets, but its log masks them (a secret can be part of
+            // what AWS answers, as an account id): read as the runs read them; one that cannot be read is said.
+            var masked: [String: [String: String]] = [:]
+            do {
+                let lookup = SecretsManagerLookup(planner.plan.environment, environment: environment)
+                for (stage, values) in try await SecretResolver.resolve(planner.plan, environment: environment, secretsManager: lookup.value) {
+                    masked["(masked only) \(stage)"] = values
+                }
+            } catch {
+                FileHandle.standardError.write(Data("warning: the rollback's log cannot mask the pipeline's secrets, which could not be read: \(error.messages.joined(separator: "; "))\n".utf8))
+            }
             let outcome = try await RunStart(store: store, execution: execution, environment: environment).fresh(
-                plan: planner.rollbackPlan(to: target, image: image), request: request, secrets: [:],
+                plan: planner.rollbackPlan(to: target, image: image), request: request, secrets: masked,
                 options: RunOptions(parallelism: 1, killGrace: execution.killGrace))
             try ExecutionOptions.finish(outcome)
         }
@@ -145,6 +157,10 @@ extension PipelineCommand {
 
         @Option(help: "How many.")
         var limit: Int = 50
+
+        func validate() throws {
+            if limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit)") }
+        }
 
         func run() async throws {
             do {

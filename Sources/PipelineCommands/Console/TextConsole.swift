@@ -55,6 +55,7 @@ final class TextConsole: RunConsole, Sendable {
         case .conditionFalse: "–"
         case .skipped: "↷"
         case .cancelled: "■"
+        case .waiting: "⏸"
         default: "✘"
         }
         let duration = attempt > 0 ? " \(Self.format(seconds))" : ""

@@ -21,9 +21,14 @@ final class NotifyingConsole: RunConsole, Sendable {
         self.store = store
     }
 
-    /// Waits until every post made so far was answered (or gave up) and logged.
-    func delivered() async {
-        await last.withLock { $0 }?.value
+    /// Waits until every post made so far was answered (or gave up) and logged, for at most `limit` seconds (one
+    /// webhook's timeout): a hanging webhook never holds the command's end longer than that.
+    func delivered(limit: Double = 5) async {
+        guard let pending = last.withLock({ $0 }) else { return }
+        let finished = await FirstOf.race({ await pending.value }, orAfter: limit)
+        if !finished {
+            inner.note("warning: gave up waiting for a webhook after \(Int(limit))s; what it did not answer is not in notifications.log")
+        }
     }
 
     /// A console over `inner` posting to the plan's webhooks, whose URLs are read now (a Secrets Manager one
@@ -110,9 +115,17 @@ final class NotifyingConsole: RunConsole, Sendable {
         last.withLock { previous in
             previous = Task { [previous, inner] in
                 await previous?.value
+                // The webhooks of one event at once; the events one after another, in order.
+                let failures = await withTaskGroup(of: (Int, String?).self) { group in
+                    for (index, target) in chosen.enumerated() {
+                        group.addTask { (index, await Webhook.post(url: target.url, format: target.spec.format, text: text, fields: fields)) }
+                    }
+                    var failures: [Int: String?] = [:]
+                    for await (index, failure) in group { failures[index] = failure }
+                    return failures
+                }
                 for (index, target) in chosen.enumerated() {
-                    let failure = await Webhook.post(url: target.url, format: target.spec.format, text: text, fields: fields)
-                    Self.record(event, index: index, target: target, failure: failure, log: log, inner: inner)
+                    Self.record(event, index: index, target: target, failure: failures[index] ?? nil, log: log, inner: inner)
                 }
             }
         }
@@ -135,5 +148,28 @@ final class NotifyingConsole: RunConsole, Sendable {
             inner.note("warning: cannot record the notification in \(log.path): \(error)")
         }
         if let failure { inner.note("warning: the \(event.rawValue) notification was not delivered: \(failure)") }
+    }
+}
+
+/// Waiting for work, up to a limit.
+enum FirstOf {
+    /// Whether `work` finished within `seconds`; it is not cancelled when it did not.
+    static func race(_ work: @escaping @Sendable () async -> Void, orAfter seconds: Double) async -> Bool {
+        final class Once: Sendable {
+            let done = Mutex(false)
+            /// True for the first caller only.
+            func first() -> Bool { done.withLock { done in defer { done = true }; return !done } }
+        }
+        let once = Once()
+        return await withCheckedContinuation { continuation in
+            Task {
+                await work()
+                if once.first() { continuation.resume(returning: true) }
+            }
+            Task {
+                try? await Task.sleep(for: .seconds(seconds))  // cancelled or not, the time is up
+                if once.first() { continuation.resume(returning: false) }
+            }
+        }
     }
 }

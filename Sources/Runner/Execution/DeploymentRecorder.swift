@@ -10,6 +10,8 @@ struct DeploymentRecorder {
     let run: RunRecord
     let folder: RunFolder
     let store: StateStore
+    /// The run's secrets: the event a deployment adds is prose for people, masked as the rest.
+    let masker: SecretMasker
 
     /// The stage kinds that make claims; a file another stage (a shell command) leaves in claims/ is not one.
     static let claimingKinds: Set<StageKind> = [.updateService, .healthCheck, .rollback]
@@ -73,7 +75,7 @@ struct DeploymentRecorder {
                 approvedBy: approvers.isEmpty ? nil : Array(Set(approvers)).sorted().joined(separator: ", ")))
         try store.addEvent(
             run.id, stage: nil, kind: "deployment.\(kind.rawValue)",
-            message: "\(claim.service): \(sha.map { String($0.prefix(12)) } ?? "unknown commit") on \(claim.taskDefinitionArn)")
+            message: masker.mask("\(claim.service): \(sha.map { String($0.prefix(12)) } ?? "unknown commit") on \(claim.taskDefinitionArn)"))
     }
 
     /// A stage's outputs: published (`.json`, after success) or as the stage left them (`.env`).

@@ -227,7 +227,7 @@ public final class RunExecutor: @unchecked Sendable {
             let cancelled = cancelReason != nil
             condition.unlock()
             let final = status == .succeeded || cancelled || tried >= maximum || status == .cancelled || status == .waiting
-            let recorder = DeploymentRecorder(plan: plan, run: run, folder: folder, store: store)
+            let recorder = DeploymentRecorder(plan: plan, run: run, folder: folder, store: store, masker: masker)
             // The stage's end and the deployment it means are one write: never one without the other.
             record {
                 try store.setStageStatus(
@@ -371,7 +371,11 @@ public final class RunExecutor: @unchecked Sendable {
         var unrecorded: String?
         do {
             try folder.maskArtifacts(of: stage.id, with: masker)
-            if status == .succeeded { try folder.publishOutputs(of: stage, masker: masker) }
+            if status == .succeeded {
+                for key in try folder.publishOutputs(of: stage, masker: masker) {
+                    log.append(text: "\(String(decoding: Timestamp.now(), as: UTF8.self))err warning: the output key '\(key)' holds a secret's value: it is not published\n")
+                }
+            }
             try folder.maskOutputs(of: stage.id, with: masker)
             if DeploymentRecorder.claimingKinds.contains(stage.kind) {
                 try folder.settleClaim(of: stage, runSHA: run.sha, masker: masker)
@@ -398,7 +402,17 @@ public final class RunExecutor: @unchecked Sendable {
     /// An approval gate, decided in the runner: passes once enough people approved, fails when rejected or
     /// expired, and otherwise waits — in the foreground with `waitForApproval`, else by stopping the run as waiting.
     private func gate(_ stage: Stage, _ spec: ApprovalSpec) -> (StageStatus, Int32?, String?) {
-        let requester = spec.identity(environment: ProcessInfo.processInfo.environment, operatingSystemUser: run.user) ?? run.user
+        // Who started the run, as recorded when it was created (a runner resuming it may be someone else); a run
+        // folder from before that was kept: this process's identity, as then.
+        let starter: String?
+        do {
+            starter = try folder.requesters()?[stage.id]
+        } catch {
+            let problem = masker.mask("\(error)")
+            stop(RecordingFailure(run: run.id, reason: problem))
+            return (.failed, nil, problem)
+        }
+        let requester = starter ?? spec.identity(environment: ProcessInfo.processInfo.environment, operatingSystemUser: run.user) ?? run.user
         record { try store.requestApproval(run: run.id, stage: stage.id, requester: requester) }
         var announced = false
         while true {

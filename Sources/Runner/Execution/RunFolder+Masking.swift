@@ -33,10 +33,15 @@ extension RunFolder {
     /// Publishes the outputs of a stage that succeeded, before its outputs file is masked: masked as
     /// `outputs/STAGE.json` for people, and, for a built-in stage (whose outputs are what AWS and the registry
     /// answered), as written in `handoff/STAGE.json` for the stages after it (see `handoffFile`).
-    func publishOutputs(of stage: Stage, masker: SecretMasker) throws {
+    /// Returns the keys it dropped: a key that holds a secret's value is not published (it would be shown, and
+    /// become part of a variable's name, in clear).
+    @discardableResult
+    func publishOutputs(of stage: Stage, masker: SecretMasker) throws -> [String] {
         // No outputs file: the stage wrote none.
-        guard let data = FileManager.default.contents(atPath: outputsFile(stage.id).path) else { return }
-        let values = StageOutputs.parse(String(decoding: data, as: UTF8.self))
+        guard let data = FileManager.default.contents(atPath: outputsFile(stage.id).path) else { return [] }
+        var values = StageOutputs.parse(String(decoding: data, as: UTF8.self))
+        let dropped = values.keys.filter { masker.mask($0) != $0 }.sorted()
+        for key in dropped { values[key] = nil }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         if stage.kind != .shell {
@@ -47,6 +52,7 @@ extension RunFolder {
             try encoder.encode(values).write(to: file, options: .atomic)
         }
         try encoder.encode(values.mapValues(masker.mask)).write(to: publishedOutputsFile(stage.id), options: .atomic)
+        return dropped.map(masker.mask)
     }
 
     /// Masks every secret in the files the stage left in its artifacts folder; a file whose masked copy cannot be

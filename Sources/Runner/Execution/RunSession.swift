@@ -125,6 +125,13 @@ public final class RunSession: @unchecked Sendable {
         if resuming == nil {
             do {
                 try folder.create(plan: plan, pipelineFiles: request.pipelineFiles)
+                // Who started the run, as each gate knows people, fixed now: whoever resumes it later is not.
+                var requesters: [String: String] = [:]
+                for stage in plan.stages {
+                    guard case .approval(let spec) = stage.spec else { continue }
+                    requesters[stage.id] = spec.identity(environment: environment, operatingSystemUser: run.user) ?? run.user
+                }
+                try folder.writeRequesters(requesters)
             } catch {
                 let failure = RecordingFailure(run: run.id, reason: "could not write the run folder \(folder.root.path): \(error)")
                 try? store.fenced(lease) { try store.setRunStatus(run.id, .failed, message: failure.reason) }  // best effort: the folder is what failed

@@ -20,6 +20,8 @@ enum SecretForms {
             forms.append(Array(jsonEscaped(text, slash: false, asciiOnly: true).uppercasedEscapes().utf8))
             forms.append(Array(urlEncoded(text, spaceAsPlus: false).utf8))
             forms.append(Array(urlEncoded(text, spaceAsPlus: true).utf8))
+            // Python's urllib.parse.quote keeps '/' by default.
+            forms.append(Array(urlEncoded(text, spaceAsPlus: false, keepSlash: true).utf8))
             for alignment in 0..<3 {
                 let base64 = base64Inner(Array(text.utf8), alignment: alignment)
                 forms.append(Array(base64.utf8))
@@ -69,7 +71,7 @@ enum SecretForms {
         return out
     }
 
-    static func urlEncoded(_ text: String, spaceAsPlus: Bool) -> String {
+    static func urlEncoded(_ text: String, spaceAsPlus: Bool, keepSlash: Bool = false) -> String {
         var out = ""
         for byte in text.utf8 {
             switch byte {
@@ -79,6 +81,8 @@ enum SecretForms {
                 out.unicodeScalars.append(Unicode.Scalar(byte))
             case UInt8(ascii: " ") where spaceAsPlus:
                 out += "+"
+            case UInt8(ascii: "/") where keepSlash:
+                out += "/"
             default:
                 out += String(format: "%%%02X", byte)
             }

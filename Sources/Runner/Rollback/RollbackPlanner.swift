@@ -165,14 +165,10 @@ public struct RollbackPlanner: Sendable {
         return Target(sha: match.sha, taskDefinitionArn: match.arn, taskDefinition: nil, image: match.image, deployed: nil)
     }
 
-    /// Checks the target's revision as ECS describes it (`status`): an INACTIVE one can be used only when its
-    /// definition is stored, to register it again. Returns a note for what will be shown.
+    /// Checks the target's revision as ECS describes it (`status`) and returns a note for what will be shown: an
+    /// INACTIVE (deregistered) revision is registered again from ECS's own copy of it.
     public func check(_ target: Target, status: String) throws -> String {
-        guard status == "INACTIVE" else { return "" }
-        guard target.taskDefinition != nil else {
-            throw RollbackRefusal("\(target.taskDefinitionArn) is INACTIVE and no stored definition of it is recorded, so it cannot be registered again")
-        }
-        return " (INACTIVE: its stored definition is registered again)"
+        status == "INACTIVE" ? " (INACTIVE: ECS's copy of it is registered again)" : ""
     }
 
     /// The rollback run's plan: one rollback stage putting the service on `target` with `image`, then its health

@@ -28,9 +28,13 @@ public struct PlanValidator: Sendable {
         found += NameRules.problems(in: plan)
         found += dependencyProblems(plan.stages)
         found += cycleProblems(plan.stages)
-        for stage in plan.stages {
-            found += StageLimits.problems(of: stage, plan: plan).map { "stage '\(stage.id)': \($0)" }
+        if let problem = NameRules.problem(with: plan.environment.name) {
+            found.append("environment '\(NameRules.shown(plan.environment.name))': the name \(problem); names may use only \(NameRules.allowed)")
         }
+        for stage in plan.stages {
+            found += StageLimits.problems(of: stage, plan: plan).map { "stage '\(NameRules.shown(stage.id))': \($0)" }
+        }
+        found += recordProblems(plan.stages)
         for check in checks { found += check(plan) }
         return found
     }
@@ -39,6 +43,19 @@ public struct PlanValidator: Sendable {
         plan.services.compactMap { service in
             (1...65535).contains(service.port)
                 ? nil : "service '\(service.name)': invalid count: port must be 1 to 65535, got \(service.port)"
+        }
+    }
+
+    /// Two DNS stages that would write the same record (two services with one hostname) overwrite each other.
+    private func recordProblems(_ stages: [Stage]) -> [String] {
+        var writers: [String: [String]] = [:]
+        for stage in stages {
+            guard case .dnsRecord(let spec) = stage.spec else { continue }
+            let name = spec.name.lowercased().hasSuffix(".") ? String(spec.name.lowercased().dropLast()) : spec.name.lowercased()
+            writers["\(name) \(spec.record.type)", default: []].append(stage.id)
+        }
+        return writers.sorted { $0.key < $1.key }.filter { $0.value.count > 1 }.map { record, ids in
+            "stages \(ids.map { "'\(NameRules.shown($0))'" }.joined(separator: " and ")) all write the DNS record \(record); give the services different hostnames"
         }
     }
 
