@@ -59,28 +59,17 @@ enum RegisterStage {
     /// The latest ACTIVE revision of `family` as ECS describes it, if there is one: DescribeTaskDefinition takes a
     /// family for its latest ACTIVE revision, one call where listing the family and describing its newest were two.
     private static func latestActive(family: String, client: AWSClient) async throws -> (arn: String, body: JSONValue)? {
-        struct Input: Encodable {
-            let taskDefinition: String
-            let include = ["TAGS"]
-        }
-        struct Described: Decodable {
-            let taskDefinition: JSONValue
-            let tags: JSONValue?
-        }
-        let described: Described
+        let described: DescribedDefinition?
         do throws(AWSError) {
-            described = try await client.json(
-                .ecs, targetPrefix: ECS.targetPrefix, operation: "DescribeTaskDefinition", input: Input(taskDefinition: family),
-                as: Described.self)
+            described = try await DescribedDefinition.fetch(family, client: client)
         } catch {
             guard error.code == "ClientException" else { throw error }
             return nil  // the family has no ACTIVE revision (ECS says so with a ClientException)
         }
-        // ECS answers the tags beside the definition, not in it; only an ACTIVE revision is reused.
-        guard case .object(var body) = described.taskDefinition, case .string(let arn)? = body["taskDefinitionArn"],
+        // Only an ACTIVE revision is reused.
+        guard let body = described?.body, case .string(let arn)? = body["taskDefinitionArn"],
             body["status"] == nil || body["status"] == .string("ACTIVE")
         else { return nil }
-        if let tags = described.tags { body["tags"] = tags }
         return (arn, .object(body))
     }
 }

@@ -110,21 +110,12 @@ extension ServiceRollback {
     /// ECS's own copy of revision `arn` as a RegisterTaskDefinition request: the description without what only ECS
     /// sets, with its tags.
     static func registrable(_ arn: String, client: AWSClient) async throws -> Data {
-        struct Input: Encodable {
-            let taskDefinition: String
-            let include = ["TAGS"]
+        guard var body = try await DescribedDefinition.fetch(arn, client: client)?.body else {
+            throw StageError("ECS described \(arn) without a definition")
         }
-        struct Described: Decodable {
-            let taskDefinition: JSONValue
-            let tags: JSONValue?
-        }
-        let described = try await client.json(
-            .ecs, targetPrefix: ECS.targetPrefix, operation: "DescribeTaskDefinition", input: Input(taskDefinition: arn), as: Described.self)
-        guard case .object(var body) = described.taskDefinition else { throw StageError("ECS described \(arn) without a definition") }
         for key in ["taskDefinitionArn", "revision", "status", "requiresAttributes", "compatibilities", "registeredAt", "registeredBy", "deregisteredAt"] {
             body[key] = nil
         }
-        if case .array(let tags)? = described.tags, !tags.isEmpty { body["tags"] = .array(tags) }
         return try JSONEncoder().encode(JSONValue.object(body))
     }
 
