@@ -81,7 +81,11 @@ import TestSupport
         try store.setRunStatus(holder.id, .failed, message: "test holder")
         #expect(try await project.live() == revisionB)
 
-        // A's revision deregistered: registered again from ECS's copy of it, then deployed.
+        // A's revision deregistered: registered again from ECS's copy of it, then deployed. The stored definition is
+        // spoiled first (as masking spoils one that held a secret's value): ECS's copy is what comes back, not it.
+        try store.database.execute(
+            "UPDATE deployments SET task_definition_json = ? WHERE task_definition_arn = ?",
+            [.text(#"{"family": "spoiled", "containerDefinitions": [{"name": "x", "image": "***"}]}"#), .text(revisionA)])
         let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: LocalAWS.environment))
         struct Deregister: Encodable { let taskDefinition: String }
         struct Answer: Decodable {}
