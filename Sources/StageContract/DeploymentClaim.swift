@@ -83,7 +83,7 @@ public struct DeploymentClaim: Codable, Sendable, Equatable {
     public func check(service expected: String, runSHA: String?) throws {
         func refuse(_ why: String) -> RunFolderError { RunFolderError("its deployment claim is refused: \(why)") }
         guard service == expected else { throw refuse("it is about service '\(service)', not the stage's '\(expected)'") }
-        if let sha, !Self.isCommit(sha) { throw refuse("sha '\(sha.prefix(80))' is not a 40-digit lowercase hexadecimal commit") }
+        if let sha, !sha.isCommitID { throw refuse("sha '\(sha.prefix(80))' is not a 40-digit lowercase hexadecimal commit") }
         if kind == .deploy, let runSHA, sha != runSHA {
             throw refuse("a deploy of \(sha ?? "no commit") in a run of \(runSHA)")
         }
@@ -100,18 +100,10 @@ public struct DeploymentClaim: Codable, Sendable, Equatable {
         }
     }
 
-    /// A full commit id as git writes it.
-    public static func isCommit(_ text: String) -> Bool {
-        text.utf8.count == 40 && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
-    }
-
     /// `sha256:` and 64 lowercase hexadecimal digits.
     public static func isDigest(_ text: String) -> Bool {
-        text.hasPrefix("sha256:") && isHex(text.dropFirst(7), count: 64)
-    }
-
-    private static func isHex(_ text: Substring, count: Int) -> Bool {
-        text.utf8.count == count && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+        let digits = text.dropFirst(7)
+        return text.hasPrefix("sha256:") && digits.utf8.count == 64 && digits.isLowercaseHex
     }
 
     /// `arn:PARTITION:ecs:REGION:ACCOUNT:task-definition/FAMILY:REVISION`, as ECS returns it.
@@ -135,4 +127,12 @@ extension StringProtocol {
     public var isASCIIHex: Bool {
         utf8.allSatisfy { (48...57).contains($0) || (65...70).contains($0) || (97...102).contains($0) }
     }
+
+    /// Whether every character is 0-9 or a-f, as git and registries write digests.
+    public var isLowercaseHex: Bool {
+        utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
+
+    /// A full commit id as git writes it: 40 lowercase hexadecimal digits.
+    public var isCommitID: Bool { utf8.count == 40 && isLowercaseHex }
 }

@@ -22,7 +22,7 @@ public enum ImageTags {
         for unique in ["{sha}", "{shortSha}", "{run}"] where template.contains(unique) {
             return "names \(unique), which is different in every run; a moving tag should name the same thing each run (as {env})"
         }
-        if filled.utf8.count == 40 && filled.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) {
+        if filled.isCommitID {
             return "looks like a commit SHA, which is the immutable tag of that commit's image"
         }
         return nil

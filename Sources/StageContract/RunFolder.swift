@@ -105,15 +105,6 @@ public struct RunFolder: Sendable {
         }
     }
 
-    /// The outputs each finished stage of `plan` hands on to later stages, by stage id.
-    public func outputs(of stages: [Stage]) throws -> [String: [String: String]] {
-        var all: [String: [String: String]] = [:]
-        for stage in stages {
-            if let values = try handedOnOutputs(of: stage.id) { all[stage.id] = values }
-        }
-        return all
-    }
-
     /// The outputs a stage left in its outputs file, whether or not it succeeded (nil: it wrote none).
     public func writtenOutputs(of stage: String) throws -> [String: String]? {
         let file = outputsFile(stage)

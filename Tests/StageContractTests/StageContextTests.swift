@@ -29,7 +29,8 @@ private func runFolder(outputs: [String: String]? = nil, firstID: String = "api.
     @Test func theVariablesTheRunnerSetsDecodeIntoTheSameContext() throws {
         let (directory, folder, plan) = try runFolder(outputs: ["image": "repo@sha256:ab", "digest": "sha256:ab"])
         let run = RunIdentity(runID: 7, environment: "staging", user: "alice", sha: sha, ref: "main")
-        let outputs = try folder.outputs(of: plan.stages)
+        var outputs: [String: [String: String]] = [:]
+        for stage in plan.stages { outputs[stage.id] = try folder.handedOnOutputs(of: stage.id) }
         var variables = try StageVariables.values(run: run, stage: plan.stages[1], attempt: 2, folder: folder, outputs: outputs)
         #expect(variables["PIPELINE_OUTPUT_API_PUSH_IMAGE"] == "repo@sha256:ab")
         variables[StageVariables.onCancel] = "leave"

@@ -89,6 +89,6 @@ struct DeploymentRecorder {
     static func sha(inTag image: String?) -> String? {
         guard let image, !image.contains("@"), let colon = image.lastIndex(of: ":") else { return nil }
         let tag = image[image.index(after: colon)...]
-        return tag.utf8.count == 40 && tag.isASCIIHex ? String(tag) : nil
+        return tag.isCommitID ? String(tag) : nil
     }
 }

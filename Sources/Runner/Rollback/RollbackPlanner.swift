@@ -152,7 +152,7 @@ public struct RollbackPlanner: Sendable {
             for image in revision.images {
                 guard let colon = image.lastIndex(of: ":"), !image.contains("@") else { continue }
                 let tag = image[image.index(after: colon)...].lowercased()
-                if tag.utf8.count == 40, tag.isASCIIHex, tag.hasPrefix(prefix) { found.append((tag, revision.arn, image)) }
+                if tag.isCommitID, tag.hasPrefix(prefix) { found.append((tag, revision.arn, image)) }
             }
         }
         let distinct = Set(found.map(\.sha))
