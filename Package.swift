@@ -12,6 +12,10 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // `pipeline serve` (HTTP/1.1 on SwiftNIO).
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         .systemLibrary(name: "CGit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
@@ -35,10 +39,21 @@ let package = Package(
         .target(name: "AWS", dependencies: ["HTTP", "Hashing", .product(name: "Logging", package: "swift-log")]),
         .target(name: "OCI", dependencies: ["HTTP", "Hashing"]),
         .target(name: "Stages", dependencies: ["PipelineDSL", "StageContract", "AWS", "OCI", "Git", "HTTP"]),
+        // `pipeline serve`: pages, the JSON API, live logs, sign-in, roles, CSRF and the audit.
+        .target(
+            name: "Server",
+            dependencies: [
+                "Runner", "StageContract", "PipelineDSL", "Hashing", "Git",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "PipelineCommands",
             dependencies: [
-                "Runner", "Stages", "StageContract", "Git", "HTTP", "AWS", "OCI",
+                "Runner", "Server", "Stages", "StageContract", "Git", "HTTP", "AWS", "OCI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -56,6 +71,7 @@ let package = Package(
         .testTarget(name: "ImageTests", dependencies: ["OCI", "Stages", "AWS", "HTTP", "Hashing", "TestSupport", "pipeline"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "Hashing", "TestSupport"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["Git", "HTTP", "Hashing", "AWS", "OCI"]),
+        .testTarget(name: "ServerTests", dependencies: ["pipeline", "Server", "Runner", "HTTP", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["pipeline", "PipelineDSL", "StageContract", "Runner", "AWS", "TestSupport"]),
     ]
 )

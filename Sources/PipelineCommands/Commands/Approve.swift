@@ -31,18 +31,29 @@ extension PipelineCommand {
         @Flag(help: "Continue the run in the background.")
         var detach = false
 
+        @Flag(help: "Approve through the server you logged in to (`pipeline login`), as your verified user.")
+        var server = false
+
         @OptionGroup var execution: ExecutionOptions
 
         func run() async throws {
+            if server {
+                return try await ServerDecision.send(.approve, environment: environment, run: runID, fields: comment.map { ["comment": $0] } ?? [:])
+            }
             do {
                 let workspace = try global.workspace()
                 let store = try StateAccess.open(workspace)
                 let gate = try WaitingGate.find(environment, run: runID, store: store)
+                if gate.plan.environment.verifiedApprovals == true {
+                    throw ApprovalRefusal(
+                        description: "\(environment) requires verified approvals: approve through the server instead (`pipeline login URL --user NAME`, then `pipeline approve \(environment) --server`), or on the run's approval page")
+                }
                 let identity = try gate.identity(environment: ProcessInfo.processInfo.environment, operatingSystemUser: StateAccess.currentUser)
                 if let refusal = gate.refusal(of: identity, to: .approve) { throw refusal }
                 let result = try store.approve(
                     run: gate.run.id, stage: gate.stage, user: identity, comment: comment.map(Gates.masked), required: gate.spec.required,
                     continuingAs: detach ? nil : .current)
+                try store.audit(actor: identity, identity: .local, action: "approved", target: "run \(gate.run.id)", detail: comment.map(Gates.masked))
                 switch result {
                 case .recorded(let count, let required):
                     print("approved by \(identity): \(count) of \(required) approvals for run \(gate.run.id); waiting for \(required - count) more")
@@ -88,11 +99,15 @@ extension PipelineCommand {
         @Option(help: "Why (kept with the decision).")
         var reason: String
 
+        @Flag(help: "Reject through the server you logged in to (`pipeline login`), as your verified user.")
+        var server = false
+
         func validate() throws {
             if reason.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--reason must say why") }
         }
 
         func run() async throws {
+            if server { return try await ServerDecision.send(.reject, environment: environment, run: runID, fields: ["reason": reason]) }
             do {
                 let store = try StateAccess.open(try global.workspace())
                 let gate: WaitingGate
@@ -105,6 +120,7 @@ extension PipelineCommand {
                 let identity = try gate.identity(environment: ProcessInfo.processInfo.environment, operatingSystemUser: StateAccess.currentUser)
                 if let refusal = gate.refusal(of: identity, to: .reject) { throw refusal }
                 try store.reject(run: gate.run.id, stage: gate.stage, user: identity, reason: Gates.masked(reason))
+                try store.audit(actor: identity, identity: .local, action: "rejected", target: "run \(gate.run.id)", detail: Gates.masked(reason))
                 print("run \(gate.run.id) rejected by \(identity): \(Gates.masked(reason))")
             } catch let refusal as ApprovalRefusal {
                 FileHandle.standardError.write(Data("error: \(refusal)\n".utf8))
@@ -181,5 +197,21 @@ enum ApprovalText {
             ])
         }
         return table.render()
+    }
+}
+
+/// An approval or rejection sent to the server with the kept login: the server checks the gate's rules against the
+/// verified user and records it (and continues the run once approved).
+enum ServerDecision {
+    static func send(_ decision: WaitingGate.Decision, environment: String, run: Int?, fields: [String: String]) async throws {
+        do {
+            let client = ServerClient(login: try ServerLogin.load())
+            let id = try await client.waitingRun(environment, run: run)
+            let answer = try await client.call("POST", "/runs/\(id)/\(decision == .approve ? "approve" : "reject")", fields) as? [String: Any]
+            print("run \(id): \(answer?["outcome"] as? String ?? "done") (on \(client.base))")
+        } catch let error as ServerCallError {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw error.exitCode
+        }
     }
 }

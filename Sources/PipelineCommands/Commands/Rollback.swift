@@ -39,6 +39,9 @@ extension PipelineCommand {
         @Flag(help: "Do not ask for confirmation.")
         var yes = false
 
+        @Flag(help: "Roll back on the server you logged in to (`pipeline login`), as your verified user (needs --env and --yes).")
+        var server = false
+
         @OptionGroup var execution: ExecutionOptions
 
         func validate() throws {
@@ -47,9 +50,24 @@ extension PipelineCommand {
             } catch {
                 throw ValidationError(error.message)
             }
+            if server, environmentName == nil || !yes || dryRun {
+                throw ValidationError("--server needs --env ENV and --yes (the server's rollback page shows what will change first), and no --dry-run")
+            }
         }
 
         func run() async throws {
+            if server {
+                do {
+                    let client = ServerClient(login: try ServerLogin.load())
+                    let run = try await client.call("POST", "/services/\(service)/rollback", ["env": environmentName!, "to": to]) as? [String: Any]
+                    let id = run?["id"] as? Int ?? 0
+                    print("rollback of \(service) in \(environmentName!) started on \(client.base) as run \(id): \(client.base)/runs/\(id)")
+                    return
+                } catch let error as ServerCallError {
+                    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                    throw error.exitCode
+                }
+            }
             do {
                 try await execute()
             } catch let refusal as RollbackRefusal {

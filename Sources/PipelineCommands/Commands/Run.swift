@@ -53,14 +53,34 @@ extension PipelineCommand {
         @Flag(help: "Print what would run, in order, and run nothing.")
         var dryRun = false
 
+        @Flag(help: "Start the run on the server you logged in to (`pipeline login`), as your verified user.")
+        var server = false
+
         @OptionGroup var execution: ExecutionOptions
 
         func validate() throws {
             if sha != nil && ref != nil { throw ValidationError("--sha and --ref name the same thing: give one of them") }
+            if server, ref != nil || !only.isEmpty || dryRun || wait || parallel != nil {
+                throw ValidationError("--server starts the environment's run with at most --sha; --ref, --only, --parallel, --wait and --dry-run are for local runs")
+            }
             if let parallel, parallel < 1 { throw ValidationError("--parallel must be at least 1, got \(parallel)") }
         }
 
         func run() async throws {
+            if server {
+                do {
+                    let client = ServerClient(login: try ServerLogin.load())
+                    var fields = ["environment": environment]
+                    if let sha { fields["sha"] = sha }
+                    let run = try await client.call("POST", "/runs", fields) as? [String: Any]
+                    let id = run?["id"] as? Int ?? 0
+                    print("run \(id) of \(environment) started on \(client.base): \(client.base)/runs/\(id)")
+                    return
+                } catch let error as ServerCallError {
+                    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                    throw error.exitCode
+                }
+            }
             do {
                 try await execute()
             } catch {

@@ -14,6 +14,9 @@ extension PipelineCommand {
         @Argument(help: ArgumentHelp("The run's number (default: the latest run).", valueName: "run"))
         var runID: Int?
 
+        @Flag(help: "Print the run as JSON (the shape `pipeline serve` answers at /api/v1/runs/RUN).")
+        var json = false
+
         func run() async throws {
             do {
                 let store = try StateAccess.open(try global.workspace())
@@ -32,6 +35,7 @@ extension PipelineCommand {
                     print("no runs yet; start one with `pipeline run ENV`")
                     return
                 }
+                if json { return print(try JSONOutput.string(try RunView.detailed(record, store: store))) }
                 print(try Self.describe(record, store: store), terminator: "")
             } catch {
                 throw error.reported()
@@ -103,6 +107,9 @@ extension PipelineCommand {
         @Option(help: "How many runs.")
         var limit: Int = 20
 
+        @Flag(help: "Print the runs as JSON (the shape `pipeline serve` answers at /api/v1/runs).")
+        var json = false
+
         func validate() throws {
             if limit < 1 { throw ValidationError("--limit must be at least 1") }
         }
@@ -115,6 +122,7 @@ extension PipelineCommand {
                 if let environment {
                     try PlanLoading(global).requireKnown(environment: environment, recorded: !runs.isEmpty)
                 }
+                if json { return print(try JSONOutput.string(runs.map(RunView.init))) }
                 guard !runs.isEmpty else {
                     print("no runs yet\(environment.map { " of \($0)" } ?? "")")
                     return

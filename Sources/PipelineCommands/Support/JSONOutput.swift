@@ -1,10 +1,11 @@
 import Foundation
 
-/// JSON as the commands print it: stable key order, readable.
+/// JSON as the commands print it: stable key order, readable, dates in ISO 8601 (as `pipeline serve` answers).
 enum JSONOutput {
     static func string(_ value: some Encodable) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
         return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 }

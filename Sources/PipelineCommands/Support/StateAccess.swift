@@ -16,8 +16,10 @@ enum StateAccess {
         }
     }
 
-    /// The operating-system user running this command.
+    /// Who runs this command: the operating-system user, or the signed-in server user a `pipeline serve` started
+    /// it for (`PIPELINE_STARTED_BY`; like every local identity, unverified when set by hand).
     static var currentUser: String {
+        if let starter = ProcessInfo.processInfo.environment["PIPELINE_STARTED_BY"], !starter.isEmpty { return starter }
         if let entry = getpwuid(geteuid()), let name = entry.pointee.pw_name { return String(cString: name) }
         return ProcessInfo.processInfo.environment["USER"] ?? "unknown"
     }

@@ -39,13 +39,20 @@ public struct Environment: Sendable {
         with { $0.variables[name] = value }
     }
 
-    /// Several variables at once; see ``variable(_:_:)``.
     /// What runs started by new commits do when several queue up: `.everyCommit` (the default) deploys each in
     /// order, `.newestOnly` deploys only the newest (the others are recorded as superseded).
     public func onNewCommits(_ policy: EnvironmentSpec.CommitQueue) -> Environment {
         with { $0.commitQueue = policy }
     }
 
+    /// Approvals of this environment's gates must come through `pipeline serve` from a signed-in user or an API
+    /// token (`pipeline approve ENV --server`); a local `pipeline approve`, known only by its operating-system user or
+    /// identity variable, is refused.
+    public func requiresVerifiedApprovals() -> Environment {
+        with { $0.verifiedApprovals = true }
+    }
+
+    /// Several variables at once; see ``variable(_:_:)``.
     public func variables(_ values: [String: String]) -> Environment {
         with { $0.variables.merge(values) { _, new in new } }
     }

@@ -21,6 +21,9 @@ public struct EnvironmentSpec: Codable, Sendable, Equatable {
     /// What runs started by new commits (hooks, `pipeline watch`) do when several queue up (nil: every one, in
     /// order).
     public var commitQueue: CommitQueue?
+    /// Whether approvals here must carry an identity the server verified (a signed-in user or an API token): a
+    /// local `pipeline approve` (whose identity is only the operating-system user or a variable) is refused.
+    public var verifiedApprovals: Bool?
 
     /// Creates an environment spec.
     public init(

@@ -67,6 +67,26 @@ enum Migrations {
         ALTER TABLE runs ADD COLUMN lease_expires_at REAL;
         ALTER TABLE runs ADD COLUMN fence INTEGER NOT NULL DEFAULT 0;
         """,
+        // The team layer: server users, API tokens (hashed), sign-in sessions (hashed), and the append-only audit.
+        """
+        CREATE TABLE users (
+            name TEXT PRIMARY KEY, role TEXT NOT NULL, password TEXT, created_at REAL NOT NULL
+        );
+        CREATE TABLE tokens (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL REFERENCES users (name), name TEXT NOT NULL,
+            hash TEXT NOT NULL UNIQUE, created_at REAL NOT NULL, last_used_at REAL, revoked_at REAL
+        );
+        CREATE TABLE sessions (
+            hash TEXT PRIMARY KEY, user TEXT NOT NULL REFERENCES users (name), csrf TEXT NOT NULL,
+            created_at REAL NOT NULL, expires_at REAL NOT NULL
+        );
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, actor TEXT NOT NULL, identity TEXT NOT NULL,
+            action TEXT NOT NULL, target TEXT, detail TEXT, address TEXT
+        );
+        CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit is append-only'); END;
+        CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit is append-only'); END;
+        """,
     ]
 
     static func apply(to database: Database) throws {
@@ -81,7 +101,8 @@ enum Migrations {
                 return
             }
             for (index, step) in steps.enumerated().dropFirst(current) {
-                for statement in step.split(separator: ";") where !statement.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                // Statements end with ";" at the end of a line (a trigger's body keeps its own ";" inside one line).
+                for statement in step.components(separatedBy: ";\n") where !statement.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
                     try database.execute(String(statement))
                 }
                 try database.execute("PRAGMA user_version = \(index + 1)")

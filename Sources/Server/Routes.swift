@@ -1,0 +1,352 @@
+import Foundation
+import Hashing
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import PipelineDSL
+import Runner
+import StageContract
+
+/// Every page and its JSON twin under /api/v1/.
+struct Routes: Sendable {
+    let settings: ServerSettings
+    let store: StateStore
+    let identity: Identity
+    let starter: RunStarter
+    let limiter = SignInLimiter()
+
+    func register(_ router: Router<ServerContext>) {
+        router.get("/") { _, _ in Response.redirect(to: "/environments", type: .found) }
+        router.get("/healthz") { _, _ in "ok\n" }
+        router.get("/static/style.css") { _, _ in Self.file(StaticFiles.style, type: "text/css; charset=utf-8") }
+        router.get("/static/live.js") { _, _ in Self.file(StaticFiles.live, type: "text/javascript; charset=utf-8") }
+        router.get("/api/v1/openapi.json") { _, _ in Self.file(OpenAPI.document, type: "application/json") }
+
+        router.get("/signin") { request, context in try signInPage(request, context: context, problem: nil) }
+        router.post("/signin") { request, context in try await signIn(request, context: context) }
+        router.post("/signout") { request, context in try await signOut(request, context: context) }
+
+        for api in [false, true] {
+            let prefix = api ? "/api/v1" : ""
+            router.get("\(prefix)/environments") { request, context in try environments(request, context: context, api: api) }
+            router.get("\(prefix)/runs") { request, context in try runs(request, context: context, api: api) }
+            router.post("\(prefix)/runs") { request, context in try await startRun(request, context: context, api: api) }
+            router.get("\(prefix)/runs/{id}") { request, context in try runPage(request, context: context, api: api) }
+            router.post("\(prefix)/runs/{id}/cancel") { request, context in try await cancel(request, context: context, api: api) }
+            router.post("\(prefix)/runs/{id}/resume") { request, context in try await resume(request, context: context, api: api) }
+            router.get("\(prefix)/runs/{id}/approval") { request, context in try approval(request, context: context, api: api) }
+            router.post("\(prefix)/runs/{id}/approve") { request, context in try await decide(request, context: context, api: api, .approve) }
+            router.post("\(prefix)/runs/{id}/reject") { request, context in try await decide(request, context: context, api: api, .reject) }
+            router.get("\(prefix)/audit") { request, context in try audit(request, context: context, api: api) }
+            router.get("\(prefix)/services/{name}") { request, context in try servicePage(request, context: context, api: api) }
+            router.post("\(prefix)/services/{name}/rollback") { request, context in try await rollback(request, context: context, api: api) }
+        }
+        router.get("/api/v1/whoami") { request, context in try whoami(request, context: context) }
+        router.post("/api/v1/tokens") { request, context in try await createToken(request, context: context) }
+        router.get("/services/{name}/rollback") { request, context in try await rollbackConfirmation(request, context: context) }
+        router.get("/api/v1/runs/{id}/events") { request, context in try runEvents(request, context: context) }
+        router.get("/api/v1/runs/{id}/stages/{stage}/log") { request, context in try logEvents(request, context: context) }
+        router.get("/runs/{id}/stages/{stage}/log") { request, context in try logText(request, context: context) }
+        router.get("/runs/{id}/artifacts/{stage}/**") { request, context in try artifact(request, context: context) }
+    }
+
+    // MARK: Reading
+
+    /// The caller of a page or API read: pages send the signed-out to the sign-in page, the API answers 401.
+    func viewer(_ request: Request, context: ServerContext, api: Bool) throws -> Caller {
+        if let caller = try identity.caller(request, context: context) { return caller }
+        if api { throw HTTPError(.unauthorized, message: "sign in first (a session, or `Authorization: Bearer TOKEN`)") }
+        var target = request.uri.path
+        if let query = request.uri.query { target += "?" + query }
+        throw HTTPError(.seeOther, headers: [.location: "/signin?next=\(urlPart(target))"])
+    }
+
+    func runRecord(_ context: ServerContext) throws -> RunRecord {
+        guard let text = context.parameters.get("id"), let id = Int(text), id > 0 else {
+            throw HTTPError(.notFound, message: "there is no run '\(context.parameters.get("id") ?? "")': runs are numbered from 1")
+        }
+        store.reconcileIfPossible()
+        guard let run = try store.run(id) else { throw HTTPError(.notFound, message: "there is no run \(id)") }
+        return run
+    }
+
+    func environments(_ request: Request, context: ServerContext, api: Bool) throws -> Response {
+        let caller = try viewer(request, context: context, api: api)
+        struct EnvironmentView: Encodable {
+            let name: String
+            let branch: String
+            let gated: Bool
+            let live: [LiveView]
+            let active: [RunView]
+        }
+        var views: [EnvironmentView] = []
+        for environment in settings.manifest.environments {
+            let stages = settings.manifest.stages[environment.name] ?? []
+            var live: [LiveView] = []
+            for service in settings.manifest.services.map(\.name) where stages.contains(where: { $0.service == service }) {
+                guard let record = try store.deployments(service: service, environment: environment.name, limit: 1).first else { continue }
+                let run = try record.run.flatMap { try store.run($0) }
+                live.append(
+                    LiveView(
+                        environment: environment.name, service: service, kind: record.kind.rawValue, sha: record.sha,
+                        subject: run?.sha == record.sha ? run?.commit?.subject : nil, image: record.image, digest: record.digest,
+                        taskDefinitionArn: record.taskDefinitionArn, at: record.createdAt, run: record.run, trigger: record.trigger,
+                        approvedBy: record.approvedBy, startedBy: run?.user))
+            }
+            let active = try store.runs(environment: environment.name, limit: 50).filter { !$0.shownStatus.isFinal }.map(RunView.init)
+            views.append(EnvironmentView(name: environment.name, branch: environment.branch, gated: stages.contains { $0.kind == .approval }, live: live, active: active))
+        }
+        if api { return try JSONBody.response(views) }
+        var body: [HTML] = []
+        for view in views {
+            body.append("<h2 id=\"env-\(view.name)\">\(view.name)</h2><p>branch <code>\(view.branch)</code>\(view.gated ? HTML(" · approval required") : "")</p>")
+            if caller.may(.deployer) {
+                body.append(Page.form("/runs", caller: caller, button: "Run \(view.name)", fields: "<input type=\"hidden\" name=\"environment\" value=\"\(view.name)\">"))
+            }
+            if view.live.isEmpty {
+                body.append("<p>Nothing deployed by pipeline yet.</p>")
+            } else {
+                let rows = view.live.map { live -> HTML in
+                    "<tr><td><a href=\"/services/\(urlPart(live.service))\">\(live.service)</a></td><td><code>\(Page.short(live.sha))</code> \(live.subject)</td><td><code>\(live.digest.map { String($0.prefix(19)) })</code></td><td>\(live.taskDefinitionArn.map { String($0.split(separator: "/").last ?? "") })</td><td>\(Page.time(live.at))</td><td>\(live.startedBy)\(live.approvedBy.map { " · approved by \($0)" })</td><td>\(live.run.map { HTML("<a href=\"/runs/\($0)\">run \($0)</a>") } ?? "-") \(live.kind)</td></tr>"
+                }
+                body.append("<table><tr><th>Service</th><th>Live commit</th><th>Digest</th><th>Revision</th><th>When</th><th>By</th><th>Run</th></tr>\(rows)</table>")
+            }
+            if !view.active.isEmpty {
+                body.append("<p>Now: \(view.active.map { HTML("<a href=\"/runs/\($0.id)\">run \($0.id)</a> \(Page.status($0.status.rawValue)) ") })</p>")
+            }
+        }
+        return Page.render("Environments", caller: caller, body: HTML(body))
+    }
+
+    func runs(_ request: Request, context: ServerContext, api: Bool) throws -> Response {
+        let caller = try viewer(request, context: context, api: api)
+        let query = request.uri.queryParameters
+        let environment = query.get("environment").map { String($0) }.flatMap { $0.isEmpty ? nil : $0 }
+        let status = try query.get("status").map { String($0) }.flatMap { text -> RunStatus? in
+            if text.isEmpty { return nil }
+            guard let status = RunStatus(rawValue: text) else {
+                throw HTTPError(.badRequest, message: "status '\(text)' is not one of \(RunStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return status
+        }
+        let sha = query.get("sha").map { String($0).lowercased() }.flatMap { $0.isEmpty ? nil : $0 }
+        let trigger = query.get("trigger").map { String($0) }.flatMap { $0.isEmpty ? nil : $0 }
+        let limit = min(max(Int(query.get("limit") ?? "") ?? 100, 1), 1000)
+        store.reconcileIfPossible()
+        let found = try store.runs(environment: environment, limit: 5000).filter { run in
+            (status == nil || run.shownStatus == status) && (trigger == nil || run.trigger == trigger)
+                && (sha == nil || run.sha?.hasPrefix(sha!) == true)
+        }.prefix(limit).map(RunView.init)
+        if api { return try JSONBody.response(Array(found)) }
+        let options = ([""] + settings.manifest.environments.map(\.name)).map { name -> HTML in
+            "<option value=\"\(name)\"\(name == (environment ?? "") ? HTML(" selected") : "")>\(name.isEmpty ? "any environment" : name)</option>"
+        }
+        let statuses = ([""] + RunStatus.allCases.map(\.rawValue)).map { name -> HTML in
+            "<option value=\"\(name)\"\(name == (status?.rawValue ?? "") ? HTML(" selected") : "")>\(name.isEmpty ? "any status" : name)</option>"
+        }
+        let filter: HTML = "<form method=\"get\" action=\"/runs\"><select name=\"environment\">\(options)</select> <select name=\"status\">\(statuses)</select> <input name=\"sha\" placeholder=\"SHA\" value=\"\(sha)\"> <input name=\"trigger\" placeholder=\"trigger\" value=\"\(trigger)\"> <button>Filter</button></form>"
+        let rows = found.map { run -> HTML in
+            "<tr><td><a href=\"/runs/\(run.id)\">\(run.id)</a></td><td>\(run.environment)</td><td>\(Page.status(run.status.rawValue))</td><td><code>\(Page.short(run.sha))</code> \(run.commit?.subject)</td><td>\(run.trigger)</td><td>\(run.user)</td><td>\(Page.time(run.createdAt))</td><td>\(Dates.duration(from: run.startedAt, to: run.finishedAt))</td></tr>"
+        }
+        return Page.render(
+            "Runs", caller: caller,
+            body: "\(filter)<table><tr><th>Run</th><th>Environment</th><th>Status</th><th>Commit</th><th>Trigger</th><th>By</th><th>Asked</th><th>Took</th></tr>\(rows)</table>")
+    }
+
+    func runPage(_ request: Request, context: ServerContext, api: Bool) throws -> Response {
+        let caller = try viewer(request, context: context, api: api)
+        let run = try runRecord(context)
+        let view = try RunView.detailed(run, store: store)
+        if api { return try JSONBody.response(view) }
+        var body: [HTML] = []
+        body.append(
+            "<p data-run-src=\"/api/v1/runs/\(run.id)/events\"><span id=\"run-status\" class=\"status s-\(view.status.rawValue)\">\(view.status.rawValue)</span> \(view.environment) · by \(view.user) (\(view.trigger)) · asked \(Page.time(view.createdAt)) · took \(Dates.duration(from: view.startedAt, to: view.finishedAt))</p>")
+        if let sha = view.sha {
+            body.append("<p>commit <code>\(sha)</code>\(view.commit.map { HTML(" by \($0.author): \($0.subject)") } ?? "")</p>")
+        }
+        body.append("<p id=\"run-message\" class=\"notice\"\(view.message == nil ? HTML(" hidden") : "")>\(view.message)</p>")
+        var actions: [HTML] = []
+        if run.shownStatus == .waiting { actions.append("<a href=\"/runs/\(run.id)/approval\">Review the approval</a> ") }
+        if caller.may(.deployer) {
+            if run.shownStatus.hasOwner { actions.append(Page.form("/runs/\(run.id)/cancel", caller: caller, button: "Cancel", danger: true)) }
+            if run.shownStatus == .interrupted || run.shownStatus == .approved {
+                actions.append(Page.form("/runs/\(run.id)/resume", caller: caller, button: "Resume"))
+            }
+            if run.shownStatus.isFinal, run.shownStatus != .succeeded, let sha = run.sha {
+                actions.append(
+                    Page.form("/runs", caller: caller, button: "Retry", fields: "<input type=\"hidden\" name=\"environment\" value=\"\(run.environment)\"><input type=\"hidden\" name=\"sha\" value=\"\(sha)\">"))
+            }
+        }
+        if !actions.isEmpty { body.append("<p>\(actions)</p>") }
+        // The stage graph by service: one table per service (and one for the stages of no service), in plan order.
+        let groups = Dictionary(grouping: view.stages) { $0.service ?? "" }
+        let order = view.stages.reduce(into: [String]()) { seen, stage in if !seen.contains(stage.service ?? "") { seen.append(stage.service ?? "") } }
+        for service in order {
+            body.append("<h2>\(service.isEmpty ? "Run" : service)</h2><table><tr><th>Stage</th><th>Kind</th><th>Needs</th><th>Status</th><th>Attempts</th><th>Took</th><th>Message</th><th>Log</th></tr>")
+            for stage in groups[service] ?? [] {
+                let log: HTML = stage.startedAt == nil ? "-" : "<a href=\"/runs/\(run.id)/stages/\(urlPart(stage.id))/log\">log</a>"
+                let artifacts = stage.artifacts.map { file -> HTML in " <a href=\"/runs/\(run.id)/artifacts/\(urlPart(stage.id))/\(file.split(separator: "/").map { urlPart(String($0)) }.joined(separator: "/"))\">\(file)</a>" }
+                body.append(
+                    "<tr data-stage=\"\(stage.id)\"><td>\(stage.id)</td><td>\(stage.kind)</td><td>\(stage.needs.joined(separator: ", "))</td><td><span class=\"status s-\(stage.status.rawValue)\">\(stage.status.rawValue)</span></td><td class=\"attempts\">\(stage.attempts)</td><td class=\"took\">\(Dates.duration(from: stage.startedAt, to: stage.finishedAt))</td><td class=\"message\">\(stage.message)</td><td>\(log)\(artifacts)</td></tr>")
+            }
+            body.append("</table>")
+        }
+        // Every stage's masked log, followed live: open while the stage has not ended.
+        for stage in view.stages where stage.kind != "approval" {
+            body.append("<details\(stage.status.isFinal ? "" : HTML(" open"))><summary>\(stage.id) log</summary><pre class=\"log\" data-log-src=\"/api/v1/runs/\(run.id)/stages/\(urlPart(stage.id))/log\"></pre></details>")
+        }
+        return Page.render("Run \(run.id)", caller: caller, body: HTML(body))
+    }
+
+    // MARK: Live
+
+    /// The run as JSON each time it changes (server-sent events), until it can change no more.
+    func runEvents(_ request: Request, context: ServerContext) throws -> Response {
+        _ = try viewer(request, context: context, api: true)
+        let run = try runRecord(context)
+        let store = self.store
+        return Self.eventStream { writer in
+            var last = Data()
+            while true {
+                guard let record = try store.run(run.id) else { return }
+                let data = try JSONEncoder.compact.encode(try RunView.detailed(record, store: store))
+                if data != last {
+                    last = data
+                    try await writer.write(ByteBuffer(string: "data: \(String(decoding: data, as: UTF8.self))\n\n"))
+                }
+                if record.shownStatus.isFinal || record.shownStatus == .waiting {
+                    try await writer.write(ByteBuffer(string: "event: end\ndata: \(record.shownStatus.rawValue)\n\n"))
+                    return
+                }
+                try await Task.sleep(for: .milliseconds(300))
+            }
+        }
+    }
+
+    /// A stage's masked log as server-sent events, one per line, each with its end's byte offset as id: a client that
+    /// reconnects with `Last-Event-ID` gets the lines after it. Ends (event `end`) once the stage has ended and its
+    /// log is read to the end.
+    func logEvents(_ request: Request, context: ServerContext) throws -> Response {
+        _ = try viewer(request, context: context, api: true)
+        let run = try runRecord(context)
+        let stage = try stageID(context, run: run)
+        let file = RunFolder(root: store.runFolder(run.id)).log(stage)
+        let start = UInt64(request.headers[HTTPField.Name("Last-Event-ID")!] ?? "") ?? 0
+        let store = self.store
+        return Self.eventStream { writer in
+            var offset = start
+            var pending = Data()
+            var idle = 0
+            while true {
+                var chunk = Data()
+                if let handle = FileHandle(forReadingAtPath: file.path) {
+                    defer { try? handle.close() }  // closing a read-only handle cannot lose data
+                    try handle.seek(toOffset: offset + UInt64(pending.count))
+                    chunk = try handle.read(upToCount: 1 << 20) ?? Data()
+                }
+                if !chunk.isEmpty {
+                    pending.append(chunk)
+                    var out = ""
+                    while let newline = pending.firstIndex(of: 0x0A) {
+                        let line = pending[pending.startIndex..<newline]
+                        offset += UInt64(line.count + 1)
+                        pending.removeSubrange(pending.startIndex...newline)
+                        let text = String(decoding: line, as: UTF8.self).replacingOccurrences(of: "\r", with: "")
+                        out += "id: \(offset)\ndata: \(text)\n\n"
+                    }
+                    if !out.isEmpty { try await writer.write(ByteBuffer(string: out)) }
+                    idle = 0
+                    continue
+                }
+                idle += 1
+                if idle % 5 == 0 {
+                    let status = try store.stageRuns(run.id).first { $0.stageID == stage }?.status
+                    let runNow = try store.run(run.id)
+                    if let status, status.isFinal || runNow?.shownStatus.isFinal == true {
+                        if !pending.isEmpty {
+                            offset += UInt64(pending.count)
+                            try await writer.write(ByteBuffer(string: "id: \(offset)\ndata: \(String(decoding: pending, as: UTF8.self))\n\n"))
+                        }
+                        try await writer.write(ByteBuffer(string: "event: end\ndata: \(status.rawValue)\n\n"))
+                        return
+                    }
+                }
+                if idle % 150 == 0 { try await writer.write(ByteBuffer(string: ": keep-alive\n\n")) }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+
+    static func eventStream(_ body: @escaping @Sendable (inout any ResponseBodyWriter) async throws -> Void) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-store"
+        headers[HTTPField.Name("X-Accel-Buffering")!] = "no"  // nginx passes events on as they come
+        return Response(
+            status: .ok, headers: headers,
+            body: ResponseBody { writer in
+                do {
+                    try await body(&writer)
+                } catch is CancellationError {
+                } catch let error as ChannelError where error == .ioOnClosedChannel {
+                    return  // the follower went away
+                }
+                try await writer.finish(nil)
+            })
+    }
+
+    private func stageID(_ context: ServerContext, run: RunRecord) throws -> String {
+        let stage = context.parameters.get("stage") ?? ""
+        let known = try RunView.detailed(run, store: store).stages.map(\.id)
+        guard known.contains(stage) else { throw HTTPError(.notFound, message: "run \(run.id) has no stage '\(stage)'") }
+        return stage
+    }
+
+    func logText(_ request: Request, context: ServerContext) throws -> Response {
+        _ = try viewer(request, context: context, api: false)
+        let run = try runRecord(context)
+        let stage = try stageID(context, run: run)
+        let file = RunFolder(root: store.runFolder(run.id)).log(stage)
+        guard let data = FileManager.default.contents(atPath: file.path) else {
+            throw HTTPError(.notFound, message: "stage \(stage) of run \(run.id) has no log yet")
+        }
+        return Self.file(data, type: "text/plain; charset=utf-8")
+    }
+
+    /// A file a stage kept, by its path under the stage's artifacts folder; `..` and links out of it are refused.
+    func artifact(_ request: Request, context: ServerContext) throws -> Response {
+        _ = try viewer(request, context: context, api: false)
+        let run = try runRecord(context)
+        let stage = try stageID(context, run: run)
+        let parts = context.parameters.getCatchAll().map { String($0) }
+        guard !parts.isEmpty, !parts.contains(where: { $0 == ".." || $0 == "." || $0.isEmpty || $0.contains("\0") }) else {
+            throw HTTPError(.badRequest, message: "an artifact path may not contain '..', '.' or empty parts")
+        }
+        let root = RunFolder(root: store.runFolder(run.id)).artifacts(stage).standardizedFileURL.resolvingSymlinksInPath()
+        let file = parts.reduce(root) { $0.appending(path: $1) }.standardizedFileURL.resolvingSymlinksInPath()
+        guard file.path.hasPrefix(root.path + "/") else { throw HTTPError(.badRequest, message: "that path leads out of the stage's artifacts") }
+        guard let data = FileManager.default.contents(atPath: file.path) else {
+            throw HTTPError(.notFound, message: "stage \(stage) of run \(run.id) kept no '\(parts.joined(separator: "/"))'")
+        }
+        var response = Self.file(data, type: "application/octet-stream")
+        response.headers[.contentDisposition] = "attachment"
+        return response
+    }
+
+    static func file(_ text: String, type: String) -> Response { file(Data(text.utf8), type: type) }
+
+    static func file(_ data: Data, type: String) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = type
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(data: data)))
+    }
+}
+
+extension JSONEncoder {
+    static let compact: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }()
+}
