@@ -43,7 +43,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "Runner", "StageContract", "PipelineDSL", "Hashing", "Git",
+                "Runner", "StageContract", "PipelineDSL", "Hashing", "Git", "AWS", "Stages",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -19,9 +19,11 @@ public enum PipelineServer {
         _ settings: ServerSettings, store: StateStore, listening: @escaping @Sendable (String) -> Void
     ) throws -> some ApplicationProtocol {
         let identity = Identity(store: store, settings: settings, key: try Identity.key(home: settings.home))
-        let routes = Routes(settings: settings, store: store, identity: identity, starter: RunStarter(settings: settings, store: store))
+        let routes = Routes(settings: settings, store: store, identity: identity, starter: RunStarter(settings: settings, store: store),
+            liveCheck: LiveCheck(environment: settings.runEnvironment, maxAge: settings.ecsCheckInterval))
         let router = Router(context: ServerContext.self)
         router.add(middleware: Guard())
+        router.add(middleware: ClientAddress(trusted: Set(settings.trustedProxies)))
         routes.register(router)
         var logger = Logger(label: "pipeline.serve")
         logger.logLevel = .warning

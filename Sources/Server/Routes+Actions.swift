@@ -29,7 +29,7 @@ extension Routes {
     func signIn(_ request: Request, context: ServerContext) async throws -> Response {
         let fields = try await Fields.read(request, context: context)
         let name = fields["user"] ?? "", password = fields["password"] ?? ""
-        let keys = ["address:\(context.remoteAddress ?? "?")", "user:\(name)"]
+        let keys = ["address:\(context.clientAddress ?? "?")", "user:\(name)"]
         if let wait = limiter.retryAfter(keys) {
             var response = try signInPage(request, context: context, problem: "Too many failed sign-ins; try again in \(wait) s.", status: .tooManyRequests)
             response.headers[.retryAfter] = String(wait)
@@ -37,12 +37,12 @@ extension Routes {
         }
         guard let user = try store.authenticate(name, password: password) else {
             limiter.failed(keys)
-            try store.audit(actor: name.isEmpty ? "-" : String(name.prefix(64)), identity: .serverUser, action: "sign-in.failed", address: context.remoteAddress)
+            try store.audit(actor: name.isEmpty ? "-" : String(name.prefix(64)), identity: .serverUser, action: "sign-in.failed", address: context.clientAddress)
             return try signInPage(request, context: context, problem: "Wrong user name or password.", status: .unauthorized)
         }
         limiter.succeeded(keys)
         let session = try store.createSession(user: user.name, lifetime: settings.sessionLifetime)
-        try store.audit(actor: user.name, identity: .serverUser, action: "sign-in", address: context.remoteAddress)
+        try store.audit(actor: user.name, identity: .serverUser, action: "sign-in", address: context.clientAddress)
         var response = Response.redirect(to: Self.safeNext(fields["next"]), type: .normal)
         response.setCookie(
             Cookie(
@@ -55,7 +55,7 @@ extension Routes {
         let fields = try await Fields.read(request, context: context)
         let caller = try identity.requireForChange(request, context: context, fields: fields, role: .viewer)
         if let session = caller.session { try store.endSession(session) }
-        try store.audit(actor: caller.name, identity: caller.kind, action: "sign-out", address: context.remoteAddress)
+        try store.audit(actor: caller.name, identity: caller.kind, action: "sign-out", address: context.clientAddress)
         var response = Response.redirect(to: "/signin", type: .normal)
         response.setCookie(Cookie(name: Identity.sessionCookie, value: "", maxAge: 0, path: "/", secure: settings.secureCookies, httpOnly: true, sameSite: .strict))
         return response
@@ -77,7 +77,7 @@ extension Routes {
             throw HTTPError(.badRequest, message: "field 'sha': '\(sha)' is not a commit SHA (7 to 40 hexadecimal digits)")
         }
         let id = try await starter.start(environment: environment, sha: sha, caller: caller)
-        try store.audit(actor: caller.name, identity: caller.kind, action: "run.started", target: "run \(id)", detail: "\(environment)\(sha.map { " at \($0)" } ?? "")", address: context.remoteAddress)
+        try store.audit(actor: caller.name, identity: caller.kind, action: "run.started", target: "run \(id)", detail: "\(environment)\(sha.map { " at \($0)" } ?? "")", address: context.clientAddress)
         if api { return try JSONBody.response(RunView.detailed(try store.run(id)!, store: store), status: .created) }
         return Response.redirect(to: "/runs/\(id)", type: .normal)
     }
@@ -97,7 +97,7 @@ extension Routes {
         guard kill(owner.pid, SIGTERM) == 0 else {
             throw HTTPError(.conflict, message: "could not signal \(owner): \(String(cString: strerror(errno)))")
         }
-        try store.audit(actor: caller.name, identity: caller.kind, action: "cancelled", target: "run \(run.id)", address: context.remoteAddress)
+        try store.audit(actor: caller.name, identity: caller.kind, action: "cancelled", target: "run \(run.id)", address: context.clientAddress)
         if api { return try JSONBody.response(RunView(run), status: .accepted) }
         return Response.redirect(to: "/runs/\(run.id)", type: .normal)
     }
@@ -110,7 +110,7 @@ extension Routes {
             throw HTTPError(.conflict, message: "run \(run.id) is \(run.shownStatus.rawValue); only an interrupted or approved run can be resumed")
         }
         try await starter.resume(run, caller: caller)
-        try store.audit(actor: caller.name, identity: caller.kind, action: "resumed", target: "run \(run.id)", address: context.remoteAddress)
+        try store.audit(actor: caller.name, identity: caller.kind, action: "resumed", target: "run \(run.id)", address: context.clientAddress)
         if api { return try JSONBody.response(RunView(try store.run(run.id) ?? run), status: .accepted) }
         return Response.redirect(to: "/runs/\(run.id)", type: .normal)
     }
@@ -222,14 +222,14 @@ extension Routes {
                 outcome = "approved by \(approvers.joined(separator: ", ")); continuing"
                 try starter.continueApproved(try store.run(run.id) ?? run, caller: caller)
             }
-            try store.audit(actor: caller.name, identity: caller.kind, action: "approved", target: "run \(run.id)", detail: comment, address: context.remoteAddress)
+            try store.audit(actor: caller.name, identity: caller.kind, action: "approved", target: "run \(run.id)", detail: comment, address: context.clientAddress)
         case .reject:
             guard let reason = fields["reason"].map({ $0.trimmingCharacters(in: .whitespaces) }), !reason.isEmpty else {
                 throw HTTPError(.badRequest, message: "field 'reason' is missing: say why the run is rejected")
             }
             let masked = masker.mask(String(reason.prefix(2000)))
             try store.reject(run: run.id, stage: gate.stage, user: caller.name, reason: masked)
-            try store.audit(actor: caller.name, identity: caller.kind, action: "rejected", target: "run \(run.id)", detail: masked, address: context.remoteAddress)
+            try store.audit(actor: caller.name, identity: caller.kind, action: "rejected", target: "run \(run.id)", detail: masked, address: context.clientAddress)
             outcome = "rejected by \(caller.name)"
         }
         struct Decided: Encodable { let run: Int; let outcome: String }
@@ -281,19 +281,19 @@ extension Routes {
         guard let name = fields["user"], let password = fields["password"] else {
             throw HTTPError(.badRequest, message: "fields 'user' and 'password' are required")
         }
-        let keys = ["address:\(context.remoteAddress ?? "?")", "user:\(name)"]
+        let keys = ["address:\(context.clientAddress ?? "?")", "user:\(name)"]
         if let wait = limiter.retryAfter(keys) {
             throw HTTPError(.tooManyRequests, headers: [.retryAfter: String(wait)], message: "too many failed sign-ins; try again in \(wait) s")
         }
         guard let user = try store.authenticate(name, password: password) else {
             limiter.failed(keys)
-            try store.audit(actor: String(name.prefix(64)), identity: .serverUser, action: "sign-in.failed", address: context.remoteAddress)
+            try store.audit(actor: String(name.prefix(64)), identity: .serverUser, action: "sign-in.failed", address: context.clientAddress)
             throw HTTPError(.unauthorized, message: "wrong user name or password")
         }
         limiter.succeeded(keys)
         let label = String((fields["name"] ?? "cli").prefix(100))
         let (record, secret) = try store.createToken(user: user.name, name: label)
-        try store.audit(actor: user.name, identity: .serverUser, action: "token.created", target: "user \(user.name)", detail: "token \(record.id) (\(label))", address: context.remoteAddress)
+        try store.audit(actor: user.name, identity: .serverUser, action: "token.created", target: "user \(user.name)", detail: "token \(record.id) (\(label))", address: context.clientAddress)
         struct Made: Encodable { let id: Int; let user: String; let token: String }
         return try JSONBody.response(Made(id: record.id, user: user.name, token: secret), status: .created)
     }

@@ -100,7 +100,7 @@ extension Routes {
         let id = try await starter.rollback(service: service.name, environment: environment, to: to, caller: caller)
         try store.audit(
             actor: caller.name, identity: caller.kind, action: "rolled-back", target: "run \(id)", detail: "\(service.name) in \(environment) to \(to)",
-            address: context.remoteAddress)
+            address: context.clientAddress)
         if api { return try JSONBody.response(RunView.detailed(try store.run(id)!, store: store), status: .created) }
         return Response.redirect(to: "/runs/\(id)", type: .normal)
     }

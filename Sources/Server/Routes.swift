@@ -14,6 +14,7 @@ struct Routes: Sendable {
     let identity: Identity
     let starter: RunStarter
     let limiter = SignInLimiter()
+    let liveCheck: LiveCheck
 
     func register(_ router: Router<ServerContext>) {
         router.get("/") { _, _ in Response.redirect(to: "/environments", type: .found) }
@@ -28,7 +29,7 @@ struct Routes: Sendable {
 
         for api in [false, true] {
             let prefix = api ? "/api/v1" : ""
-            router.get("\(prefix)/environments") { request, context in try environments(request, context: context, api: api) }
+            router.get("\(prefix)/environments") { request, context in try await environments(request, context: context, api: api) }
             router.get("\(prefix)/runs") { request, context in try runs(request, context: context, api: api) }
             router.post("\(prefix)/runs") { request, context in try await startRun(request, context: context, api: api) }
             router.get("\(prefix)/runs/{id}") { request, context in try runPage(request, context: context, api: api) }
@@ -70,7 +71,7 @@ struct Routes: Sendable {
         return run
     }
 
-    func environments(_ request: Request, context: ServerContext, api: Bool) throws -> Response {
+    func environments(_ request: Request, context: ServerContext, api: Bool) async throws -> Response {
         let caller = try viewer(request, context: context, api: api)
         struct EnvironmentView: Encodable {
             let name: String
@@ -78,10 +79,24 @@ struct Routes: Sendable {
             let gated: Bool
             let live: [LiveView]
             let active: [RunView]
+            /// Services ECS runs on another task definition than the one `pipeline` last deployed (or never did).
+            let drift: [Drift]
+            /// Why ECS could not be asked, when it could not.
+            let ecsProblem: String?
+        }
+        struct Drift: Encodable {
+            let service: String
+            let recorded: String?
+            let running: String
         }
         var views: [EnvironmentView] = []
         for environment in settings.manifest.environments {
             let stages = settings.manifest.stages[environment.name] ?? []
+            let deployed = stages.compactMap { stage -> (name: String, cluster: String, ecsService: String)? in
+                if case .updateService(let spec) = stage.spec { return (spec.service, spec.cluster, spec.ecsService) }
+                return nil
+            }
+            let ecs = deployed.isEmpty ? LiveCheck.Answer(running: [:]) : await liveCheck.running(in: environment, services: deployed)
             var live: [LiveView] = []
             for service in settings.manifest.services.map(\.name) where stages.contains(where: { $0.service == service }) {
                 guard let record = try store.deployments(service: service, environment: environment.name, limit: 1).first else { continue }
@@ -94,7 +109,15 @@ struct Routes: Sendable {
                         approvedBy: record.approvedBy, startedBy: run?.user))
             }
             let active = try store.runs(environment: environment.name, limit: 50).filter { !$0.shownStatus.isFinal }.map(RunView.init)
-            views.append(EnvironmentView(name: environment.name, branch: environment.branch, gated: stages.contains { $0.kind == .approval }, live: live, active: active))
+            var drift: [Drift] = []
+            for (service, arn) in ecs.running.sorted(by: { $0.key < $1.key }) {
+                let recorded = live.first { $0.service == service }?.taskDefinitionArn
+                if recorded != arn { drift.append(Drift(service: service, recorded: recorded, running: arn)) }
+            }
+            views.append(
+                EnvironmentView(
+                    name: environment.name, branch: environment.branch, gated: stages.contains { $0.kind == .approval }, live: live, active: active,
+                    drift: drift, ecsProblem: ecs.problem))
         }
         if api { return try JSONBody.response(views) }
         var body: [HTML] = []
@@ -111,6 +134,11 @@ struct Routes: Sendable {
                 }
                 body.append("<table><tr><th>Service</th><th>Live commit</th><th>Digest</th><th>Revision</th><th>When</th><th>By</th><th>Run</th></tr>\(rows)</table>")
             }
+            for drift in view.drift {
+                body.append(
+                    "<p class=\"error\">Drift: ECS runs \(drift.service) on <code>\(String(drift.running.split(separator: "/").last ?? ""))</code>, which pipeline did not deploy\(drift.recorded.map { HTML(" (it last deployed <code>\(String($0.split(separator: "/").last ?? ""))</code>)") } ?? "").</p>")
+            }
+            if let problem = view.ecsProblem { body.append("<p class=\"notice\">ECS not checked: \(problem)</p>") }
             if !view.active.isEmpty {
                 body.append("<p>Now: \(view.active.map { HTML("<a href=\"/runs/\($0.id)\">run \($0.id)</a> \(Page.status($0.status.rawValue)) ") })</p>")
             }

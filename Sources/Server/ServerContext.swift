@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import NIOCore
 import Runner
@@ -7,12 +8,16 @@ import Runner
 /// rate limits), and who is asking once `Identity` has looked.
 struct ServerContext: RequestContext {
     var coreContext: CoreRequestContextStorage
-    /// The peer's IP address.
+    /// The peer's IP address (behind a reverse proxy, the proxy's).
     let remoteAddress: String?
+    /// The client's address: the peer's, or, when the peer is a trusted proxy, the last address it appended to
+    /// `X-Forwarded-For` (set by `ClientAddress`). What the audit records and sign-in limits count by.
+    var clientAddress: String?
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress?.ipAddress
+        clientAddress = remoteAddress
     }
 
     /// Bodies larger than this are refused with 413 (forms and JSON requests are small).
@@ -68,5 +73,22 @@ struct Fields: Sendable {
 
     private static func decode(_ text: Substring) -> String {
         String(text).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(text)
+    }
+}
+
+/// Takes the client's address from `X-Forwarded-For` when the request comes from a trusted proxy (nginx appends the
+/// address it saw last); from anyone else the header is ignored.
+struct ClientAddress: RouterMiddleware {
+    typealias Context = ServerContext
+    let trusted: Set<String>
+
+    func handle(_ request: Request, context: ServerContext, next: (Request, ServerContext) async throws -> Response) async throws -> Response {
+        var context = context
+        if let peer = context.remoteAddress, trusted.contains(peer), let forwarded = request.headers[.init("X-Forwarded-For")!],
+            let last = forwarded.split(separator: ",").last?.trimmingCharacters(in: .whitespaces), !last.isEmpty, last.count <= 45
+        {
+            context.clientAddress = last
+        }
+        return try await next(request, context)
     }
 }

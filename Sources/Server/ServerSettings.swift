@@ -22,6 +22,8 @@ public struct ServerSettings: Sendable {
     public var identityHeader: String?
     /// The addresses that header is accepted from (the proxy's).
     public var trustedProxies: [String]
+    /// How often the environments page asks ECS what runs, at most (seconds).
+    public var ecsCheckInterval: TimeInterval = 15
     /// How long a sign-in lasts.
     public var sessionLifetime: TimeInterval = 12 * 3600
 

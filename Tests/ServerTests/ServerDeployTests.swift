@@ -32,7 +32,7 @@ import TestSupport
         }
         let environment = aws.merging(["PIPELINE_HOME": home.path, "PIPELINE_PIPELINES": app.appending(path: "pipelines").path]) { _, new in new }
         let output = Pipe()
-        let server = try ServerProcess(Project.executable.path, ["serve", "--listen", "127.0.0.1:0"], environment: environment, stdout: output)
+        let server = try ServerProcess(Project.executable.path, ["serve", "--listen", "127.0.0.1:0", "--ecs-check-interval", "0"], environment: environment, stdout: output)
         var printed = ""
         while !printed.contains("\n") {
             let data = output.fileHandleForReading.availableData
@@ -100,6 +100,18 @@ import TestSupport
         let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: aws))
         #expect(try await client.describeService(cluster: "staging-cluster", service: "user-service-staging").taskDefinition == revisionA)
         #expect(try store.auditEntries().contains { $0.action == "rolled-back" && $0.actor == "dave" && $0.target == "run 4" })
+
+        // No drift while ECS runs what pipeline deployed; a change made behind its back shows.
+        func drift() async throws -> [[String: Any]] {
+            let all = try #require(try await dave.get("/api/v1/environments").json() as? [[String: Any]])
+            return try #require(all.first { $0["name"] as? String == "staging" }?["drift"] as? [[String: Any]])
+        }
+        #expect(try await drift().isEmpty)
+        let revisionB = try #require(try store.deployments(service: "user-service", environment: "staging").first { $0.sha == b }?.taskDefinitionArn)
+        _ = try await client.updateService(cluster: "staging-cluster", service: "user-service-staging", taskDefinition: revisionB)
+        let drifted = try await drift()
+        #expect(drifted.count == 1 && drifted.first?["service"] as? String == "user-service" && drifted.first?["running"] as? String == revisionB, "\(drifted)")
+        #expect(try await dave.get("/environments").text.contains("Drift: ECS runs user-service on"))
         _ = server
     }
 }

@@ -36,7 +36,7 @@ final class ServedPipeline: @unchecked Sendable {
     /// The fixture's users: alice (admin, an approver), bob (viewer, an approver), dave (deployer), carol (viewer).
     static let password = "correct horse battery"
 
-    init(users: Bool = true) throws {
+    init(users: Bool = true, arguments: [String] = []) throws {
         if users {
             let store = try StateStore(home: home.url)
             _ = try store.addUser("alice", role: .admin, password: Self.password)
@@ -44,7 +44,7 @@ final class ServedPipeline: @unchecked Sendable {
             _ = try store.addUser("dave", role: .deployer, password: Self.password)
             _ = try store.addUser("carol", role: .viewer, password: Self.password)
         }
-        try start()
+        try start(arguments)
     }
 
     var environment: [String: String] {

@@ -12,7 +12,8 @@ extension PipelineCommand {
                 The server reads the same state as the CLI and starts runs as the CLI's own processes (a restart of \
                 the server never stops a run). People sign in with accounts from `pipeline users add`; scripts use \
                 tokens from `pipeline tokens create`. Behind an SSO proxy, --identity-header names the header the \
-                proxy sets, accepted only from --trusted-proxy addresses. Exit codes: 2 bad options; 74 the state \
+                proxy sets, accepted only from --trusted-proxy addresses (whose X-Forwarded-For also names the client \
+                for the audit and sign-in limits). Exit codes: 2 bad options; 74 the state \
                 cannot be opened.
                 """)
 
@@ -27,16 +28,23 @@ extension PipelineCommand {
         @Option(help: ArgumentHelp("The header an SSO proxy names the signed-in user in.", valueName: "name"))
         var identityHeader: String?
 
-        @Option(help: ArgumentHelp("An address the identity header is accepted from (repeatable).", valueName: "ip"))
+        @Option(help: ArgumentHelp("A reverse proxy's address: its X-Forwarded-For names the client, and the identity header is accepted from it (repeatable).", valueName: "ip"))
         var trustedProxy: [String] = []
 
+        @Option(help: ArgumentHelp("Ask ECS what each service runs (for drift on the environments page) at most this often.", valueName: "seconds"))
+        var ecsCheckInterval: Double = 15
+
         func validate() throws {
+            if !(ecsCheckInterval >= 0) { throw ValidationError("--ecs-check-interval must be 0 or more seconds, got \(ecsCheckInterval)") }
             guard Self.split(listen) != nil else { throw ValidationError("--listen '\(listen)' is not HOST:PORT (e.g. 127.0.0.1:8080, [::1]:8080)") }
             if let url, URL(string: url)?.scheme.map({ ["http", "https"].contains($0) }) != true || URL(string: url)?.host == nil {
                 throw ValidationError("--url '\(url)' is not an http(s) URL")
             }
             if identityHeader != nil, trustedProxy.isEmpty {
                 throw ValidationError("--identity-header needs --trusted-proxy: the header is accepted only from the proxy's addresses")
+            }
+            if let bad = trustedProxy.first(where: { IPAddressText.isAddress($0) == false }) {
+                throw ValidationError("--trusted-proxy '\(bad)' is not an IP address (e.g. 127.0.0.1 or ::1)")
             }
             if let identityHeader, identityHeader.isEmpty || !identityHeader.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }) {
                 throw ValidationError("--identity-header '\(identityHeader)' is not a header name")
@@ -59,10 +67,11 @@ extension PipelineCommand {
                 var environment = ProcessInfo.processInfo.environment
                 environment["PIPELINE_HOME"] = workspace.home.path
                 environment[Workspace.pipelinesVariable] = workspace.pipelinesDirectory.path
-                let settings = ServerSettings(
+                var settings = ServerSettings(
                     host: host, port: port, publicURL: url.flatMap(URL.init(string:)), home: workspace.home,
                     executable: DSLLibrary.currentExecutable?.path ?? CommandLine.arguments[0], runEnvironment: environment, manifest: manifest,
                     identityHeader: identityHeader, trustedProxies: trustedProxy)
+                settings.ecsCheckInterval = ecsCheckInterval
                 try await PipelineServer.run(settings, store: store) { address in
                     let users = (try? store.users().count) ?? 0  // only for the hint below
                     print("pipeline serve: listening on \(address)\(url.map { " (public URL \($0))" } ?? "")")
@@ -73,5 +82,12 @@ extension PipelineCommand {
                 throw error.reported()
             }
         }
+    }
+}
+
+enum IPAddressText {
+    static func isAddress(_ text: String) -> Bool {
+        var v4 = in_addr(), v6 = in6_addr()
+        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
     }
 }
