@@ -1,7 +1,21 @@
-/// The API's description (OpenAPI 3.1), served at /api/v1/openapi.json. Every path here is a page's JSON twin or
-/// an action; `ServerTests` checks that each one the router knows is described and the document parses.
+import Foundation
+
+/// The API's description (OpenAPI 3.1), served at /api/v1/openapi.json, with this pipeline's environment and service
+/// names filled in. Every path here is a page's JSON twin or an action; `ServerTests` checks the document parses and
+/// describes every route, and runs schemathesis against the server with it.
 enum OpenAPI {
-    static let document = #"""
+    static func document(environments: [String], services: [String]) -> String {
+        // A name schema: one of `names` (a pipeline without services takes none: any string then finds nothing).
+        func list(_ names: [String]) -> String {
+            guard !names.isEmpty else { return #"{"type": "string", "minLength": 1}"# }
+            let json = String(decoding: (try? JSONEncoder().encode(names)) ?? Data("[]".utf8), as: UTF8.self)  // strings always encode
+            return #"{"type": "string", "enum": "# + json + "}"
+        }
+        return template.replacingOccurrences(of: "__ENVIRONMENTS__", with: list(environments))
+            .replacingOccurrences(of: "__SERVICES__", with: list(services))
+    }
+
+    private static let template = #"""
     {
       "openapi": "3.1.0",
       "info": {"title": "pipeline serve", "version": "1", "description": "Runs, approvals, deployments and the audit of one pipeline. Authenticate with `Authorization: Bearer TOKEN` (`pipeline tokens create`); a browser session works too, with its CSRF token in `X-CSRF-Token` on POSTs."},
@@ -20,6 +34,10 @@ enum OpenAPI {
           "problem": {"description": "What was wrong", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
         },
         "schemas": {
+          "EnvironmentName": __ENVIRONMENTS__,
+          "ServiceName": __SERVICES__,
+          "Event": {"type": "object", "description": "One server-sent event: `message` events carry a log line, or the run as JSON; the `end` event's data is the final status", "required": ["data", "event"], "properties": {
+            "event": {"type": "string", "enum": ["message", "end"]}, "data": {"type": "string"}, "id": {"type": "string"}}},
           "Problem": {"type": "object", "required": ["error", "status"], "properties": {"error": {"type": "string"}, "status": {"type": "integer"}}},
           "RunStatus": {"type": "string", "enum": ["queued", "running", "waiting", "approved", "succeeded", "failed", "rolled-back", "cancelled", "interrupted", "superseded"]},
           "StageStatus": {"type": "string", "enum": ["pending", "running", "waiting", "succeeded", "failed", "timedOut", "skipped", "conditionFalse", "cancelled", "interrupted"]},
@@ -64,13 +82,13 @@ enum OpenAPI {
           "401": {"$ref": "#/components/responses/problem"}}}},
         "/runs": {
           "get": {"summary": "Runs, newest first", "parameters": [
-              {"name": "environment", "in": "query", "schema": {"type": "string"}}, {"name": "status", "in": "query", "schema": {"$ref": "#/components/schemas/RunStatus"}},
-              {"name": "sha", "in": "query", "schema": {"type": "string"}}, {"name": "trigger", "in": "query", "schema": {"type": "string"}},
+              {"name": "environment", "in": "query", "schema": {"$ref": "#/components/schemas/EnvironmentName"}}, {"name": "status", "in": "query", "schema": {"$ref": "#/components/schemas/RunStatus"}},
+              {"name": "sha", "in": "query", "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{1,40}$"}}, {"name": "trigger", "in": "query", "schema": {"type": "string", "minLength": 1}},
               {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
             "responses": {"200": {"description": "Runs", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Run"}}}}},
               "400": {"$ref": "#/components/responses/problem"}, "401": {"$ref": "#/components/responses/problem"}}},
           "post": {"summary": "Start a run (deployer)", "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["environment"], "properties": {
-              "environment": {"type": "string"}, "sha": {"type": "string", "pattern": "^[0-9a-fA-F]{7,40}$"}}}}}},
+              "environment": {"$ref": "#/components/schemas/EnvironmentName"}, "sha": {"type": "string", "pattern": "^[0-9a-fA-F]{7,40}$"}}}}}},
             "responses": {"201": {"description": "The run, recorded", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Run"}}}},
               "400": {"$ref": "#/components/responses/problem"}, "401": {"$ref": "#/components/responses/problem"}, "403": {"$ref": "#/components/responses/problem"},
               "409": {"$ref": "#/components/responses/problem"}, "413": {"$ref": "#/components/responses/problem"}}}},
@@ -78,10 +96,10 @@ enum OpenAPI {
           "200": {"description": "The run", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Run"}}}},
           "401": {"$ref": "#/components/responses/problem"}, "404": {"$ref": "#/components/responses/problem"}}}},
         "/runs/{id}/events": {"get": {"summary": "The run as JSON each time it changes (server-sent events), then an `end` event", "parameters": [{"$ref": "#/components/parameters/run"}], "responses": {
-          "200": {"description": "Events", "content": {"text/event-stream": {"schema": {"type": "string"}}}}, "404": {"$ref": "#/components/responses/problem"}}}},
-        "/runs/{id}/stages/{stage}/log": {"get": {"summary": "A stage's masked log, one event per line (id: byte offset; resume with Last-Event-ID), then an `end` event", "parameters": [
-            {"$ref": "#/components/parameters/run"}, {"$ref": "#/components/parameters/stage"}, {"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer"}}], "responses": {
-          "200": {"description": "Events", "content": {"text/event-stream": {"schema": {"type": "string"}}}}, "404": {"$ref": "#/components/responses/problem"}}}},
+          "200": {"description": "Events", "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/Event"}}}}, "404": {"$ref": "#/components/responses/problem"}}}},
+        "/runs/{id}/stages/{stage}/log": {"get": {"summary": "A stage's masked log, one event per line (its id is the byte offset after the line: a client that sends it back as the Last-Event-ID header resumes after it), then an `end` event", "parameters": [
+            {"$ref": "#/components/parameters/run"}, {"$ref": "#/components/parameters/stage"}], "responses": {
+          "200": {"description": "Events", "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/Event"}}}}, "404": {"$ref": "#/components/responses/problem"}}}},
         "/runs/{id}/cancel": {"post": {"summary": "Cancel a running or queued run, as Ctrl-C would (deployer)", "parameters": [{"$ref": "#/components/parameters/run"}], "responses": {
           "202": {"description": "Signalled", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Run"}}}},
           "401": {"$ref": "#/components/responses/problem"}, "403": {"$ref": "#/components/responses/problem"}, "404": {"$ref": "#/components/responses/problem"}, "409": {"$ref": "#/components/responses/problem"}}}},
@@ -101,11 +119,11 @@ enum OpenAPI {
           "200": {"description": "Rejected", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Decided"}}}},
           "400": {"$ref": "#/components/responses/problem"}, "401": {"$ref": "#/components/responses/problem"}, "403": {"$ref": "#/components/responses/problem"},
           "404": {"$ref": "#/components/responses/problem"}, "409": {"$ref": "#/components/responses/problem"}}}},
-        "/services/{name}": {"get": {"summary": "A service's deployment records, newest first", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}], "responses": {
+        "/services/{name}": {"get": {"summary": "A service's deployment records, newest first", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/ServiceName"}}], "responses": {
           "200": {"description": "Records", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Live"}}}}},
           "401": {"$ref": "#/components/responses/problem"}, "404": {"$ref": "#/components/responses/problem"}}}},
-        "/services/{name}/rollback": {"post": {"summary": "Roll a service back (deployer; in a gated environment a gate approver or an admin)", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
-          "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["env", "to"], "properties": {"env": {"type": "string"}, "to": {"type": "string", "description": "a commit SHA (7 to 40 hex digits) or previous"}}}}}}, "responses": {
+        "/services/{name}/rollback": {"post": {"summary": "Roll a service back (deployer; in a gated environment a gate approver or an admin)", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/ServiceName"}}],
+          "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["env", "to"], "properties": {"env": {"$ref": "#/components/schemas/EnvironmentName"}, "to": {"type": "string", "pattern": "^([0-9a-fA-F]{7,40}|previous)$", "description": "a commit SHA (7 to 40 hex digits) or previous"}}}}}}, "responses": {
           "201": {"description": "The rollback run, recorded", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Run"}}}},
           "400": {"$ref": "#/components/responses/problem"}, "401": {"$ref": "#/components/responses/problem"}, "403": {"$ref": "#/components/responses/problem"},
           "404": {"$ref": "#/components/responses/problem"}, "409": {"$ref": "#/components/responses/problem"}}}},
@@ -120,10 +138,10 @@ enum OpenAPI {
             "id": {"type": "integer"}, "user": {"type": "string"}, "token": {"type": "string"}}}}}},
           "400": {"$ref": "#/components/responses/problem"}, "401": {"$ref": "#/components/responses/problem"}, "429": {"$ref": "#/components/responses/problem"}}}},
         "/audit": {"get": {"summary": "The audit, oldest first; `format=jsonl` exports JSON lines", "parameters": [
-            {"name": "after", "in": "query", "schema": {"type": "integer"}}, {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+            {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}}, {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100000}},
             {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "jsonl"]}}], "responses": {
           "200": {"description": "Entries", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/AuditEntry"}}},
-            "application/x-ndjson": {"schema": {"type": "string"}}}}, "401": {"$ref": "#/components/responses/problem"}}}}
+            "application/x-ndjson": {"schema": {"type": "string"}}}}, "400": {"$ref": "#/components/responses/problem"}, "401": {"$ref": "#/components/responses/problem"}}}}
       }
     }
     """#

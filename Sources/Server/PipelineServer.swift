@@ -22,7 +22,7 @@ public enum PipelineServer {
         let routes = Routes(settings: settings, store: store, identity: identity, starter: RunStarter(settings: settings, store: store),
             liveCheck: LiveCheck(environment: settings.runEnvironment, maxAge: settings.ecsCheckInterval))
         let router = Router(context: ServerContext.self)
-        router.add(middleware: Guard())
+        router.add(middleware: Guard(methods: AllowedMethods(document: OpenAPI.document(environments: [], services: []))))
         router.add(middleware: ClientAddress(trusted: Set(settings.trustedProxies)))
         routes.register(router)
         var logger = Logger(label: "pipeline.serve")
@@ -42,10 +42,15 @@ public enum PipelineServer {
 /// (its message escaped like everything a page shows).
 struct Guard: RouterMiddleware {
     typealias Context = ServerContext
+    let methods: AllowedMethods
 
     func handle(_ request: Request, context: ServerContext, next: (Request, ServerContext) async throws -> Response) async throws -> Response {
         var response: Response
         do {
+            // A method a path does not answer is 405 naming the ones it does (the API's from its OpenAPI document).
+            if let allowed = methods.allowed(request.uri.path, method: request.method) {
+                throw HTTPError(.methodNotAllowed, headers: [.allow: allowed], message: "\(request.method) is not allowed on \(request.uri.path); use \(allowed)")
+            }
             response = try await next(request, context)
         } catch let error as HTTPError {
             response = Self.render(error.status, message: error.body ?? error.status.reasonPhrase, headers: error.headers, request: request)
@@ -74,5 +79,32 @@ struct Guard: RouterMiddleware {
         var response = Page.render("\(status.code) \(status.reasonPhrase)", caller: nil, body: "<p class=\"error\">\(message)\(signIn)</p>", status: status)
         for field in headers where field.name != .contentType && field.name != .contentLength { response.headers.append(field) }
         return response
+    }
+}
+
+/// The methods each API path answers, read from the OpenAPI document; other paths answer GET, HEAD and POST.
+struct AllowedMethods: Sendable {
+    private let templates: [(segments: [String], methods: [String])]
+
+    init(document: String) {
+        let json = (try? JSONSerialization.jsonObject(with: Data(document.utf8))) as? [String: Any]  // the document is ours and parses (tested)
+        let paths = json?["paths"] as? [String: [String: Any]] ?? [:]
+        templates = paths.map { path, operations in
+            let methods = operations.keys.map { $0.uppercased() }.sorted()
+            return (("/api/v1" + path).split(separator: "/").map(String.init), methods.contains("GET") ? methods + ["HEAD"] : methods)
+        }
+    }
+
+    /// The `Allow` value when `method` is not one `path` answers; nil when it is (or the path is unknown: 404 then).
+    func allowed(_ path: String, method: HTTPRequest.Method) -> String? {
+        let segments = path.split(separator: "/").map(String.init)
+        guard path.hasPrefix("/api/v1/") else {
+            return [.get, .head, .post].contains(method) ? nil : "GET, HEAD, POST"
+        }
+        guard let template = templates.first(where: { template in
+            template.segments.count == segments.count
+                && zip(template.segments, segments).allSatisfy { $0.hasPrefix("{") || $0 == $1 }
+        }) else { return nil }
+        return template.methods.contains(method.rawValue) ? nil : template.methods.joined(separator: ", ")
     }
 }

@@ -72,13 +72,13 @@ extension Routes {
         guard settings.manifest.environments.contains(where: { $0.name == environment }) else {
             throw HTTPError(.badRequest, message: "field 'environment': there is no environment '\(environment)'; the pipeline has \(settings.manifest.environments.map(\.name).joined(separator: ", "))")
         }
-        let sha = fields["sha"].flatMap { $0.isEmpty ? nil : $0.lowercased() }
+        let sha = fields["sha"]?.lowercased()
         if let sha, !(7...40).contains(sha.count) || !sha.allSatisfy(\.isHexDigit) {
             throw HTTPError(.badRequest, message: "field 'sha': '\(sha)' is not a commit SHA (7 to 40 hexadecimal digits)")
         }
         let id = try await starter.start(environment: environment, sha: sha, caller: caller)
         try store.audit(actor: caller.name, identity: caller.kind, action: "run.started", target: "run \(id)", detail: "\(environment)\(sha.map { " at \($0)" } ?? "")", address: context.clientAddress)
-        if api { return try JSONBody.response(RunView.detailed(try store.run(id)!, store: store), status: .created) }
+        if api { return try JSONBody.response(RunView.detailed(try store.run(id)!, store: store, plan: plans.plan(of: id, store: store)), status: .created) }
         return Response.redirect(to: "/runs/\(id)", type: .normal)
     }
 
@@ -242,9 +242,12 @@ extension Routes {
     func audit(_ request: Request, context: ServerContext, api: Bool) throws -> Response {
         let caller = try viewer(request, context: context, api: api)
         let query = request.uri.queryParameters
-        let after = Int(query.get("after") ?? "") ?? 0
+        let after = try Self.number(query.get("after"), named: "after", in: 0...Int.max) ?? 0
+        if let format = query.get("format"), !["json", "jsonl"].contains(format) {
+            throw HTTPError(.badRequest, message: "query parameter 'format' must be json or jsonl, not '\(format)'")
+        }
         if api {
-            let entries = try store.auditEntries(after: after, limit: min(Int(query.get("limit") ?? "") ?? 10000, 100_000))
+            let entries = try store.auditEntries(after: after, limit: try Self.number(query.get("limit"), named: "limit", in: 1...100_000) ?? 10000)
             if query.get("format") == "jsonl" || request.headers[.accept]?.contains("application/x-ndjson") == true {
                 let lines = try entries.map { String(decoding: try JSONEncoder.compact.encode($0), as: UTF8.self) }.joined(separator: "\n")
                 return Self.file(lines.isEmpty ? "" : lines + "\n", type: "application/x-ndjson")

@@ -101,7 +101,7 @@ extension Routes {
         try store.audit(
             actor: caller.name, identity: caller.kind, action: "rolled-back", target: "run \(id)", detail: "\(service.name) in \(environment) to \(to)",
             address: context.clientAddress)
-        if api { return try JSONBody.response(RunView.detailed(try store.run(id)!, store: store), status: .created) }
+        if api { return try JSONBody.response(RunView.detailed(try store.run(id)!, store: store, plan: plans.plan(of: id, store: store)), status: .created) }
         return Response.redirect(to: "/runs/\(id)", type: .normal)
     }
 }

@@ -6,6 +6,7 @@ import NIOCore
 import PipelineDSL
 import Runner
 import StageContract
+import Synchronization
 
 /// Every page and its JSON twin under /api/v1/.
 struct Routes: Sendable {
@@ -14,6 +15,8 @@ struct Routes: Sendable {
     let identity: Identity
     let starter: RunStarter
     let limiter = SignInLimiter()
+    let plans = PlanCache()
+    let reconciler = Reconciler()
     let liveCheck: LiveCheck
 
     func register(_ router: Router<ServerContext>) {
@@ -21,7 +24,8 @@ struct Routes: Sendable {
         router.get("/healthz") { _, _ in "ok\n" }
         router.get("/static/style.css") { _, _ in Self.file(StaticFiles.style, type: "text/css; charset=utf-8") }
         router.get("/static/live.js") { _, _ in Self.file(StaticFiles.live, type: "text/javascript; charset=utf-8") }
-        router.get("/api/v1/openapi.json") { _, _ in Self.file(OpenAPI.document, type: "application/json") }
+        let document = OpenAPI.document(environments: settings.manifest.environments.map(\.name), services: settings.manifest.services.map(\.name))
+        router.get("/api/v1/openapi.json") { _, _ in Self.file(document, type: "application/json") }
 
         router.get("/signin") { request, context in try signInPage(request, context: context, problem: nil) }
         router.post("/signin") { request, context in try await signIn(request, context: context) }
@@ -66,7 +70,7 @@ struct Routes: Sendable {
         guard let text = context.parameters.get("id"), let id = Int(text), id > 0 else {
             throw HTTPError(.notFound, message: "there is no run '\(context.parameters.get("id") ?? "")': runs are numbered from 1")
         }
-        store.reconcileIfPossible()
+        reconciler.reconcile(store)
         guard let run = try store.run(id) else { throw HTTPError(.notFound, message: "there is no run \(id)") }
         return run
     }
@@ -149,7 +153,15 @@ struct Routes: Sendable {
     func runs(_ request: Request, context: ServerContext, api: Bool) throws -> Response {
         let caller = try viewer(request, context: context, api: api)
         let query = request.uri.queryParameters
+        if api, let empty = ["environment", "status", "sha", "trigger", "limit"].first(where: { query.get($0)?.isEmpty == true }) {
+            throw HTTPError(.badRequest, message: "query parameter '\(empty)' is empty: leave it out to match any")
+        }
         let environment = query.get("environment").map { String($0) }.flatMap { $0.isEmpty ? nil : $0 }
+        if let environment, !settings.manifest.environments.contains(where: { $0.name == environment }),
+            try store.runs(environment: environment, limit: 1).isEmpty
+        {
+            throw HTTPError(.badRequest, message: "query parameter 'environment': there is no environment '\(environment)'; the pipeline has \(settings.manifest.environments.map(\.name).joined(separator: ", "))")
+        }
         let status = try query.get("status").map { String($0) }.flatMap { text -> RunStatus? in
             if text.isEmpty { return nil }
             guard let status = RunStatus(rawValue: text) else {
@@ -158,9 +170,12 @@ struct Routes: Sendable {
             return status
         }
         let sha = query.get("sha").map { String($0).lowercased() }.flatMap { $0.isEmpty ? nil : $0 }
+        if let sha, sha.count > 40 || !sha.allSatisfy(\.isHexDigit) {
+            throw HTTPError(.badRequest, message: "query parameter 'sha': '\(sha)' is not (the start of) a commit SHA")
+        }
         let trigger = query.get("trigger").map { String($0) }.flatMap { $0.isEmpty ? nil : $0 }
-        let limit = min(max(Int(query.get("limit") ?? "") ?? 100, 1), 1000)
-        store.reconcileIfPossible()
+        let limit = try Self.number(query.get("limit"), named: "limit", in: 1...1000) ?? 100
+        reconciler.reconcile(store)
         let found = try store.runs(environment: environment, limit: 5000).filter { run in
             (status == nil || run.shownStatus == status) && (trigger == nil || run.trigger == trigger)
                 && (sha == nil || run.sha?.hasPrefix(sha!) == true)
@@ -184,7 +199,7 @@ struct Routes: Sendable {
     func runPage(_ request: Request, context: ServerContext, api: Bool) throws -> Response {
         let caller = try viewer(request, context: context, api: api)
         let run = try runRecord(context)
-        let view = try RunView.detailed(run, store: store)
+        let view = try RunView.detailed(run, store: store, plan: plans.plan(of: run.id, store: store))
         if api { return try JSONBody.response(view) }
         var body: [HTML] = []
         body.append(
@@ -237,7 +252,7 @@ struct Routes: Sendable {
             var last = Data()
             while true {
                 guard let record = try store.run(run.id) else { return }
-                let data = try JSONEncoder.compact.encode(try RunView.detailed(record, store: store))
+                let data = try JSONEncoder.compact.encode(try RunView.detailed(record, store: store, plan: plans.plan(of: record.id, store: store)))
                 if data != last {
                     last = data
                     try await writer.write(ByteBuffer(string: "data: \(String(decoding: data, as: UTF8.self))\n\n"))
@@ -325,7 +340,7 @@ struct Routes: Sendable {
 
     private func stageID(_ context: ServerContext, run: RunRecord) throws -> String {
         let stage = context.parameters.get("stage") ?? ""
-        let known = try RunView.detailed(run, store: store).stages.map(\.id)
+        let known = try RunView.detailed(run, store: store, plan: plans.plan(of: run.id, store: store)).stages.map(\.id)
         guard known.contains(stage) else { throw HTTPError(.notFound, message: "run \(run.id) has no stage '\(stage)'") }
         return stage
     }
@@ -377,4 +392,45 @@ extension JSONEncoder {
         encoder.dateEncodingStrategy = .iso8601
         return encoder
     }()
+}
+
+/// Runs' plans, read once each (a run's plan never changes once the run is made); at most 256 kept.
+final class PlanCache: Sendable {
+    private let plans = Mutex<[Int: Plan]>([:])
+
+    func plan(of run: Int, store: StateStore) -> Plan? {
+        if let plan = plans.withLock({ $0[run] }) { return plan }
+        // Not readable (yet, or damaged): the view shows the recorded stages, and the next request looks again.
+        guard let plan = try? RunFolder(root: store.runFolder(run)).readPlan() else { return nil }
+        plans.withLock { table in
+            if table.count >= 256 { table.removeAll() }
+            table[run] = plan
+        }
+        return plan
+    }
+}
+
+/// Marks runs whose runner is provably gone as interrupted, at most once a second (pages are read far more often).
+final class Reconciler: Sendable {
+    private let last = Mutex<Date>(.distantPast)
+
+    func reconcile(_ store: StateStore) {
+        let due = last.withLock { last -> Bool in
+            guard Date().timeIntervalSince(last) >= 1 else { return false }
+            last = Date()
+            return true
+        }
+        if due { store.reconcileIfPossible() }
+    }
+}
+
+extension Routes {
+    /// A whole-number query parameter within `range`, or nil when absent; otherwise a 400 naming it.
+    static func number(_ text: (some StringProtocol)?, named name: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard let text else { return nil }
+        guard let value = Int(text), range.contains(value) else {
+            throw HTTPError(.badRequest, message: "query parameter '\(name)' must be a whole number from \(range.lowerBound) to \(range.upperBound), not '\(text)'")
+        }
+        return value
+    }
 }

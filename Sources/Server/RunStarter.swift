@@ -60,7 +60,9 @@ struct RunStarter: Sendable {
                 return run.id
             }
             if let status = Self.reap(pid) {
-                throw HTTPError(status == 2 ? .badRequest : .conflict, message: "the run did not start: \(Self.tail(log))")
+                // The command refused (an unknown commit, a busy environment, a pipeline that does not load): what the
+                // repository or the state holds stands against the request, which was well formed.
+                throw HTTPError(.conflict, message: "the run did not start: \(Self.tail(log))")
             }
             try await Task.sleep(for: .milliseconds(50))
         }

@@ -30,6 +30,9 @@ struct Fields: Sendable {
 
     subscript(_ key: String) -> String? { values[key] }
 
+    /// The fields any request reads: each must be a string in a JSON body.
+    static let known: Set<String> = ["environment", "sha", "comment", "reason", "env", "to", "user", "password", "name", "csrf", "next"]
+
     /// The body as fields: a form, or a JSON object of strings (a malformed one is a 400 naming the problem).
     static func read(_ request: Request, context: ServerContext) async throws -> Fields {
         var request = request
@@ -55,9 +58,10 @@ struct Fields: Sendable {
             for (key, value) in dictionary {
                 switch value {
                 case let text as String: values[key] = text
-                case let number as NSNumber: values[key] = number.stringValue
-                case is NSNull: continue
-                default: throw HTTPError(.badRequest, message: "field '\(key)' must be a string")
+                case let number as NSNumber where !known.contains(key): values[key] = number.stringValue
+                case is NSNull: if known.contains(key) { throw HTTPError(.badRequest, message: "field '\(key)' must be a string, not null (leave it out instead)") }
+                // Fields this request does not read are ignored whatever they hold; the ones it reads are strings.
+                default: if known.contains(key) { throw HTTPError(.badRequest, message: "field '\(key)' must be a string") }
                 }
             }
             return Fields(values: values)

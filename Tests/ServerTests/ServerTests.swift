@@ -228,6 +228,34 @@ import TestSupport
         #expect(try served.store.auditEntries().contains { $0.action == "cancelled" && $0.actor == "dave" })
     }
 
+    @Test func theAuditSaysALocalRunWasStartedByAnUnverifiedIdentity() async throws {
+        let served = try ServedPipeline()
+        let local = try served.pipeline("run", "staging")
+        #expect(local.status == 0, "\(local.stderr)")
+        let entries = try served.store.auditEntries()
+        #expect(entries.count == 1 && entries[0].action == "run.started" && entries[0].identity == .local && entries[0].target == "run 1", "\(entries)")
+        // The same run as the server shows it: started by the local user, through the CLI.
+        let browser = Browser(served.url)
+        try await browser.signIn("carol")
+        let audit = try await browser.get("/audit").text
+        #expect(audit.contains("<td>local</td><td>run.started</td><td>run 1</td>"), "\(audit)")
+    }
+
+    /// schemathesis (PyPI) generates requests from the served OpenAPI document, valid and invalid, and checks every
+    /// answer: documented status codes, bodies matching their schemas, invalid input refused, valid input not.
+    @Test func theAPIConformsToItsOpenAPIDocument() throws {
+        let served = try ServedPipeline()
+        _ = try served.pipeline("run", "staging")
+        let token = try served.pipeline("tokens", "create", "--user", "alice").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let check = try runProcess(
+            URL(filePath: "/usr/bin/env"),
+            ["python3", "-m", "schemathesis.cli", "run", served.url + "/api/v1/openapi.json", "--url", served.url + "/api/v1", "-H", "Authorization: Bearer \(token)",
+             "-c", "all", "-n", "25", "--generation-deterministic", "--no-color"],
+            environment: ["SCHEMATHESIS_HOOKS": ""])
+        #expect(check.status == 0, "\(check.stdout.suffix(6000))\(check.stderr.suffix(2000))")
+        #expect(check.stdout.contains("passed"))
+    }
+
     @Test func theOpenAPIDocumentDescribesTheAPI() async throws {
         let served = try ServedPipeline(users: false)
         let response = try await Browser(served.url).get("/api/v1/openapi.json")

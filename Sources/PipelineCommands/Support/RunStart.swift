@@ -37,6 +37,10 @@ struct RunStart {
     private func go(
         plan: Plan, request: RunSession.Request, secrets: [String: [String: String]]?, options: RunOptions, resuming: RunLease?
     ) async throws -> RunStatus {
+        var request = request
+        // A run the CLI starts is audited as the local, unverified identity that started it; one `pipeline serve`
+        // started (PIPELINE_STARTED_BY) the server audited already, as the user it verified.
+        if (environment["PIPELINE_STARTED_BY"] ?? "").isEmpty { request.auditAs = .local }
         let lookup = SecretsManagerLookup(plan.environment, environment: environment)
         var secrets = secrets
         if secrets == nil { secrets = try await SecretResolver.resolve(plan, environment: environment, secretsManager: lookup.value) }

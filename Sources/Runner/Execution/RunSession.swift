@@ -35,6 +35,9 @@ public final class RunSession: @unchecked Sendable {
         public var stageEnvironment: [String: String]
         /// Pipeline files the stages read, by path in the pipelines folder, kept in the run folder.
         public var pipelineFiles: [String: Data] = [:]
+        /// How the starter is known, for the audit entry the new run gets; nil writes none (the server audits the
+        /// runs it starts itself, with the identity it verified).
+        public var auditAs: IdentityKind?
 
         /// A request.
         public init(
@@ -118,6 +121,17 @@ public final class RunSession: @unchecked Sendable {
             (run, lease) = try store.createRun(
                 environment: request.environment, sha: request.sha, ref: request.ref, trigger: request.trigger,
                 user: request.user, source: request.source, commit: request.commit)
+            if let identity = request.auditAs {
+                do {
+                    try store.audit(
+                        actor: request.user, identity: identity, action: request.trigger == "rollback" ? "rolled-back" : "run.started",
+                        target: "run \(run.id)", detail: "\(request.environment)\(request.sha.map { " at \($0)" } ?? "") (\(request.trigger))")
+                } catch {
+                    let failure = RecordingFailure(run: run.id, reason: "could not write the audit entry of run \(run.id): \(error)")
+                    try? store.fenced(lease) { try store.setRunStatus(run.id, .failed, message: failure.reason) }  // best effort: the database is what failed
+                    throw failure
+                }
+            }
         }
         let keeper = LeaseKeeper(store: store, lease: lease) { [weak self] failure in self?.stop(failure) }
         defer { keeper.stop() }

@@ -59,13 +59,14 @@ public struct RunView: Codable, Sendable, Equatable {
         stages = []
     }
 
-    /// `record` with every stage of its plan and what the state says of each.
-    public static func detailed(_ record: RunRecord, store: StateStore) throws -> RunView {
+    /// `record` with every stage of its plan and what the state says of each. `plan` is the run's plan when the
+    /// caller has it already (it never changes once the run is made); nil reads it from the run folder.
+    public static func detailed(_ record: RunRecord, store: StateStore, plan: Plan? = nil) throws -> RunView {
         var view = RunView(record)
         let folder = RunFolder(root: store.runFolder(record.id))
         let recorded = Dictionary(try store.stageRuns(record.id).map { ($0.stageID, $0) }) { first, _ in first }
         // A run whose plan cannot be read shows its recorded stages alone.
-        let planned = (try? folder.readPlan())?.stages ?? []
+        let planned = (plan ?? (try? folder.readPlan()))?.stages ?? []
         var seen = Set<String>()
         for stage in planned {
             seen.insert(stage.id)
@@ -82,7 +83,7 @@ public struct RunView: Codable, Sendable, Equatable {
             id: id, kind: stage.map { $0.kind.rawValue }, service: stage?.service, needs: stage?.dependsOn ?? [],
             status: record?.status ?? .pending, attempts: record?.attempts ?? 0, startedAt: record?.startedAt,
             finishedAt: record?.finishedAt, exitCode: record?.exitCode, message: record?.message,
-            artifacts: artifactFiles(folder.artifacts(id)))
+            artifacts: record?.startedAt == nil ? [] : artifactFiles(folder.artifacts(id)))
     }
 
     /// Regular files under `root`, relative to it, sorted.
