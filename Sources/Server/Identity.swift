@@ -30,8 +30,9 @@ struct Identity: Sendable {
 
     /// The caller, or nil when the request carries no (valid) identity.
     func caller(_ request: Request, context: ServerContext) throws -> Caller? {
-        if let authorization = request.headers[.authorization] {
-            guard authorization.hasPrefix("Bearer "), let user = try store.userForToken(String(authorization.dropFirst(7))) else {
+        // A bearer token (the scheme is case-insensitive); other schemes (a proxy's Basic auth) are not ours.
+        if let authorization = request.headers[.authorization], authorization.lowercased().hasPrefix("bearer ") {
+            guard let user = try store.userForToken(String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces)) else {
                 throw HTTPError(.unauthorized, message: "the API token is not valid (revoked, or not one of this server's); make one with `pipeline tokens create`")
             }
             return Caller(user: user, kind: .token, csrf: nil, session: nil)
@@ -72,7 +73,7 @@ struct Identity: Sendable {
         return caller
     }
 
-    private func sameOrigin(_ origin: String, request: Request) -> Bool {
+    func sameOrigin(_ origin: String, request: Request) -> Bool {
         if let url = settings.publicURL, let scheme = url.scheme, let host = url.host {
             let port = url.port.map { ":\($0)" } ?? ""
             if origin == "\(scheme)://\(host)\(port)" { return true }
@@ -97,11 +98,24 @@ struct Identity: Sendable {
     }
 }
 
-/// Sign-in attempts allowed per address and per user name: 5 failures in 5 minutes, then 429 until they age out.
+/// Failed sign-ins allowed in 5 minutes, then 429 until they age out: 5 for one user name from one address, 20 from
+/// one address (guessing at many users), 50 for one user name from anywhere (guessing from many addresses). A
+/// success clears only its own address-and-user count, so signing in as oneself buys no more guesses at others; a
+/// real user elsewhere is locked out only by a distributed attack of 50 guesses in 5 minutes. (Kept in memory: a
+/// restart of the server starts the counts again.)
 final class SignInLimiter: Sendable {
     private let failures = Mutex<[String: [Date]]>([:])
-    let limit = 5
     let window: TimeInterval = 300
+
+    /// The counts a sign-in of `user` from `address` is held to.
+    static func keys(address: String?, user: String) -> [String] {
+        let address = address ?? "?"
+        return ["pair:\(address) \(user)", "address:\(address)", "user:\(user)"]
+    }
+
+    private static func limit(_ key: String) -> Int {
+        key.hasPrefix("pair:") ? 5 : key.hasPrefix("address:") ? 20 : 50
+    }
 
     /// Seconds to wait before another attempt for any of `keys`, or nil when one may be made now.
     func retryAfter(_ keys: [String], now: Date = Date()) -> Int? {
@@ -110,7 +124,7 @@ final class SignInLimiter: Sendable {
             for key in keys {
                 let recent = (table[key] ?? []).filter { now.timeIntervalSince($0) < window }
                 table[key] = recent
-                if recent.count >= limit, let oldest = recent.first { wait = max(wait, window - now.timeIntervalSince(oldest)) }
+                if recent.count >= Self.limit(key), let oldest = recent.first { wait = max(wait, window - now.timeIntervalSince(oldest)) }
             }
             return wait > 0 ? Int(wait.rounded(.up)) : nil
         }
@@ -121,6 +135,6 @@ final class SignInLimiter: Sendable {
     }
 
     func succeeded(_ keys: [String]) {
-        failures.withLock { table in for key in keys { table[key] = nil } }
+        failures.withLock { table in for key in keys where key.hasPrefix("pair:") { table[key] = nil } }
     }
 }

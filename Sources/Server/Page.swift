@@ -99,15 +99,28 @@ enum StaticFiles {
 
     static let live = """
         "use strict";
-        // Log panes: <pre data-log-src="URL"> follows a stage's masked log over server-sent events (resumable by id).
-        for (const pane of document.querySelectorAll("pre[data-log-src]")) {
+        // Log panes: <details><pre data-log-src="URL"> follows a stage's masked log over server-sent events while the
+        // pane is open; the browser resumes after the last line it has (Last-Event-ID) when the stream breaks.
+        const follow = (details) => {
+          const pane = details.querySelector("pre[data-log-src]");
+          if (!pane || pane.source || pane.ended) return;
+          pane.textContent = "";
           const source = new EventSource(pane.dataset.logSrc);
+          pane.source = source;
           source.onmessage = (event) => {
             const stick = pane.scrollTop + pane.clientHeight >= pane.scrollHeight - 4;
             pane.append(event.data + "\\n");
             if (stick) pane.scrollTop = pane.scrollHeight;
           };
-          source.addEventListener("end", () => source.close());
+          source.addEventListener("end", () => { source.close(); pane.source = null; pane.ended = true; });
+        };
+        const unfollow = (details) => {
+          const pane = details.querySelector("pre[data-log-src]");
+          if (pane && pane.source) { pane.source.close(); pane.source = null; }
+        };
+        for (const details of document.querySelectorAll("details[data-stage-log]")) {
+          details.addEventListener("toggle", () => details.open ? follow(details) : unfollow(details));
+          if (details.open) follow(details);
         }
         // Run pages: [data-run-src] receives the run as JSON whenever it changes; stage rows and the status follow.
         for (const run of document.querySelectorAll("[data-run-src]")) {
@@ -127,6 +140,8 @@ enum StaticFiles {
               if (attempts) attempts.textContent = String(stage.attempts);
               const message = row.querySelector(".message");
               if (message) message.textContent = stage.message || "";
+              const details = document.querySelector('details[data-stage-log="' + CSS.escape(stage.id) + '"]');
+              if (details && stage.status === "running" && !details.dataset.seen) { details.dataset.seen = "1"; details.open = true; }
               const took = row.querySelector(".took");
               if (took && stage.startedAt) {
                 const seconds = ((stage.finishedAt ? Date.parse(stage.finishedAt) : Date.now()) - Date.parse(stage.startedAt)) / 1000;

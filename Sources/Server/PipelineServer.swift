@@ -19,6 +19,7 @@ public enum PipelineServer {
         _ settings: ServerSettings, store: StateStore, listening: @escaping @Sendable (String) -> Void
     ) throws -> some ApplicationProtocol {
         let identity = Identity(store: store, settings: settings, key: try Identity.key(home: settings.home))
+        RunStarter.removeOldLogs(home: settings.home)
         let routes = Routes(settings: settings, store: store, identity: identity, starter: RunStarter(settings: settings, store: store),
             liveCheck: LiveCheck(environment: settings.runEnvironment, maxAge: settings.ecsCheckInterval))
         let router = Router(context: ServerContext.self)
@@ -51,11 +52,23 @@ struct Guard: RouterMiddleware {
             if let allowed = methods.allowed(request.uri.path, method: request.method) {
                 throw HTTPError(.methodNotAllowed, headers: [.allow: allowed], message: "\(request.method) is not allowed on \(request.uri.path); use \(allowed)")
             }
-            response = try await next(request, context)
+            if request.method == .head {
+                // HEAD is GET without the body (every GET route is registered for HEAD too).
+                let answer = try await next(request, context)
+                response = Response(status: answer.status, headers: answer.headers, body: ResponseBody())
+            } else {
+                response = try await next(request, context)
+            }
         } catch let error as HTTPError {
             response = Self.render(error.status, message: error.body ?? error.status.reasonPhrase, headers: error.headers, request: request)
         } catch let error as AccountError {
             response = Self.render(.badRequest, message: error.description, headers: [:], request: request)
+        } catch let error as DatabaseError where DatabaseError.cannotWrite.contains(error.code & 0xff) {
+            // Locked by a long write elsewhere, full or read-only: the state is out of reach for now, not broken.
+            context.logger.error("\(request.method) \(request.uri.path): \(error)")
+            response = Self.render(
+                .serviceUnavailable, message: "the state database cannot be used right now (busy, full or read-only); try again shortly",
+                headers: [.retryAfter: "5"], request: request)
         } catch {
             context.logger.error("\(request.method) \(request.uri.path): \(error)")
             response = Self.render(.internalServerError, message: "the server failed: \(error)", headers: [:], request: request)

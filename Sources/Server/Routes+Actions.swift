@@ -22,14 +22,19 @@ extension Routes {
 
     /// Only paths on this server (no scheme, host or `//`).
     static func safeNext(_ next: String?) -> String {
-        guard let next, next.hasPrefix("/"), !next.hasPrefix("//"), !next.contains("\\") else { return "/environments" }
+        guard let next, next.hasPrefix("/"), !next.hasPrefix("//"), !next.contains("\\"),
+            !next.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.properties.generalCategory == .control })
+        else { return "/environments" }
         return next
     }
 
     func signIn(_ request: Request, context: ServerContext) async throws -> Response {
         let fields = try await Fields.read(request, context: context)
+        if let origin = request.headers[.origin], !identity.sameOrigin(origin, request: request) {
+            throw HTTPError(.forbidden, message: "the sign-in comes from another site (\(origin))")
+        }
         let name = fields["user"] ?? "", password = fields["password"] ?? ""
-        let keys = ["address:\(context.clientAddress ?? "?")", "user:\(name)"]
+        let keys = SignInLimiter.keys(address: context.clientAddress, user: name)
         if let wait = limiter.retryAfter(keys) {
             var response = try signInPage(request, context: context, problem: "Too many failed sign-ins; try again in \(wait) s.", status: .tooManyRequests)
             response.headers[.retryAfter] = String(wait)
@@ -37,7 +42,7 @@ extension Routes {
         }
         guard let user = try store.authenticate(name, password: password) else {
             limiter.failed(keys)
-            try store.audit(actor: name.isEmpty ? "-" : String(name.prefix(64)), identity: .serverUser, action: "sign-in.failed", address: context.clientAddress)
+            try auditFailedSignIn(name, address: context.clientAddress)
             return try signInPage(request, context: context, problem: "Wrong user name or password.", status: .unauthorized)
         }
         limiter.succeeded(keys)
@@ -207,12 +212,18 @@ extension Routes {
             throw HTTPError(.conflict, message: refusal.description)
         }
         if let refusal = gate.refusal(of: caller.name, to: decision) { throw HTTPError(.forbidden, message: refusal.description) }
-        let masker = SecretMasker()
-        masker.add(SecretResolver.maskedValues([:], environment: settings.runEnvironment))
+        func masked(_ text: String) async throws -> String {
+            do {
+                return try await DecisionMask.masked(String(text.prefix(2000)), plan: gate.plan, environment: settings.runEnvironment)
+            } catch let error as DecisionMaskError {
+                throw HTTPError(.serviceUnavailable, message: error.description)
+            }
+        }
         var outcome: String
         switch decision {
         case .approve:
-            let comment = fields["comment"].flatMap { $0.isEmpty ? nil : masker.mask(String($0.prefix(2000))) }
+            var comment: String?
+            if let text = fields["comment"], !text.isEmpty { comment = try await masked(text) }
             let result = try store.approve(run: run.id, stage: gate.stage, user: caller.name, comment: comment, required: gate.spec.required, continuingAs: nil)
             switch result {
             case .recorded(let count, let required): outcome = "approved: \(count) of \(required); waiting for \(required - count) more"
@@ -227,7 +238,7 @@ extension Routes {
             guard let reason = fields["reason"].map({ $0.trimmingCharacters(in: .whitespaces) }), !reason.isEmpty else {
                 throw HTTPError(.badRequest, message: "field 'reason' is missing: say why the run is rejected")
             }
-            let masked = masker.mask(String(reason.prefix(2000)))
+            let masked = try await masked(reason)
             try store.reject(run: run.id, stage: gate.stage, user: caller.name, reason: masked)
             try store.audit(actor: caller.name, identity: caller.kind, action: "rejected", target: "run \(run.id)", detail: masked, address: context.clientAddress)
             outcome = "rejected by \(caller.name)"
@@ -284,13 +295,13 @@ extension Routes {
         guard let name = fields["user"], let password = fields["password"] else {
             throw HTTPError(.badRequest, message: "fields 'user' and 'password' are required")
         }
-        let keys = ["address:\(context.clientAddress ?? "?")", "user:\(name)"]
+        let keys = SignInLimiter.keys(address: context.clientAddress, user: name)
         if let wait = limiter.retryAfter(keys) {
             throw HTTPError(.tooManyRequests, headers: [.retryAfter: String(wait)], message: "too many failed sign-ins; try again in \(wait) s")
         }
         guard let user = try store.authenticate(name, password: password) else {
             limiter.failed(keys)
-            try store.audit(actor: String(name.prefix(64)), identity: .serverUser, action: "sign-in.failed", address: context.clientAddress)
+            try auditFailedSignIn(name, address: context.clientAddress)
             throw HTTPError(.unauthorized, message: "wrong user name or password")
         }
         limiter.succeeded(keys)
@@ -299,5 +310,15 @@ extension Routes {
         try store.audit(actor: user.name, identity: .serverUser, action: "token.created", target: "user \(user.name)", detail: "token \(record.id) (\(label))", address: context.clientAddress)
         struct Made: Encodable { let id: Int; let user: String; let token: String }
         return try JSONBody.response(Made(id: record.id, user: user.name, token: secret), status: .created)
+    }
+}
+
+extension Routes {
+    /// A failed sign-in, in the audit: the name when it is a user's; an unknown name is often a password typed into
+    /// the wrong field, so it is not kept.
+    func auditFailedSignIn(_ name: String, address: String?) throws {
+        let wellFormed = (try? StateStore.checkUserName(name)) != nil
+        let known = wellFormed ? try store.user(name) != nil : false
+        try store.audit(actor: known ? name : "(unknown user)", identity: .serverUser, action: "sign-in.failed", address: address)
     }
 }

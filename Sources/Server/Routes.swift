@@ -20,39 +20,44 @@ struct Routes: Sendable {
     let liveCheck: LiveCheck
 
     func register(_ router: Router<ServerContext>) {
-        router.get("/") { _, _ in Response.redirect(to: "/environments", type: .found) }
-        router.get("/healthz") { _, _ in "ok\n" }
-        router.get("/static/style.css") { _, _ in Self.file(StaticFiles.style, type: "text/css; charset=utf-8") }
-        router.get("/static/live.js") { _, _ in Self.file(StaticFiles.live, type: "text/javascript; charset=utf-8") }
+        // Every GET route answers HEAD too (the guard drops the body).
+        func get<Output: ResponseGenerator>(_ path: RouterPath, _ handler: @escaping @Sendable (Request, ServerContext) async throws -> Output) {
+            router.get(path, use: handler)
+            router.head(path, use: handler)
+        }
+        get("/") { _, _ in Response.redirect(to: "/environments", type: .found) }
+        get("/healthz") { _, _ in "ok\n" }
+        get("/static/style.css") { _, _ in Self.file(StaticFiles.style, type: "text/css; charset=utf-8") }
+        get("/static/live.js") { _, _ in Self.file(StaticFiles.live, type: "text/javascript; charset=utf-8") }
         let document = OpenAPI.document(environments: settings.manifest.environments.map(\.name), services: settings.manifest.services.map(\.name))
-        router.get("/api/v1/openapi.json") { _, _ in Self.file(document, type: "application/json") }
+        get("/api/v1/openapi.json") { _, _ in Self.file(document, type: "application/json") }
 
-        router.get("/signin") { request, context in try signInPage(request, context: context, problem: nil) }
+        get("/signin") { request, context in try signInPage(request, context: context, problem: nil) }
         router.post("/signin") { request, context in try await signIn(request, context: context) }
         router.post("/signout") { request, context in try await signOut(request, context: context) }
 
         for api in [false, true] {
             let prefix = api ? "/api/v1" : ""
-            router.get("\(prefix)/environments") { request, context in try await environments(request, context: context, api: api) }
-            router.get("\(prefix)/runs") { request, context in try runs(request, context: context, api: api) }
+            get("\(prefix)/environments") { request, context in try await environments(request, context: context, api: api) }
+            get("\(prefix)/runs") { request, context in try runs(request, context: context, api: api) }
             router.post("\(prefix)/runs") { request, context in try await startRun(request, context: context, api: api) }
-            router.get("\(prefix)/runs/{id}") { request, context in try runPage(request, context: context, api: api) }
+            get("\(prefix)/runs/{id}") { request, context in try runPage(request, context: context, api: api) }
             router.post("\(prefix)/runs/{id}/cancel") { request, context in try await cancel(request, context: context, api: api) }
             router.post("\(prefix)/runs/{id}/resume") { request, context in try await resume(request, context: context, api: api) }
-            router.get("\(prefix)/runs/{id}/approval") { request, context in try approval(request, context: context, api: api) }
+            get("\(prefix)/runs/{id}/approval") { request, context in try approval(request, context: context, api: api) }
             router.post("\(prefix)/runs/{id}/approve") { request, context in try await decide(request, context: context, api: api, .approve) }
             router.post("\(prefix)/runs/{id}/reject") { request, context in try await decide(request, context: context, api: api, .reject) }
-            router.get("\(prefix)/audit") { request, context in try audit(request, context: context, api: api) }
-            router.get("\(prefix)/services/{name}") { request, context in try servicePage(request, context: context, api: api) }
+            get("\(prefix)/audit") { request, context in try audit(request, context: context, api: api) }
+            get("\(prefix)/services/{name}") { request, context in try servicePage(request, context: context, api: api) }
             router.post("\(prefix)/services/{name}/rollback") { request, context in try await rollback(request, context: context, api: api) }
         }
-        router.get("/api/v1/whoami") { request, context in try whoami(request, context: context) }
+        get("/api/v1/whoami") { request, context in try whoami(request, context: context) }
         router.post("/api/v1/tokens") { request, context in try await createToken(request, context: context) }
-        router.get("/services/{name}/rollback") { request, context in try await rollbackConfirmation(request, context: context) }
-        router.get("/api/v1/runs/{id}/events") { request, context in try runEvents(request, context: context) }
-        router.get("/api/v1/runs/{id}/stages/{stage}/log") { request, context in try logEvents(request, context: context) }
-        router.get("/runs/{id}/stages/{stage}/log") { request, context in try logText(request, context: context) }
-        router.get("/runs/{id}/artifacts/{stage}/**") { request, context in try artifact(request, context: context) }
+        get("/services/{name}/rollback") { request, context in try await rollbackConfirmation(request, context: context) }
+        get("/api/v1/runs/{id}/events") { request, context in try runEvents(request, context: context) }
+        get("/api/v1/runs/{id}/stages/{stage}/log") { request, context in try logEvents(request, context: context) }
+        get("/runs/{id}/stages/{stage}/log") { request, context in try logText(request, context: context) }
+        get("/runs/{id}/artifacts/{stage}/**") { request, context in try artifact(request, context: context) }
     }
 
     // MARK: Reading
@@ -234,9 +239,11 @@ struct Routes: Sendable {
             }
             body.append("</table>")
         }
-        // Every stage's masked log, followed live: open while the stage has not ended.
+        // Every stage's masked log, followed live while its pane is open (a browser keeps only 6 connections to a
+        // server): the running stages' open at first, and a stage's opens when it starts.
         for stage in view.stages where stage.kind != "approval" {
-            body.append("<details\(stage.status.isFinal ? "" : HTML(" open"))><summary>\(stage.id) log</summary><pre class=\"log\" data-log-src=\"/api/v1/runs/\(run.id)/stages/\(urlPart(stage.id))/log\"></pre></details>")
+            body.append(
+                "<details data-stage-log=\"\(stage.id)\"\(stage.status == .running ? HTML(" open") : "")><summary>\(stage.id) log</summary><pre class=\"log\" data-log-src=\"/api/v1/runs/\(run.id)/stages/\(urlPart(stage.id))/log\"></pre></details>")
         }
         return Page.render("Run \(run.id)", caller: caller, body: HTML(body))
     }
@@ -250,6 +257,7 @@ struct Routes: Sendable {
         let store = self.store
         return Self.eventStream { writer in
             var last = Data()
+            var quiet = 0
             while true {
                 guard let record = try store.run(run.id) else { return }
                 let data = try JSONEncoder.compact.encode(try RunView.detailed(record, store: store, plan: plans.plan(of: record.id, store: store)))
@@ -257,10 +265,12 @@ struct Routes: Sendable {
                     last = data
                     try await writer.write(ByteBuffer(string: "data: \(String(decoding: data, as: UTF8.self))\n\n"))
                 }
-                if record.shownStatus.isFinal || record.shownStatus == .waiting {
+                if record.shownStatus.isFinal {
                     try await writer.write(ByteBuffer(string: "event: end\ndata: \(record.shownStatus.rawValue)\n\n"))
                     return
                 }
+                quiet += 1
+                if quiet % 50 == 0 { try await writer.write(ByteBuffer(string: ": keep-alive\n\n")) }
                 try await Task.sleep(for: .milliseconds(300))
             }
         }
@@ -274,7 +284,10 @@ struct Routes: Sendable {
         let run = try runRecord(context)
         let stage = try stageID(context, run: run)
         let file = RunFolder(root: store.runFolder(run.id)).log(stage)
-        let start = UInt64(request.headers[HTTPField.Name("Last-Event-ID")!] ?? "") ?? 0
+        // The byte offset a reconnecting client last had; one that is not a whole number within the log starts over.
+        let size = (try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? Int) ?? 0
+        let asked = Int(request.headers[HTTPField.Name("Last-Event-ID")!] ?? "") ?? 0
+        let start = UInt64((0...size).contains(asked) ? asked : 0)
         let store = self.store
         return Self.eventStream { writer in
             var offset = start
@@ -303,12 +316,13 @@ struct Routes: Sendable {
                 }
                 idle += 1
                 if idle % 5 == 0 {
-                    let status = try store.stageRuns(run.id).first { $0.stageID == stage }?.status
+                    // Ends once the stage has ended, or the run has (a stage it never started stays pending).
+                    let status = try store.stageRuns(run.id).first { $0.stageID == stage }?.status ?? .pending
                     let runNow = try store.run(run.id)
-                    if let status, status.isFinal || runNow?.shownStatus.isFinal == true {
+                    if status.isFinal || runNow?.shownStatus.isFinal != false {
                         if !pending.isEmpty {
                             offset += UInt64(pending.count)
-                            try await writer.write(ByteBuffer(string: "id: \(offset)\ndata: \(String(decoding: pending, as: UTF8.self))\n\n"))
+                            try await writer.write(ByteBuffer(string: "id: \(offset)\ndata: \(String(decoding: pending, as: UTF8.self).replacingOccurrences(of: "\r", with: ""))\n\n"))
                         }
                         try await writer.write(ByteBuffer(string: "event: end\ndata: \(status.rawValue)\n\n"))
                         return
@@ -361,13 +375,23 @@ struct Routes: Sendable {
         _ = try viewer(request, context: context, api: false)
         let run = try runRecord(context)
         let stage = try stageID(context, run: run)
-        let parts = context.parameters.getCatchAll().map { String($0) }
-        guard !parts.isEmpty, !parts.contains(where: { $0 == ".." || $0 == "." || $0.isEmpty || $0.contains("\0") }) else {
-            throw HTTPError(.badRequest, message: "an artifact path may not contain '..', '.' or empty parts")
+        // Each part as the stage named it (links percent-encode them), then checked.
+        let parts = context.parameters.getCatchAll().map { String($0).removingPercentEncoding ?? String($0) }
+        guard !parts.isEmpty, !parts.contains(where: { $0 == ".." || $0 == "." || $0.isEmpty || $0.contains("\0") || $0.contains("/") }) else {
+            throw HTTPError(.badRequest, message: "an artifact path may not contain '..', '.', '/' within a part, or empty parts")
         }
         let root = RunFolder(root: store.runFolder(run.id)).artifacts(stage).standardizedFileURL.resolvingSymlinksInPath()
         let file = parts.reduce(root) { $0.appending(path: $1) }.standardizedFileURL.resolvingSymlinksInPath()
         guard file.path.hasPrefix(root.path + "/") else { throw HTTPError(.badRequest, message: "that path leads out of the stage's artifacts") }
+        // A hard link is a second name of a file that may live anywhere (the server's key, the state): only files
+        // that are the stage's own alone are served.
+        var info = stat()
+        guard lstat(file.path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            throw HTTPError(.notFound, message: "stage \(stage) of run \(run.id) kept no '\(parts.joined(separator: "/"))'")
+        }
+        guard info.st_nlink == 1 else {
+            throw HTTPError(.forbidden, message: "'\(parts.joined(separator: "/"))' is a hard link to a file outside the stage's artifacts; it is not served")
+        }
         guard let data = FileManager.default.contents(atPath: file.path) else {
             throw HTTPError(.notFound, message: "stage \(stage) of run \(run.id) kept no '\(parts.joined(separator: "/"))'")
         }
@@ -381,6 +405,8 @@ struct Routes: Sendable {
     static func file(_ data: Data, type: String) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = type
+        // Logs, artifacts and exports are the state's, private: never kept by a browser or a proxy.
+        headers[.cacheControl] = type.hasPrefix("text/css") || type.hasPrefix("text/javascript") ? "no-cache" : "no-store"
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(data: data)))
     }
 }

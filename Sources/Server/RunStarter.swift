@@ -111,6 +111,16 @@ struct RunStarter: Sendable {
         return (pid, log)
     }
 
+    /// Removes the output files of commands started more than a week ago (each run keeps its own logs).
+    static func removeOldLogs(home: URL, olderThan age: TimeInterval = 7 * 86400) {
+        let folder = home.appending(path: "serve")
+        let files = (try? FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: [.contentModificationDateKey])) ?? []
+        for file in files where file.pathExtension == "log" {
+            let modified = (try? file.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate) ?? Date()
+            if Date().timeIntervalSince(modified) > age { try? FileManager.default.removeItem(at: file) }  // one left behind is removed next time
+        }
+    }
+
     /// The exit status of `pid` if it has ended (and is reaped now).
     private static func reap(_ pid: Int32) -> Int32? {
         var status: Int32 = 0

@@ -49,11 +49,14 @@ struct Fields: Sendable {
             guard let data = body.data(using: .utf8), !body.isEmpty else { return Fields(values: [:]) }
             let object: Any
             do {
-                object = try JSONSerialization.jsonObject(with: data)
+                object = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
             } catch {
-                throw HTTPError(.badRequest, message: "the body is not valid JSON: \(error.localizedDescription)")
+                let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)"
+                throw HTTPError(.badRequest, message: "the body is not valid JSON: \(detail)")
             }
-            guard let dictionary = object as? [String: Any] else { throw HTTPError(.badRequest, message: "the body must be a JSON object") }
+            guard let dictionary = object as? [String: Any] else {
+                throw HTTPError(.badRequest, message: "the body must be a JSON object of fields (such as {\"environment\": \"staging\"}), not \(type(of: object))")
+            }
             var values: [String: String] = [:]
             for (key, value) in dictionary {
                 switch value {

@@ -23,6 +23,7 @@ final class ServedPipeline: @unchecked Sendable {
                 Shell("long", "echo started; sleep 30; echo finished").when(.environment("slow"))
                 Approval("release", approvers: ["alice", "bob"], message: "Ship <b>{env}</b>?").when(.environment("prod"))
                 Shell("after", "echo after $PIPELINE_ENV; test $PIPELINE_ENV != broken || { echo 'error: <script>alert(2)</script>' >&2; exit 1; }")
+                    .secret("DEPLOY_TOKEN", .environment("SERVE_TEST_SECRET"))
             }
             """)
         return folder
@@ -35,6 +36,8 @@ final class ServedPipeline: @unchecked Sendable {
 
     /// The fixture's users: alice (admin, an approver), bob (viewer, an approver), dave (deployer), carol (viewer).
     static let password = "correct horse battery"
+    /// The value of the fixture's one secret (the `after` stage's DEPLOY_TOKEN).
+    static let secret = "s3cr3t-value-4242"
 
     init(users: Bool = true, arguments: [String] = []) throws {
         if users {
@@ -52,6 +55,7 @@ final class ServedPipeline: @unchecked Sendable {
             "PIPELINE_HOME": home.url.path, "PIPELINE_CACHE_DIR": Self.cache.url.path,
             "PIPELINE_PIPELINES": Self.project.url.appending(path: "pipelines").path,
             "PIPELINE_LOGIN_FILE": home.url.appending(path: "login/login.json").path,
+            "SERVE_TEST_SECRET": Self.secret,
         ]
     }
 

@@ -86,8 +86,8 @@ import TestSupport
         let page = try await browser.get("/runs/1").text
         #expect(page.contains("&lt;script&gt;alert(2)&lt;/script&gt;"), "\(page)")
         #expect(!page.contains("<script>alert"))
-        // A name that is not a user's is shown escaped on the sign-in audit too.
-        _ = try await Browser(served.url).post("/signin", ["user": "<img src=x onerror=alert(3)>", "password": "nope"])
+        // What the audit keeps is shown escaped too (a token's name here).
+        _ = try served.pipeline("tokens", "create", "--user", "dave", "--name", "<img src=x onerror=alert(3)>")
         let audit = try await browser.get("/audit").text
         #expect(audit.contains("&lt;img src=x onerror=alert(3)&gt;") && !audit.contains("<img src=x"), "\(audit)")
     }
@@ -371,3 +371,129 @@ import TestSupport
         #expect(!audit.contains { $0.action == "approved" && $0.actor == "carol" })
     }
 }
+
+/// What the adversarial pass on the server found, each as a test that failed before its fix.
+@Suite(.serialized) struct ServerHardeningTests {
+    @Test func aHugeLastEventIDDoesNotCrashTheServer() async throws {
+        let served = try ServedPipeline()
+        _ = try served.pipeline("run", "staging")
+        let browser = Browser(served.url)
+        try await browser.signIn("carol")
+        for id in ["9223372036854775808", "18446744073709551615", "9223372036854775807", "-5", "junk"] {
+            let events = try await browser.get("/api/v1/runs/1/stages/build/log", headers: [("Last-Event-ID", id)])
+            #expect(events.status == 200 && events.text.contains("out line 1") && events.text.hasSuffix("event: end\ndata: succeeded\n\n"), "\(id): \(events.text)")
+        }
+        #expect(try await browser.get("/healthz").status == 200)
+    }
+
+    @Test func theLogOfAStageARunNeverStartedEndsWithTheRun() async throws {
+        let served = try ServedPipeline()
+        let bob = Browser(served.url)
+        let csrf = try await bob.signIn("bob")
+        _ = try served.pipeline("run", "prod")
+        _ = try served.waitFor(run: 1, [.waiting])
+        _ = try await bob.post("/runs/1/reject", ["csrf": csrf, "reason": "no"])
+        let events = try await bob.get("/api/v1/runs/1/stages/after/log")
+        #expect(events.text == "event: end\ndata: pending\n\n", "\(events.text)")
+    }
+
+    @Test func signInLimitsCannotBeResetOrUsedToLockOutOthers() async throws {
+        let served = try ServedPipeline()
+        // Guesses at alice between sign-ins as oneself still count.
+        let attacker = Browser(served.url)
+        for round in 0..<5 {
+            #expect(try await attacker.post("/signin", ["user": "alice", "password": "guess \(round) wrong"]).status == 401)
+            if round == 2 { _ = try await Browser(served.url).post("/signin", ["user": "carol", "password": ServedPipeline.password]) }
+        }
+        #expect(try await attacker.post("/signin", ["user": "alice", "password": ServedPipeline.password]).status == 429)
+        // alice at another address signs in all the same.
+        let elsewhere = try runProcess(
+            URL(filePath: "/usr/bin/curl"),
+            ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--interface", "127.0.0.2", "-d", "user=alice&password=correct+horse+battery", served.url + "/signin"])
+        #expect(elsewhere.stdout == "303", "\(elsewhere.stdout) \(elsewhere.stderr)")
+        // A failed sign-in keeps no unknown name (it is often a password typed in the wrong field).
+        _ = try await attacker.post("/signin", ["user": "my secret passphrase", "password": "x"])
+        #expect(try served.store.auditEntries().last?.actor == "(unknown user)")
+    }
+
+    @Test func artifactsWithAnyNameDownloadAndHardLinksAreRefused() async throws {
+        let served = try ServedPipeline()
+        _ = try served.pipeline("run", "staging")
+        let artifacts = served.home.url.appending(path: "runs/1/artifacts/build")
+        for name in ["a b.txt", "ü.txt", "h#1.txt", "q?.txt"] {
+            try Data("named \(name)\n".utf8).write(to: artifacts.appending(path: name))
+        }
+        try FileManager.default.linkItem(at: served.home.url.appending(path: "server.key"), to: artifacts.appending(path: "key"))
+        let browser = Browser(served.url)
+        try await browser.signIn("carol")
+        let page = try await browser.get("/runs/1").text
+        for name in ["a b.txt", "ü.txt", "h#1.txt", "q?.txt"] {
+            let link = try #require(page.range(of: #"href="(/runs/1/artifacts/build/[^"]*)">\#(HTML.escapedForTest(name))<"#, options: .regularExpression), "\(name)")
+            let href = String(page[link].dropFirst(6).prefix { $0 != "\"" })
+            let file = try await browser.get(href)
+            #expect(file.status == 200 && file.text == "named \(name)\n" && file.header("cache-control") == "no-store", "\(href): \(file.status)")
+        }
+        let key = try await browser.get("/runs/1/artifacts/build/key")
+        #expect(key.status == 403 && key.text.contains("hard link"), "\(key.status)")
+    }
+
+    @Test func commentsAndReasonsAreMaskedWithThePipelinesSecrets() async throws {
+        let served = try ServedPipeline()
+        _ = try served.pipeline("run", "prod")
+        _ = try served.waitFor(run: 1, [.waiting])
+        let bob = Browser(served.url)
+        let csrf = try await bob.signIn("bob")
+        _ = try await bob.post("/runs/1/approve", ["csrf": csrf, "comment": "token is \(ServedPipeline.secret)"])
+        _ = try served.waitFor(run: 1, [.succeeded, .failed])
+        let audit = try await bob.get("/api/v1/audit?format=jsonl").text
+        #expect(!audit.contains(ServedPipeline.secret) && audit.contains("token is ***"), "\(audit)")
+        // A rejection's reason too.
+        _ = try served.pipeline("run", "prod")
+        _ = try served.waitFor(run: 2, [.waiting])
+        _ = try await bob.post("/runs/2/reject", ["csrf": csrf, "reason": "leaked \(ServedPipeline.secret)"])
+        #expect(try served.store.run(2)?.message?.contains(ServedPipeline.secret) == false)
+        #expect(try served.store.run(2)?.message?.contains("leaked ***") == true)
+    }
+
+    @Test func smallerFindings() async throws {
+        let served = try ServedPipeline()
+        let browser = Browser(served.url)
+        // HEAD answers as GET does, without a body.
+        #expect(try await browser.send("HEAD", "/healthz").status == 200)
+        // A tab in `next` does not lead off the site.
+        let tab = try await browser.post("/signin", ["user": "dave", "password": ServedPipeline.password, "next": "/\t/evil.com"])
+        #expect(tab.status == 303 && tab.header("location") == "/environments", "\(String(describing: tab.header("location")))")
+        // Another Authorization scheme (a proxy's Basic auth) leaves the session cookie in charge; `bearer` is as good as `Bearer`.
+        #expect(try await browser.get("/api/v1/runs", headers: [("Authorization", "Basic YTpi")]).status == 200)
+        let token = try served.pipeline("tokens", "create", "--user", "carol").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try await Browser(served.url).get("/api/v1/whoami", headers: [("Authorization", "bearer \(token)")]).status == 200)
+        // Sign-in from another site is refused.
+        #expect(try await Browser(served.url).post("/signin", ["user": "dave", "password": ServedPipeline.password], headers: [("Origin", "https://evil.example")]).status == 403)
+        // JSON that is not an object says so.
+        let csrf = try await browser.csrf()
+        let string = try await browser.send("POST", "/api/v1/runs", body: #""staging""#, type: "application/json", headers: [("X-CSRF-Token", csrf)])
+        #expect(string.status == 400 && string.text.contains("must be a JSON object"), "\(string.text)")
+        // A port in use is bad input, said plainly.
+        let port = try #require(served.url.split(separator: ":").last)
+        let busy = try served.pipeline("serve", "--listen", "127.0.0.1:\(port)")
+        #expect(busy.status == 2 && busy.stderr.contains("cannot listen on 127.0.0.1:\(port)"), "\(busy.status) \(busy.stderr)")
+        // Passwords of spaces are refused; a removed user's tokens and sessions stop working.
+        let spaces = try served.pipeline("users", "set-password", "dave", "--password-stdin", stdin: "              ")
+        #expect(spaces.status == 2)
+        let removed = try served.pipeline("users", "remove", "carol")
+        #expect(removed.status == 0, "\(removed.stderr)")
+        #expect(try await Browser(served.url).get("/api/v1/whoami", headers: [("Authorization", "Bearer \(token)")]).status == 401)
+        #expect(try await Browser(served.url).post("/signin", ["user": "carol", "password": ServedPipeline.password]).status == 401)
+        let again = try served.pipeline("users", "add", "carol", "--role", "viewer", "--password-stdin", stdin: "a long enough password")
+        #expect(again.status == 2 && again.stderr.contains("was removed"))
+    }
+}
+
+extension HTML {
+    /// How the pages write `text` (for finding links in them).
+    static func escapedForTest(_ text: String) -> String {
+        NSRegularExpression.escapedPattern(for: text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;"))
+    }
+}
+
+enum HTML {}

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import PipelineDSL
 import Runner
+import Server
 import StageContract
 
 extension PipelineCommand {
@@ -50,10 +51,11 @@ extension PipelineCommand {
                 }
                 let identity = try gate.identity(environment: ProcessInfo.processInfo.environment, operatingSystemUser: StateAccess.currentUser)
                 if let refusal = gate.refusal(of: identity, to: .approve) { throw refusal }
+                let comment = try await self.comment.asyncMap { try await Gates.masked($0, plan: gate.plan) }
                 let result = try store.approve(
-                    run: gate.run.id, stage: gate.stage, user: identity, comment: comment.map(Gates.masked), required: gate.spec.required,
+                    run: gate.run.id, stage: gate.stage, user: identity, comment: comment, required: gate.spec.required,
                     continuingAs: detach ? nil : .current)
-                try store.audit(actor: identity, identity: .local, action: "approved", target: "run \(gate.run.id)", detail: comment.map(Gates.masked))
+                try store.audit(actor: identity, identity: .local, action: "approved", target: "run \(gate.run.id)", detail: comment)
                 switch result {
                 case .recorded(let count, let required):
                     print("approved by \(identity): \(count) of \(required) approvals for run \(gate.run.id); waiting for \(required - count) more")
@@ -119,9 +121,10 @@ extension PipelineCommand {
                 }
                 let identity = try gate.identity(environment: ProcessInfo.processInfo.environment, operatingSystemUser: StateAccess.currentUser)
                 if let refusal = gate.refusal(of: identity, to: .reject) { throw refusal }
-                try store.reject(run: gate.run.id, stage: gate.stage, user: identity, reason: Gates.masked(reason))
-                try store.audit(actor: identity, identity: .local, action: "rejected", target: "run \(gate.run.id)", detail: Gates.masked(reason))
-                print("run \(gate.run.id) rejected by \(identity): \(Gates.masked(reason))")
+                let reason = try await Gates.masked(self.reason, plan: gate.plan)
+                try store.reject(run: gate.run.id, stage: gate.stage, user: identity, reason: reason)
+                try store.audit(actor: identity, identity: .local, action: "rejected", target: "run \(gate.run.id)", detail: reason)
+                print("run \(gate.run.id) rejected by \(identity): \(reason)")
             } catch let refusal as ApprovalRefusal {
                 FileHandle.standardError.write(Data("error: \(refusal)\n".utf8))
                 throw Exit.badInput
@@ -145,7 +148,17 @@ extension PipelineCommand.Reject {
 
 /// Continuing an approved run.
 enum Gates {
-    /// A comment or reason as kept: the runner's own secrets (its AWS secret key, tokens) masked, as everywhere.
+    /// A comment or reason as kept: the runner's own secrets and the plan's masked, as in logs; refused when the
+    /// plan's secrets cannot be read to mask it with.
+    static func masked(_ text: String, plan: Plan) async throws -> String {
+        do {
+            return try await DecisionMask.masked(text, plan: plan, environment: ProcessInfo.processInfo.environment)
+        } catch let error as DecisionMaskError {
+            throw ApprovalRefusal(description: error.description)
+        }
+    }
+
+    /// A text with the runner's own secrets (its AWS secret key, tokens) masked, where no plan is at hand.
     static func masked(_ text: String) -> String {
         let masker = SecretMasker()
         masker.add(SecretResolver.maskedValues([:], environment: ProcessInfo.processInfo.environment))
@@ -213,5 +226,13 @@ enum ServerDecision {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw error.exitCode
         }
+    }
+}
+
+extension Optional {
+    /// The wrapped value transformed by an async function, or nil.
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let self else { return nil }
+        return try await transform(self)
     }
 }

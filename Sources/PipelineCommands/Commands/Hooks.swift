@@ -3,6 +3,7 @@ import Foundation
 import Git
 import PipelineDSL
 import Runner
+import Stages
 import StageContract
 
 extension PipelineCommand {

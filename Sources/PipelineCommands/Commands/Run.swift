@@ -4,6 +4,7 @@ import Logging
 import Git
 import PipelineDSL
 import Runner
+import Stages
 import StageContract
 
 extension PipelineCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Runner
+import NIOCore
 import Server
 
 extension PipelineCommand {
@@ -78,6 +79,9 @@ extension PipelineCommand {
                     if users == 0 { print("no users yet: add one with `pipeline users add NAME --role admin`") }
                     fflush(nil)
                 }
+            } catch let error as IOError where [EADDRINUSE, EACCES, EADDRNOTAVAIL].contains(error.errnoCode) {
+                FileHandle.standardError.write(Data("error: cannot listen on \(listen): \(String(cString: strerror(error.errnoCode))); choose another --listen address or port\n".utf8))
+                throw Exit.badInput
             } catch {
                 throw error.reported()
             }

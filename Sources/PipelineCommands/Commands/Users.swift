@@ -7,7 +7,7 @@ extension PipelineCommand {
     struct UsersGroup: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "users", abstract: "Manage the server's user accounts (roles: viewer, deployer, admin).",
-            subcommands: [AddUser.self, ListUsers.self, SetRole.self, SetPassword.self])
+            subcommands: [AddUser.self, ListUsers.self, SetRole.self, SetPassword.self, RemoveUser.self])
     }
 
     struct AddUser: AsyncParsableCommand {
@@ -90,7 +90,30 @@ extension PipelineCommand {
                 let store = try StateAccess.open(try global.workspace())
                 try store.setPassword(name, password: password)
                 try store.audit(actor: StateAccess.currentUser, identity: .local, action: "user.password-set", target: "user \(name)")
-                print("password of \(name) set; their sessions ended")
+                print("password of \(name) set; their sessions ended (their API tokens stay: `pipeline tokens list --user \(name)`, `tokens revoke ID`)")
+            } catch let error as AccountError {
+                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                throw Exit.badInput
+            } catch {
+                throw error.reported()
+            }
+        }
+    }
+
+    struct RemoveUser: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "remove",
+            abstract: "Remove a user: their sessions end, their tokens are revoked, they can sign in no more (the record stays).",
+            discussion: "Exit codes: 0 removed; 2 no such user.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The user.") var name: String
+
+        func run() async throws {
+            do {
+                let store = try StateAccess.open(try global.workspace())
+                try store.removeUser(name)
+                try store.audit(actor: StateAccess.currentUser, identity: .local, action: "user.removed", target: "user \(name)")
+                print("\(name) removed: sessions ended, tokens revoked")
             } catch let error as AccountError {
                 FileHandle.standardError.write(Data("error: \(error)\n".utf8))
                 throw Exit.badInput

@@ -1,6 +1,7 @@
 import Foundation
 import PipelineDSL
 import Runner
+import Stages
 
 /// The one way the commands start a run or continue one (`run`, `resume`, `approve`, `rollback`; hooks and
 /// `watch` start `pipeline run`): the plan's secrets read, the console and its notifications wired, the session

@@ -87,6 +87,10 @@ enum Migrations {
         CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit is append-only'); END;
         CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit is append-only'); END;
         """,
+        // Removed users keep their record (their name stays taken and their actions stay attributed).
+        """
+        ALTER TABLE users ADD COLUMN disabled_at REAL;
+        """,
     ]
 
     static func apply(to database: Database) throws {

@@ -84,14 +84,24 @@ extension StateStore {
         }
     }
 
+    /// At least 12 characters, not counting spaces at either end, and not only spaces.
+    static func checkPassword(_ password: String) throws(AccountError) {
+        guard password.trimmingCharacters(in: .whitespaces).count >= 12 else {
+            throw AccountError("the password is too short: use at least 12 characters (spaces at its ends do not count)")
+        }
+    }
+
     /// Adds user `name` with `role` and a password (kept under scrypt); refuses an existing name.
     public func addUser(_ name: String, role: Role, password: String) throws -> UserRecord {
         try Self.checkUserName(name)
-        guard password.count >= 12 else { throw AccountError("the password is too short: use at least 12 characters") }
+        try Self.checkPassword(password)
         let hash = try PasswordHash.make(password)
         return try database.transaction {
-            guard try user(name) == nil else {
-                throw AccountError("user '\(name)' exists already; change its role with `pipeline users set-role`, its password with `pipeline users set-password`")
+            guard try database.query("SELECT name FROM users WHERE name = ?", [.text(name)]).isEmpty else {
+                throw AccountError(
+                    try user(name) == nil
+                        ? "user '\(name)' was removed; a removed name is not given to someone else (pick another)"
+                        : "user '\(name)' exists already; change its role with `pipeline users set-role`, its password with `pipeline users set-password`")
             }
             try database.execute(
                 "INSERT INTO users (name, role, password, created_at) VALUES (?, ?, ?, ?)", [.text(name), .text(role.rawValue), .text(hash), .real(now())])
@@ -101,7 +111,7 @@ extension StateStore {
 
     /// Sets the password of an existing user, ending their sessions.
     public func setPassword(_ name: String, password: String) throws {
-        guard password.count >= 12 else { throw AccountError("the password is too short: use at least 12 characters") }
+        try Self.checkPassword(password)
         let hash = try PasswordHash.make(password)
         try database.transaction {
             guard try user(name) != nil else { throw AccountError("there is no user '\(name)'; add one with `pipeline users add \(name) --role ROLE`") }
@@ -118,19 +128,30 @@ extension StateStore {
         }
     }
 
-    /// The user `name`, if there is one.
+    /// The user `name`, if there is one (and it is not removed).
     public func user(_ name: String) throws -> UserRecord? {
-        try database.query("SELECT name, role, created_at FROM users WHERE name = ?", [.text(name)]).first.map(Self.user)
+        try database.query("SELECT name, role, created_at FROM users WHERE name = ? AND disabled_at IS NULL", [.text(name)]).first.map(Self.user)
     }
 
-    /// Every user, by name.
+    /// Every user, by name (not the removed ones).
     public func users() throws -> [UserRecord] {
-        try database.query("SELECT name, role, created_at FROM users ORDER BY name").map(Self.user)
+        try database.query("SELECT name, role, created_at FROM users WHERE disabled_at IS NULL ORDER BY name").map(Self.user)
+    }
+
+    /// Removes user `name`: their sessions end, their tokens are revoked, and they can sign in no more. The record
+    /// stays (what they did stays in the audit and the runs), so the name cannot be taken by someone else.
+    public func removeUser(_ name: String) throws {
+        try database.transaction {
+            guard try user(name) != nil else { throw AccountError("there is no user '\(name)'; `pipeline users list` shows them") }
+            try database.execute("UPDATE users SET disabled_at = ? WHERE name = ?", [.real(now()), .text(name)])
+            try database.execute("DELETE FROM sessions WHERE user = ?", [.text(name)])
+            try database.execute("UPDATE tokens SET revoked_at = ? WHERE user = ? AND revoked_at IS NULL", [.real(now()), .text(name)])
+        }
     }
 
     /// The user whose password is `password`, or nil (an unknown name costs the same scrypt work as a wrong password).
     public func authenticate(_ name: String, password: String) throws -> UserRecord? {
-        let row = try database.query("SELECT name, role, created_at, password FROM users WHERE name = ?", [.text(name)]).first
+        let row = try database.query("SELECT name, role, created_at, password FROM users WHERE name = ? AND disabled_at IS NULL", [.text(name)]).first
         let stored = row?["password"].string ?? Self.decoyHash
         guard PasswordHash.verify(password, against: stored), let row else { return nil }
         return try Self.user(row)
@@ -158,10 +179,12 @@ extension StateStore {
     public func userForToken(_ secret: String) throws -> UserRecord? {
         guard secret.hasPrefix("pl_"), secret.count < 200 else { return nil }
         let rows = try database.query(
-            "SELECT users.name, users.role, users.created_at, tokens.id FROM tokens JOIN users ON users.name = tokens.user WHERE tokens.hash = ? AND tokens.revoked_at IS NULL",
+            "SELECT users.name, users.role, users.created_at, tokens.id FROM tokens JOIN users ON users.name = tokens.user WHERE tokens.hash = ? AND tokens.revoked_at IS NULL AND users.disabled_at IS NULL",
             [.text(SHA256.hex(secret))])
         guard let row = rows.first else { return nil }
-        try database.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", [.real(now()), row["id"]])
+        // When a token was last used, to the minute: a write per request would make every read wait on writers.
+        try database.execute(
+            "UPDATE tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)", [.real(now()), row["id"], .real(now() - 60)])
         return try Self.user(row)
     }
 
@@ -203,7 +226,7 @@ extension StateStore {
     public func session(_ id: String) throws -> (user: UserRecord, csrf: String)? {
         guard id.count < 200 else { return nil }
         let rows = try database.query(
-            "SELECT users.name, users.role, users.created_at, sessions.csrf FROM sessions JOIN users ON users.name = sessions.user WHERE sessions.hash = ? AND sessions.expires_at > ?",
+            "SELECT users.name, users.role, users.created_at, sessions.csrf FROM sessions JOIN users ON users.name = sessions.user WHERE sessions.hash = ? AND sessions.expires_at > ? AND users.disabled_at IS NULL",
             [.text(SHA256.hex(id)), .real(now())])
         guard let row = rows.first, let csrf = row["csrf"].string else { return nil }
         return (try Self.user(row), csrf)
