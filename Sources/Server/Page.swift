@@ -41,7 +41,7 @@ enum Page {
 
     static func time(_ date: Date?) -> HTML {
         guard let date else { return "-" }
-        return "<time datetime=\"\(ISO8601DateFormatter().string(from: date))\">\(Dates.short(date))</time>"
+        return "<time datetime=\"\(Dates.iso8601(date))\">\(Dates.short(date))</time>"
     }
 
     static func status(_ status: String) -> HTML { "<span class=\"status s-\(status)\">\(status)</span>" }
@@ -50,12 +50,24 @@ enum Page {
 }
 
 enum Dates {
+    /// `2026-12-03 04:31:49 UTC` (formatted by hand: a formatter per call costs more than the rest of a page).
     static func short(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss 'UTC'"
-        return formatter.string(from: date)
+        let (day, time) = parts(date)
+        return "\(day) \(time) UTC"
+    }
+
+    /// `2026-12-03T04:31:49Z`.
+    static func iso8601(_ date: Date) -> String {
+        let (day, time) = parts(date)
+        return "\(day)T\(time)Z"
+    }
+
+    private static func parts(_ date: Date) -> (String, String) {
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var fields = tm()
+        gmtime_r(&seconds, &fields)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return ("\(fields.tm_year + 1900)-\(two(fields.tm_mon + 1))-\(two(fields.tm_mday))", "\(two(fields.tm_hour)):\(two(fields.tm_min)):\(two(fields.tm_sec))")
     }
 
     static func duration(from start: Date?, to end: Date?) -> String {

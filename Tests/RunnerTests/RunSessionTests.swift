@@ -90,7 +90,7 @@ private func shell(_ id: String, _ command: String, after: [String] = [], servic
         let record = try #require(try store.run(first.id))
         let gate = try #require(try WaitingGate.of(record, store: store))
         #expect(gate.requester == "alice")
-        #expect(gate.refusal(of: "alice", to: .approve)?.description == "alice started run \(first.id) and may not approve it; another of bob must")
+        #expect(gate.refusal(of: "alice", to: .approve)?.description == "alice started run \(first.id) and may not approve it; bob must")
         #expect(gate.refusal(of: "bob", to: .approve) == nil && gate.refusal(of: "alice", to: .reject) == nil)
         #expect(gate.refusal(of: "mallory", to: .reject)?.description == "mallory may not decide on gate of run \(first.id); its approvers are alice, bob")
     }

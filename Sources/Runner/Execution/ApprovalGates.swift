@@ -50,7 +50,9 @@ public struct WaitingGate: Sendable {
             return ApprovalRefusal(description: "\(identity) may not \(verb) \(stage) of run \(run.id); its approvers are \(spec.approvers.joined(separator: ", "))")
         }
         if decision == .approve, !spec.allowSelfApproval, identity == requester {
-            return ApprovalRefusal(description: "\(identity) started run \(run.id) and may not approve it; another of \(spec.approvers.filter { $0 != identity }.joined(separator: ", ")) must")
+            let others = spec.approvers.filter { $0 != identity }
+            let who = others.count == 1 ? others[0] : "another of \(others.joined(separator: ", "))"
+            return ApprovalRefusal(description: "\(identity) started run \(run.id) and may not approve it; \(who) must")
         }
         return nil
     }
