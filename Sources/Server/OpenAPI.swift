@@ -122,7 +122,15 @@ enum OpenAPI {
         "/services/{name}": {"get": {"summary": "A service's deployment records, newest first", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/ServiceName"}}], "responses": {
           "200": {"description": "Records", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Live"}}}}},
           "401": {"$ref": "#/components/responses/problem"}, "404": {"$ref": "#/components/responses/problem"}}}},
-        "/services/{name}/rollback": {"post": {"summary": "Roll a service back (deployer; in a gated environment a gate approver or an admin)", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/ServiceName"}}],
+        "/services/{name}/rollback": {"get": {"summary": "What rolling the service back would change (the CLI's rollback --dry-run, with its checks); changes nothing", "parameters": [
+            {"name": "name", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/ServiceName"}},
+            {"name": "env", "in": "query", "required": true, "schema": {"$ref": "#/components/schemas/EnvironmentName"}},
+            {"name": "to", "in": "query", "required": true, "schema": {"type": "string", "pattern": "^([0-9a-fA-F]{7,40}|previous)$"}}], "responses": {
+          "200": {"description": "The preview", "content": {"application/json": {"schema": {"type": "object", "required": ["service", "environment", "to", "possible", "text"], "properties": {
+            "service": {"type": "string"}, "environment": {"type": "string"}, "to": {"type": "string"}, "possible": {"type": "boolean"}, "text": {"type": "string"}}}}}},
+          "400": {"$ref": "#/components/responses/problem"}, "401": {"$ref": "#/components/responses/problem"}, "403": {"$ref": "#/components/responses/problem"},
+          "404": {"$ref": "#/components/responses/problem"}}},
+          "post": {"summary": "Roll a service back (deployer; in a gated environment a gate approver or an admin)", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/ServiceName"}}],
           "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["env", "to"], "properties": {"env": {"$ref": "#/components/schemas/EnvironmentName"}, "to": {"type": "string", "pattern": "^([0-9a-fA-F]{7,40}|previous)$", "description": "a commit SHA (7 to 40 hex digits) or previous"}}}}}}, "responses": {
           "201": {"description": "The rollback run, recorded", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Run"}}}},
           "400": {"$ref": "#/components/responses/problem"}, "401": {"$ref": "#/components/responses/problem"}, "403": {"$ref": "#/components/responses/problem"},

@@ -143,6 +143,12 @@ enum StaticFiles {
             if (status) { status.textContent = view.status; status.className = "status s-" + view.status; }
             const notice = document.getElementById("run-message");
             if (notice) { notice.textContent = view.message || ""; notice.hidden = !view.message; }
+            // A page drawn before the run's plan was written lacks stages: draw it again once they are known.
+            if (view.stages.some((stage) => !document.querySelector('tr[data-stage="' + CSS.escape(stage.id) + '"]'))) {
+              source.close();
+              location.reload();
+              return;
+            }
             for (const stage of view.stages) {
               const row = document.querySelector('tr[data-stage="' + CSS.escape(stage.id) + '"]');
               if (!row) continue;

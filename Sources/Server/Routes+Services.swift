@@ -71,13 +71,32 @@ extension Routes {
         return (environment, to)
     }
 
-    func rollbackConfirmation(_ request: Request, context: ServerContext) async throws -> Response {
-        let caller = try viewer(request, context: context, api: false)
+    /// What a rollback would change, as `pipeline rollback --dry-run` says it (its checks against ECS and the registry
+    /// made), for the confirmation page and its JSON twin.
+    struct RollbackPreview: Encodable {
+        let service: String
+        let environment: String
+        let to: String
+        /// Whether the rollback can go ahead (false: refused, or nothing to do).
+        let possible: Bool
+        /// What will change, or why it cannot, in the CLI's words.
+        let text: String
+    }
+
+    func rollbackConfirmation(_ request: Request, context: ServerContext, api: Bool) async throws -> Response {
+        let caller = try viewer(request, context: context, api: api)
         let service = try service(context)
         let (environment, to) = try rollbackTarget(request, fields: nil)
         if let refusal = mayRollBack(caller, environment: environment) { throw HTTPError(.forbidden, message: refusal) }
         let preview = try await starter.command(["rollback", service.name, "--env", environment, "--to", to, "--dry-run"], caller: caller)
         let text = (preview.output).trimmingCharacters(in: .whitespacesAndNewlines)
+        if api {
+            let lines = text.split(separator: "\n").filter { !$0.hasPrefix("dry run") }.joined(separator: "\n")
+            return try JSONBody.response(
+                RollbackPreview(
+                    service: service.name, environment: environment, to: to, possible: preview.status == 0 && !text.contains("nothing to do"),
+                    text: preview.status == 0 ? lines : text))
+        }
         guard preview.status == 0 else {
             return Page.render("Roll back \(service.name)", caller: caller, body: "<p class=\"error\">Cannot roll back:</p><pre>\(text)</pre>", status: .conflict)
         }

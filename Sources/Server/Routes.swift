@@ -53,7 +53,8 @@ struct Routes: Sendable {
         }
         get("/api/v1/whoami") { request, context in try whoami(request, context: context) }
         router.post("/api/v1/tokens") { request, context in try await createToken(request, context: context) }
-        get("/services/{name}/rollback") { request, context in try await rollbackConfirmation(request, context: context) }
+        get("/services/{name}/rollback") { request, context in try await rollbackConfirmation(request, context: context, api: false) }
+        get("/api/v1/services/{name}/rollback") { request, context in try await rollbackConfirmation(request, context: context, api: true) }
         get("/api/v1/runs/{id}/events") { request, context in try runEvents(request, context: context) }
         get("/api/v1/runs/{id}/stages/{stage}/log") { request, context in try logEvents(request, context: context) }
         get("/runs/{id}/stages/{stage}/log") { request, context in try logText(request, context: context) }

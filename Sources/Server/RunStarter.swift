@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import PipelineDSL
 import Runner
+import StageContract
 
 /// Starts and continues runs the way the CLI does, as its own processes (`pipeline run`, `pipeline resume`) in
 /// sessions of their own: a server restart never stops them, and they take ownership through the same one function
@@ -55,7 +56,10 @@ struct RunStarter: Sendable {
     private func recorded(pid: Int32, log: URL, environment: String, trigger: String) async throws -> Int {
         let deadline = Date().addingTimeInterval(120)  // a cold plan compile takes tens of seconds on two cores
         while Date() < deadline {
-            if let run = try store.runs(environment: environment, limit: 20).first(where: { $0.pid == Int(pid) && $0.trigger == trigger }) {
+            // Recorded, and its folder made (the run's page shows the stages of its plan), or already ended.
+            if let run = try store.runs(environment: environment, limit: 20).first(where: { $0.pid == Int(pid) && $0.trigger == trigger }),
+                FileManager.default.fileExists(atPath: RunFolder(root: store.runFolder(run.id)).planFile.path) || run.shownStatus.isFinal
+            {
                 reapLater(pid)
                 return run.id
             }

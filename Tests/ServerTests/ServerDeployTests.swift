@@ -85,6 +85,8 @@ import TestSupport
         #expect(service.contains("/services/user-service/rollback?env=staging&amp;to=\(a)"), "\(service)")
         let confirm = try await dave.get("/services/user-service/rollback?env=staging&to=\(a)")
         #expect(confirm.status == 200 && confirm.text.contains("rollback user-service in staging") && confirm.text.contains("to    \(a.prefix(12))"), "\(confirm.text)")
+        let preview = try #require(try await dave.get("/api/v1/services/user-service/rollback?env=staging&to=\(a)").json() as? [String: Any])
+        #expect(preview["possible"] as? Bool == true && (preview["text"] as? String)?.contains("to    \(a.prefix(12))") == true, "\(preview)")
         #expect(try store.runs().count == 3)  // looking changed nothing
         // A deployer may not roll back gated prod; erin (a deployer) can roll back staging.
         let gated = try await dave.post("/services/user-service/rollback", ["csrf": csrf, "env": "prod", "to": "previous"])

@@ -46,7 +46,7 @@ options.binary_location = "/usr/bin/chromium"
 for flag in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,1000"]:
     options.add_argument(flag)
 driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-driver.set_page_load_timeout(60)
+driver.set_page_load_timeout(240)  # the first run compiles the pipeline (cold in CI)
 
 
 def sign_in(user):
@@ -75,7 +75,7 @@ try:
     sign_in("dave")
     driver.get(base + "/environments")
     click_button("Run staging")
-    wait_for("the run page", lambda: "/runs/" in driver.current_url)
+    wait_for("the run page", lambda: "/runs/" in driver.current_url, seconds=240)
     run_url = driver.current_url
     pane = driver.find_element(By.CSS_SELECTOR, "pre[data-log-src$='/stages/build/log']")
     seen_live = wait_for(
