@@ -217,14 +217,11 @@ enum ApprovalText {
 /// verified user and records it (and continues the run once approved).
 enum ServerDecision {
     static func send(_ decision: WaitingGate.Decision, environment: String, run: Int?, fields: [String: String]) async throws {
-        do {
+        try await ServerCallError.reporting {
             let client = ServerClient(login: try ServerLogin.load())
             let id = try await client.waitingRun(environment, run: run)
             let answer = try await client.call("POST", "/runs/\(id)/\(decision == .approve ? "approve" : "reject")", fields) as? [String: Any]
             print("run \(id): \(answer?["outcome"] as? String ?? "done") (on \(client.base))")
-        } catch let error as ServerCallError {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            throw error.exitCode
         }
     }
 }

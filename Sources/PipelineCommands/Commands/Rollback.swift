@@ -57,15 +57,11 @@ extension PipelineCommand {
 
         func run() async throws {
             if server {
-                do {
+                return try await ServerCallError.reporting {
                     let client = ServerClient(login: try ServerLogin.load())
                     let run = try await client.call("POST", "/services/\(service)/rollback", ["env": environmentName!, "to": to]) as? [String: Any]
                     let id = run?["id"] as? Int ?? 0
                     print("rollback of \(service) in \(environmentName!) started on \(client.base) as run \(id): \(client.base)/runs/\(id)")
-                    return
-                } catch let error as ServerCallError {
-                    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-                    throw error.exitCode
                 }
             }
             do {

@@ -69,17 +69,13 @@ extension PipelineCommand {
 
         func run() async throws {
             if server {
-                do {
+                return try await ServerCallError.reporting {
                     let client = ServerClient(login: try ServerLogin.load())
                     var fields = ["environment": environment]
                     if let sha { fields["sha"] = sha }
                     let run = try await client.call("POST", "/runs", fields) as? [String: Any]
                     let id = run?["id"] as? Int ?? 0
                     print("run \(id) of \(environment) started on \(client.base): \(client.base)/runs/\(id)")
-                    return
-                } catch let error as ServerCallError {
-                    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-                    throw error.exitCode
                 }
             }
             do {

@@ -22,18 +22,13 @@ extension PipelineCommand {
         @Flag(help: "Read the password from the first line of stdin.") var passwordStdin = false
 
         func run() async throws {
-            do {
+            try await Accounts.reporting {
                 try StateStore.checkUserName(name)
                 let password = try Passwords.read(fromStdin: passwordStdin)
                 let store = try StateAccess.open(try global.workspace())
                 let user = try store.addUser(name, role: role, password: password)
                 try store.audit(actor: StateAccess.currentUser, identity: .local, action: "user.added", target: "user \(user.name)", detail: user.role.rawValue)
                 print("added \(user.name) (\(user.role.rawValue))")
-            } catch let error as AccountError {
-                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-                throw Exit.badInput
-            } catch {
-                throw error.reported()
             }
         }
     }
@@ -64,16 +59,11 @@ extension PipelineCommand {
         @Option(help: "viewer, deployer or admin.") var role: Role
 
         func run() async throws {
-            do {
+            try await Accounts.reporting {
                 let store = try StateAccess.open(try global.workspace())
                 try store.setRole(name, role: role)
                 try store.audit(actor: StateAccess.currentUser, identity: .local, action: "user.role-set", target: "user \(name)", detail: role.rawValue)
                 print("\(name) is a \(role.rawValue) now")
-            } catch let error as AccountError {
-                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-                throw Exit.badInput
-            } catch {
-                throw error.reported()
             }
         }
     }
@@ -85,17 +75,12 @@ extension PipelineCommand {
         @Flag(help: "Read the password from the first line of stdin.") var passwordStdin = false
 
         func run() async throws {
-            do {
+            try await Accounts.reporting {
                 let password = try Passwords.read(fromStdin: passwordStdin)
                 let store = try StateAccess.open(try global.workspace())
                 try store.setPassword(name, password: password)
                 try store.audit(actor: StateAccess.currentUser, identity: .local, action: "user.password-set", target: "user \(name)")
                 print("password of \(name) set; their sessions ended (their API tokens stay: `pipeline tokens list --user \(name)`, `tokens revoke ID`)")
-            } catch let error as AccountError {
-                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-                throw Exit.badInput
-            } catch {
-                throw error.reported()
             }
         }
     }
@@ -109,16 +94,11 @@ extension PipelineCommand {
         @Argument(help: "The user.") var name: String
 
         func run() async throws {
-            do {
+            try await Accounts.reporting {
                 let store = try StateAccess.open(try global.workspace())
                 try store.removeUser(name)
                 try store.audit(actor: StateAccess.currentUser, identity: .local, action: "user.removed", target: "user \(name)")
                 print("\(name) removed: sessions ended, tokens revoked")
-            } catch let error as AccountError {
-                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-                throw Exit.badInput
-            } catch {
-                throw error.reported()
             }
         }
     }
@@ -139,17 +119,12 @@ extension PipelineCommand {
         @Option(help: "What the token is for.") var name = "cli"
 
         func run() async throws {
-            do {
+            try await Accounts.reporting {
                 let store = try StateAccess.open(try global.workspace())
                 let (record, secret) = try store.createToken(user: user, name: name)
                 try store.audit(actor: StateAccess.currentUser, identity: .local, action: "token.created", target: "user \(user)", detail: "token \(record.id) (\(name))")
                 print(secret)
                 FileHandle.standardError.write(Data("token \(record.id) for \(user) made; it is shown only now (send it as `Authorization: Bearer TOKEN`)\n".utf8))
-            } catch let error as AccountError {
-                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-                throw Exit.badInput
-            } catch {
-                throw error.reported()
             }
         }
     }
@@ -220,5 +195,22 @@ enum Passwords {
             throw AccountError("the two passwords differ; nothing changed")
         }
         return first
+    }
+}
+
+/// Runs an account command's body: a refused name, role or password is exit 2 with its message; anything else is
+/// reported as every command reports it.
+enum Accounts {
+    static func reporting(_ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let error as AccountError {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw Exit.badInput
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            throw error.reported()
+        }
     }
 }

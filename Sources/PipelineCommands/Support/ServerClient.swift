@@ -104,3 +104,15 @@ struct ServerClient {
         return id
     }
 }
+
+extension ServerCallError {
+    /// Runs a `--server` command's body: a refusal or an unreachable server is said on stderr with its exit code.
+    static func reporting(_ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let error as ServerCallError {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw error.exitCode
+        }
+    }
+}
