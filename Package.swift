@@ -71,7 +71,7 @@ let package = Package(
         .testTarget(name: "ImageTests", dependencies: ["OCI", "Stages", "AWS", "HTTP", "Hashing", "TestSupport", "pipeline"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "Hashing", "TestSupport"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["Git", "HTTP", "Hashing", "AWS", "OCI"]),
-        .testTarget(name: "ServerTests", dependencies: ["pipeline", "Server", "Runner", "HTTP", "TestSupport"]),
+        .testTarget(name: "ServerTests", dependencies: ["pipeline", "Server", "Runner", "HTTP", "AWS", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["pipeline", "PipelineDSL", "StageContract", "Runner", "AWS", "TestSupport"]),
     ]
 )

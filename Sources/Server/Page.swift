@@ -106,7 +106,7 @@ enum StaticFiles {
         .s-running{background:#ddf4ff}.s-waiting,.s-approved,.s-queued{background:#fff8c5}.s-cancelled,.s-interrupted,.s-skipped{background:#eaeef2}
         pre.log{background:#0d1117;color:#e6edf3;padding:8px;max-height:420px;overflow:auto;white-space:pre-wrap}
         form.inline{display:inline}button{cursor:pointer}button.danger{color:#cf222e}.notice{background:#fff8c5;padding:8px}
-        .error{background:#ffebe9;padding:8px}label{display:block;margin:6px 0}code{font-size:13px}
+        .error{background:#ffebe9;padding:8px}details.files a{display:block;overflow-wrap:anywhere}label{display:block;margin:6px 0}code{font-size:13px}
         """
 
     static let live = """

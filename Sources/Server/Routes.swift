@@ -145,8 +145,13 @@ struct Routes: Sendable {
                 body.append("<table><tr><th>Service</th><th>Live commit</th><th>Digest</th><th>Revision</th><th>When</th><th>By</th><th>Run</th></tr>\(rows)</table>")
             }
             for drift in view.drift {
-                body.append(
-                    "<p class=\"error\">Drift: ECS runs \(drift.service) on <code>\(String(drift.running.split(separator: "/").last ?? ""))</code>, which pipeline did not deploy\(drift.recorded.map { HTML(" (it last deployed <code>\(String($0.split(separator: "/").last ?? ""))</code>)") } ?? "").</p>")
+                let running = String(drift.running.split(separator: "/").last ?? "")
+                if let recorded = drift.recorded {
+                    body.append(
+                        "<p class=\"error\">Drift: ECS runs \(drift.service) on <code>\(running)</code>, which pipeline did not deploy (it last deployed <code>\(String(recorded.split(separator: "/").last ?? ""))</code>).</p>")
+                } else {
+                    body.append("<p class=\"notice\">Drift: ECS runs \(drift.service) on <code>\(running)</code>; pipeline has not deployed it here yet.</p>")
+                }
             }
             if let problem = view.ecsProblem { body.append("<p class=\"notice\">ECS not checked: \(problem)</p>") }
             if !view.active.isEmpty {
@@ -234,7 +239,9 @@ struct Routes: Sendable {
             body.append("<h2>\(service.isEmpty ? "Run" : service)</h2><table><tr><th>Stage</th><th>Kind</th><th>Needs</th><th>Status</th><th>Attempts</th><th>Took</th><th>Message</th><th>Log</th></tr>")
             for stage in groups[service] ?? [] {
                 let log: HTML = stage.startedAt == nil ? "-" : "<a href=\"/runs/\(run.id)/stages/\(urlPart(stage.id))/log\">log</a>"
-                let artifacts = stage.artifacts.map { file -> HTML in " <a href=\"/runs/\(run.id)/artifacts/\(urlPart(stage.id))/\(file.split(separator: "/").map { urlPart(String($0)) }.joined(separator: "/"))\">\(file)</a>" }
+                let links = stage.artifacts.map { file -> HTML in " <a href=\"/runs/\(run.id)/artifacts/\(urlPart(stage.id))/\(file.split(separator: "/").map { urlPart(String($0)) }.joined(separator: "/"))\">\(file)</a>" }
+                // An image layout keeps dozens of files: folded under their count.
+                let artifacts: HTML = links.count > 3 ? "<details class=\"files\"><summary>\(links.count) files</summary>\(links)</details>" : HTML(links)
                 body.append(
                     "<tr data-stage=\"\(stage.id)\"><td>\(stage.id)</td><td>\(stage.kind)</td><td>\(stage.needs.joined(separator: ", "))</td><td><span class=\"status s-\(stage.status.rawValue)\">\(stage.status.rawValue)</span></td><td class=\"attempts\">\(stage.attempts)</td><td class=\"took\">\(Dates.duration(from: stage.startedAt, to: stage.finishedAt))</td><td class=\"message\">\(stage.message)</td><td>\(log)\(artifacts)</td></tr>")
             }

@@ -12,7 +12,7 @@ import TestSupport
         let aws = LocalAWS.dedicated()
         let folder = TemporaryDirectory("pipeline-serve-e2e")
         let app = folder.url.appending(path: "app")
-        let made = try runProcess(Project.root.appending(path: "runner/dev/example-app"), [app.path])
+        let made = try await onOwnThread { try runProcess(Project.root.appending(path: "runner/dev/example-app"), [app.path]) }
         #expect(made.status == 0, "\(made.stderr)")
         func git(_ arguments: String...) throws -> String {
             let result = try runProcess(URL(filePath: "/usr/bin/git"), ["-c", "user.name=Dev", "-c", "user.email=dev@example.com"] + arguments, in: app)
@@ -31,19 +31,22 @@ import TestSupport
             _ = try store.addUser(name, role: role, password: ServedPipeline.password)
         }
         let environment = aws.merging(["PIPELINE_HOME": home.path, "PIPELINE_PIPELINES": app.appending(path: "pipelines").path]) { _, new in new }
-        let output = Pipe()
-        let server = try ServerProcess(Project.executable.path, ["serve", "--listen", "127.0.0.1:0", "--ecs-check-interval", "0"], environment: environment, stdout: output)
-        var printed = ""
-        while !printed.contains("\n") {
-            let data = output.fileHandleForReading.availableData
-            if data.isEmpty { break }
-            printed += String(decoding: data, as: UTF8.self)
+        let (server, printed) = try await onOwnThread {
+            let output = Pipe()
+            let server = try ServerProcess(Project.executable.path, ["serve", "--listen", "127.0.0.1:0", "--ecs-check-interval", "0"], environment: environment, stdout: output)
+            var printed = ""
+            while !printed.contains("\n") {
+                let data = output.fileHandleForReading.availableData
+                if data.isEmpty { break }
+                printed += String(decoding: data, as: UTF8.self)
+            }
+            return (server, printed)
         }
         let url = try #require(printed.range(of: "http://127.0.0.1:[0-9]+", options: .regularExpression).map { String(printed[$0]) }, "\(printed)")
-        func waitFor(_ id: Int, _ statuses: Set<RunStatus>) throws -> RunRecord {
+        func waitFor(_ id: Int, _ statuses: Set<RunStatus>) async throws -> RunRecord {
             for _ in 0..<3000 {
                 if let run = try store.run(id), statuses.contains(run.shownStatus) { return run }
-                Thread.sleep(forTimeInterval: 0.1)
+                try await Task.sleep(for: .milliseconds(100))
             }
             throw ServedError(description: "run \(id) never reached \(statuses)")
         }
@@ -52,10 +55,10 @@ import TestSupport
         let csrf = try await dave.signIn("dave")
         let a = try commit("user-service A <b>bold</b>", version: "A")
         _ = try await dave.post("/runs", ["environment": "staging", "csrf": csrf])
-        #expect(try waitFor(1, [.succeeded, .failed, .rolledBack]).shownStatus == .succeeded)
+        #expect(try await waitFor(1, [.succeeded, .failed, .rolledBack]).shownStatus == .succeeded)
         let b = try commit("user-service B", version: "B")
         _ = try await dave.post("/runs", ["environment": "staging", "csrf": csrf])
-        #expect(try waitFor(2, [.succeeded, .failed, .rolledBack]).shownStatus == .succeeded)
+        #expect(try await waitFor(2, [.succeeded, .failed, .rolledBack]).shownStatus == .succeeded)
 
         // What is live, per environment and service.
         let environments = try #require(try await dave.get("/api/v1/environments").json() as? [[String: Any]])
@@ -68,7 +71,7 @@ import TestSupport
         // prod from main: the approval page lists the commits between what prod runs (nothing yet) and B.
         _ = try git("branch", "-f", "main", b)
         _ = try await dave.post("/runs", ["environment": "prod", "csrf": csrf])
-        _ = try waitFor(3, [.waiting])
+        _ = try await waitFor(3, [.waiting])
         let alice = Browser(url)
         let aliceCSRF = try await alice.signIn("alice")
         let approval = try await alice.get("/runs/3/approval").text
@@ -77,7 +80,7 @@ import TestSupport
         let release = try #require((gate["services"] as? [[String: Any]])?.first { $0["service"] as? String == "user-service" })
         #expect((release["commits"] as? [[String: Any]])?.first?["sha"] as? String == b)
         _ = try await alice.post("/runs/3/approve", ["csrf": aliceCSRF])
-        #expect(try waitFor(3, [.succeeded, .failed, .rolledBack]).shownStatus == .succeeded)
+        #expect(try await waitFor(3, [.succeeded, .failed, .rolledBack]).shownStatus == .succeeded)
         #expect(try store.deployments(service: "user-service", environment: "prod", limit: 1).first?.approvedBy == "alice")
 
         // The service page offers A; the confirmation says exactly what changes; the rollback runs.
@@ -96,7 +99,7 @@ import TestSupport
         #expect(try await bob.post("/services/user-service/rollback", ["csrf": bobCSRF, "env": "staging", "to": a]).status == 403)
         let rolled = try await dave.post("/services/user-service/rollback", ["csrf": csrf, "env": "staging", "to": a])
         #expect(rolled.status == 303 && rolled.header("location") == "/runs/4", "\(rolled.status) \(rolled.text)")
-        let rollback = try waitFor(4, [.succeeded, .failed, .rolledBack])
+        let rollback = try await waitFor(4, [.succeeded, .failed, .rolledBack])
         #expect(rollback.shownStatus == .succeeded && rollback.trigger == "rollback" && rollback.user == "dave", "\(rollback)")
         let revisionA = try #require(try store.deployments(service: "user-service", environment: "staging").first { $0.sha == a && $0.kind == .deploy }?.taskDefinitionArn)
         let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: aws))

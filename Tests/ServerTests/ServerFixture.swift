@@ -1,3 +1,4 @@
+import AWS
 import Foundation
 import HTTP
 import Runner
@@ -39,7 +40,7 @@ final class ServedPipeline: @unchecked Sendable {
     /// The value of the fixture's one secret (the `after` stage's DEPLOY_TOKEN).
     static let secret = "s3cr3t-value-4242"
 
-    init(users: Bool = true, arguments: [String] = []) throws {
+    init(users: Bool = true, arguments: [String] = []) async throws {
         if users {
             let store = try StateStore(home: home.url)
             _ = try store.addUser("alice", role: .admin, password: Self.password)
@@ -47,7 +48,7 @@ final class ServedPipeline: @unchecked Sendable {
             _ = try store.addUser("dave", role: .deployer, password: Self.password)
             _ = try store.addUser("carol", role: .viewer, password: Self.password)
         }
-        try start(arguments)
+        try await start(arguments)
     }
 
     var environment: [String: String] {
@@ -59,8 +60,15 @@ final class ServedPipeline: @unchecked Sendable {
         ]
     }
 
-    /// Starts (or restarts) the server and waits for its URL.
-    func start(_ extra: [String] = []) throws {
+    /// Starts (or restarts) the server and waits for its URL (on a thread of its own: loading the pipeline can take a
+    /// cold compile).
+    func start(_ extra: [String] = []) async throws {
+        let (process, url) = try await onOwnThread { [environment] in try Self.launch(extra, environment: environment) }
+        self.url = url
+        server = process
+    }
+
+    private static func launch(_ extra: [String], environment: [String: String]) throws -> (ServerProcess, String) {
         let output = Pipe()
         let process = try ServerProcess(Project.executable.path, ["serve", "--listen", "127.0.0.1:0"] + extra, environment: environment, stdout: output)
         var text = ""
@@ -73,29 +81,30 @@ final class ServedPipeline: @unchecked Sendable {
         guard let range = text.range(of: "http://127.0.0.1:[0-9]+", options: .regularExpression) else {
             throw ServedError(description: "the server printed no URL: \(text)")
         }
-        url = String(text[range])
-        server = process
+        return (process, String(text[range]))
     }
 
     /// Kills the server with SIGKILL.
     func kill() { server = nil }
 
-    func pipeline(_ arguments: String..., stdin: String? = nil) throws -> ProcessOutput {
+    /// `pipeline ARGS` over this server's state, on a thread of its own.
+    func pipeline(_ arguments: String..., stdin: String? = nil) async throws -> ProcessOutput {
+        let environment = self.environment
         if let stdin {
             let command = "printf '%s\\n' '\(stdin)' | \"$0\" \"$@\""
-            return try runProcess(URL(filePath: "/bin/sh"), ["-c", command, Project.executable.path] + arguments, environment: environment)
+            return try await onOwnThread { try runProcess(URL(filePath: "/bin/sh"), ["-c", command, Project.executable.path] + arguments, environment: environment) }
         }
-        return try runProcess(Project.executable, arguments, environment: environment)
+        return try await onOwnThread { try runProcess(Project.executable, arguments, environment: environment) }
     }
 
     var store: StateStore { get throws { try StateStore(home: home.url) } }
 
     /// Waits until run `id` is in one of `statuses`.
-    func waitFor(run id: Int, _ statuses: Set<RunStatus>, seconds: Double = 120) throws -> RunRecord {
+    func waitFor(run id: Int, _ statuses: Set<RunStatus>, seconds: Double = 120) async throws -> RunRecord {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if let run = try store.run(id), statuses.contains(run.shownStatus) { return run }
-            Thread.sleep(forTimeInterval: 0.1)
+            try await Task.sleep(for: .milliseconds(100))
         }
         throw ServedError(description: "run \(id) did not reach \(statuses); it is \(String(describing: try store.run(id)?.shownStatus))")
     }

@@ -1,3 +1,4 @@
+import AWS
 import Foundation
 import HTTP
 import Runner
@@ -9,9 +10,9 @@ import TestSupport
 @Suite(.serialized) struct ServerProxyTests {
     @Test func theNginxExampleServesThePagesOverTLS() async throws {
         let certificateFolder = TemporaryDirectory("pipeline-serve-tls")
-        let certificates = try TestCertificates(in: certificateFolder)
+        let certificates = try await onOwnThread { try TestCertificates(in: certificateFolder) }
         let https = freePort(), http = freePort()
-        let served = try ServedPipeline(arguments: ["--url", "https://localhost:\(https)", "--trusted-proxy", "127.0.0.1"])
+        let served = try await ServedPipeline(arguments: ["--url", "https://localhost:\(https)", "--trusted-proxy", "127.0.0.1"])
         let upstream = try #require(served.url.split(separator: ":").last.map(String.init))
 
         // The example as shipped, with only the site's names put in.
@@ -40,7 +41,7 @@ import TestSupport
             }
             """)
         let nginx = try ServerProcess("/usr/sbin/nginx", ["-c", main.path, "-p", folder.url.path])
-        #expect(waitForPort(https), "nginx did not start: \((try? String(contentsOf: folder.url.appending(path: "error.log"), encoding: .utf8)) ?? "")")
+        #expect(await onOwnThread { waitForPort(https) }, "nginx did not start: \((try? String(contentsOf: folder.url.appending(path: "error.log"), encoding: .utf8)) ?? "")")
 
         let client = HTTPClient(caFile: certificates.ca)
         let base = "https://localhost:\(https)"
@@ -78,17 +79,17 @@ import TestSupport
 
     @Test func forwardedForCountsOnlyFromTrustedProxies() async throws {
         // Trusted: the address the proxy appended is the client's, for the audit.
-        let trusting = try ServedPipeline(arguments: ["--trusted-proxy", "127.0.0.1"])
+        let trusting = try await ServedPipeline(arguments: ["--trusted-proxy", "127.0.0.1"])
         _ = try await Browser(trusting.url).post("/signin", ["user": "dave", "password": "wrong password"], headers: [("X-Forwarded-For", "198.51.100.7, 203.0.113.9")])
         #expect(try trusting.store.auditEntries().last?.address == "203.0.113.9")
         // Not trusted: the header is ignored.
-        let plain = try ServedPipeline()
+        let plain = try await ServedPipeline()
         _ = try await Browser(plain.url).post("/signin", ["user": "dave", "password": "wrong password"], headers: [("X-Forwarded-For", "203.0.113.9")])
         #expect(try plain.store.auditEntries().last?.address == "127.0.0.1")
     }
 
     @Test func anSSOProxysHeaderIsTrustedFromItsAddressOnly() async throws {
-        let behind = try ServedPipeline(arguments: ["--identity-header", "X-Forwarded-User", "--trusted-proxy", "127.0.0.1"])
+        let behind = try await ServedPipeline(arguments: ["--identity-header", "X-Forwarded-User", "--trusted-proxy", "127.0.0.1"])
         let viaProxy = Browser(behind.url)
         let page = try await viaProxy.get("/environments", headers: [("X-Forwarded-User", "dave")])
         #expect(page.status == 200 && page.text.contains("dave · deployer"), "\(page.status)")
@@ -103,7 +104,7 @@ import TestSupport
         #expect(try behind.store.auditEntries().contains { $0.action == "run.started" && $0.actor == "dave" && $0.identity == .proxy })
 
         // The same header from an address that is not the proxy's is refused, not believed.
-        let elsewhere = try ServedPipeline(arguments: ["--identity-header", "X-Forwarded-User", "--trusted-proxy", "10.9.9.9"])
+        let elsewhere = try await ServedPipeline(arguments: ["--identity-header", "X-Forwarded-User", "--trusted-proxy", "10.9.9.9"])
         let spoofed = try await Browser(elsewhere.url).get("/api/v1/runs", headers: [("X-Forwarded-User", "alice")])
         #expect(spoofed.status == 403 && spoofed.text.contains("accepted from the configured proxies only"), "\(spoofed.text)")
     }

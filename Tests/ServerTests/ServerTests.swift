@@ -1,3 +1,4 @@
+import AWS
 import Foundation
 import HTTP
 import Runner
@@ -8,7 +9,7 @@ import TestSupport
 /// approvers, and the attacks a server must refuse.
 @Suite(.serialized) struct ServerTests {
     @Test func signedOutRequestsGoToSignInOrAreRefused() async throws {
-        let served = try ServedPipeline()
+        let served = try await ServedPipeline()
         let browser = Browser(served.url)
         let page = try await browser.get("/environments")
         #expect(page.status == 303 && page.header("location") == "/signin?next=%2Fenvironments", "\(page.status) \(page.headers)")
@@ -26,7 +27,7 @@ import TestSupport
     }
 
     @Test func aDeployerStartsARunFollowsItsLogAndDownloadsAnArtifact() async throws {
-        let served = try ServedPipeline()
+        let served = try await ServedPipeline()
         let browser = Browser(served.url)
         let csrf = try await browser.signIn("dave")
         #expect(!csrf.isEmpty)
@@ -34,7 +35,7 @@ import TestSupport
 
         let started = try await browser.post("/runs", ["environment": "staging", "csrf": csrf])
         #expect(started.status == 303 && started.header("location") == "/runs/1", "\(started.status) \(started.text)")
-        let run = try served.waitFor(run: 1, [.succeeded, .failed])
+        let run = try await served.waitFor(run: 1, [.succeeded, .failed])
         #expect(run.shownStatus == .succeeded && run.user == "dave" && run.trigger == "server", "\(run)")
 
         // The log as server-sent events: every line with its end's byte offset as id, then `end`.
@@ -57,10 +58,10 @@ import TestSupport
         #expect(stages.map { $0["id"] as? String } == ["build", "after"])
         #expect(stages.first?["artifacts"] as? [String] == ["report.txt"])
         // The CLI's --json is the API's shape.
-        let cli = try served.pipeline("status", "1", "--json")
+        let cli = try await served.pipeline("status", "1", "--json")
         let cliJSON = try #require(try JSONSerialization.jsonObject(with: Data(cli.stdout.utf8)) as? NSDictionary)
         #expect(cliJSON == json as NSDictionary, "\(cli.stdout)")
-        let history = try served.pipeline("history", "--json")
+        let history = try await served.pipeline("history", "--json")
         let listed = try #require(try JSONSerialization.jsonObject(with: Data(history.stdout.utf8)) as? [NSDictionary])
         let apiList = try #require(try await browser.get("/api/v1/runs").json() as? [NSDictionary])
         #expect(listed == apiList)
@@ -77,23 +78,23 @@ import TestSupport
     }
 
     @Test func pagesEscapeWhatTheyShow() async throws {
-        let served = try ServedPipeline()
+        let served = try await ServedPipeline()
         let browser = Browser(served.url)
         let csrf = try await browser.signIn("dave")
         _ = try await browser.post("/runs", ["environment": "broken", "csrf": csrf])
-        let run = try served.waitFor(run: 1, [.succeeded, .failed])
+        let run = try await served.waitFor(run: 1, [.succeeded, .failed])
         #expect(run.shownStatus == .failed)
         let page = try await browser.get("/runs/1").text
         #expect(page.contains("&lt;script&gt;alert(2)&lt;/script&gt;"), "\(page)")
         #expect(!page.contains("<script>alert"))
         // What the audit keeps is shown escaped too (a token's name here).
-        _ = try served.pipeline("tokens", "create", "--user", "dave", "--name", "<img src=x onerror=alert(3)>")
+        _ = try await served.pipeline("tokens", "create", "--user", "dave", "--name", "<img src=x onerror=alert(3)>")
         let audit = try await browser.get("/audit").text
         #expect(audit.contains("&lt;img src=x onerror=alert(3)&gt;") && !audit.contains("<img src=x"), "\(audit)")
     }
 
     @Test func forgedUnauthorisedAndMalformedRequestsChangeNothing() async throws {
-        let served = try ServedPipeline()
+        let served = try await ServedPipeline()
         let viewer = Browser(served.url)
         let viewerCSRF = try await viewer.signIn("carol")
         let refused = try await viewer.post("/runs", ["environment": "staging", "csrf": viewerCSRF])
@@ -124,39 +125,43 @@ import TestSupport
         #expect(try await deployer.get("/runs?status=bogus").status == 400)
 
         // A revoked or made-up token is refused.
-        let token = try served.pipeline("tokens", "create", "--user", "dave").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let token = try await served.pipeline("tokens", "create", "--user", "dave").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let api = Browser(served.url)
         api.bearer = token
         #expect(try await api.get("/api/v1/runs").status == 200)
-        #expect(try served.pipeline("tokens", "revoke", "1").status == 0)
+        #expect(try await served.pipeline("tokens", "revoke", "1").status == 0)
         #expect(try await api.get("/api/v1/runs").status == 401)
         api.bearer = "pl_madeup"
         #expect(try await api.get("/api/v1/runs").status == 401)
     }
 
     @Test func anArtifactPathOutOfItsFolderIsRefused() async throws {
-        let served = try ServedPipeline()
+        let served = try await ServedPipeline()
         let browser = Browser(served.url)
         let csrf = try await browser.signIn("dave")
         _ = try await browser.post("/runs", ["environment": "staging", "csrf": csrf])
-        _ = try served.waitFor(run: 1, [.succeeded, .failed])
+        _ = try await served.waitFor(run: 1, [.succeeded, .failed])
         for path in ["/runs/1/artifacts/build/../../plan.json", "/runs/1/artifacts/build/%2e%2e/%2e%2e/plan.json", "/runs/1/artifacts/build/..%2f..%2fplan.json"] {
-            let out = try runProcess(
+            let cookie = browser.cookies["pipeline_session"]!
+            let url = served.url
+            let out = try await onOwnThread {
+                try runProcess(
                 URL(filePath: "/usr/bin/curl"),
-                ["-s", "--path-as-is", "-o", "/dev/null", "-w", "%{http_code}", "-b", "pipeline_session=\(browser.cookies["pipeline_session"]!)", served.url + path])
+                ["-s", "--path-as-is", "-o", "/dev/null", "-w", "%{http_code}", "-b", "pipeline_session=\(cookie)", url + path])
+            }
             #expect(["400", "404"].contains(out.stdout), "\(path): \(out.stdout)")
         }
     }
 
     @Test func approversDecideSignedInAndTheStarterMayNotApprove() async throws {
-        let served = try ServedPipeline()
+        let served = try await ServedPipeline()
         // dave starts prod with an API token: no CSRF needed, no cookie.
-        let token = try served.pipeline("tokens", "create", "--user", "dave", "--name", "ci").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let token = try await served.pipeline("tokens", "create", "--user", "dave", "--name", "ci").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let script = Browser(served.url)
         script.bearer = token
         let started = try await script.send("POST", "/api/v1/runs", body: #"{"environment":"prod"}"#, type: "application/json")
         #expect(started.status == 201, "\(started.text)")
-        _ = try served.waitFor(run: 1, [.waiting])
+        _ = try await served.waitFor(run: 1, [.waiting])
 
         // carol, a viewer who is not an approver: no Approve button, and a forged approval is refused.
         let carol = Browser(served.url)
@@ -174,7 +179,7 @@ import TestSupport
         #expect(try await bob.get("/runs/1/approval").text.contains(">Approve<"))
         let approved = try await bob.post("/runs/1/approve", ["csrf": bobCSRF, "comment": "ship it"])
         #expect(approved.status == 303, "\(approved.text)")
-        let run = try served.waitFor(run: 1, [.succeeded, .failed])
+        let run = try await served.waitFor(run: 1, [.succeeded, .failed])
         #expect(run.shownStatus == .succeeded, "\(run)")
         let decisions = try served.store.approvals(run: 1, stage: "release")
         #expect(decisions.contains { $0.user == "bob" && $0.decision == .approved && $0.comment == "ship it" })
@@ -186,7 +191,7 @@ import TestSupport
         let alice = Browser(served.url)
         let aliceCSRF = try await alice.signIn("alice")
         _ = try await alice.post("/runs", ["environment": "prod", "csrf": aliceCSRF])
-        _ = try served.waitFor(run: 2, [.waiting])
+        _ = try await served.waitFor(run: 2, [.waiting])
         let own = try await alice.post("/runs/2/approve", ["csrf": aliceCSRF])
         #expect(own.status == 403 && own.text.contains("alice started run 2 and may not approve it"), "\(own.text)")
         let noReason = try await bob.post("/runs/2/reject", ["csrf": bobCSRF])
@@ -197,7 +202,7 @@ import TestSupport
     }
 
     @Test func signInIsRateLimited() async throws {
-        let served = try ServedPipeline()
+        let served = try await ServedPipeline()
         let browser = Browser(served.url)
         for _ in 0..<5 {
             let wrong = try await browser.post("/signin", ["user": "alice", "password": "wrong password!"])
@@ -209,28 +214,28 @@ import TestSupport
     }
 
     @Test func aRunOutlivesTheServerAndCanBeCancelledFromIt() async throws {
-        let served = try ServedPipeline()
+        let served = try await ServedPipeline()
         let browser = Browser(served.url)
         let csrf = try await browser.signIn("dave")
         _ = try await browser.post("/runs", ["environment": "slow", "csrf": csrf])
-        _ = try served.waitFor(run: 1, [.running])
+        _ = try await served.waitFor(run: 1, [.running])
         served.kill()  // SIGKILL
         try await Task.sleep(for: .milliseconds(500))
         #expect(try served.store.run(1)?.shownStatus == .running)
 
-        try served.start()
+        try await served.start()
         let again = Browser(served.url)
         let newCSRF = try await again.signIn("dave")
         let cancelled = try await again.post("/runs/1/cancel", ["csrf": newCSRF])
         #expect(cancelled.status == 303, "\(cancelled.text)")
-        let run = try served.waitFor(run: 1, [.cancelled, .failed, .succeeded], seconds: 20)
+        let run = try await served.waitFor(run: 1, [.cancelled, .failed, .succeeded], seconds: 20)
         #expect(run.shownStatus == .cancelled, "\(run)")
         #expect(try served.store.auditEntries().contains { $0.action == "cancelled" && $0.actor == "dave" })
     }
 
     @Test func theAuditSaysALocalRunWasStartedByAnUnverifiedIdentity() async throws {
-        let served = try ServedPipeline()
-        let local = try served.pipeline("run", "staging")
+        let served = try await ServedPipeline()
+        let local = try await served.pipeline("run", "staging")
         #expect(local.status == 0, "\(local.stderr)")
         let entries = try served.store.auditEntries()
         #expect(entries.count == 1 && entries[0].action == "run.started" && entries[0].identity == .local && entries[0].target == "run 1", "\(entries)")
@@ -243,21 +248,24 @@ import TestSupport
 
     /// schemathesis (PyPI) generates requests from the served OpenAPI document, valid and invalid, and checks every
     /// answer: documented status codes, bodies matching their schemas, invalid input refused, valid input not.
-    @Test func theAPIConformsToItsOpenAPIDocument() throws {
-        let served = try ServedPipeline()
-        _ = try served.pipeline("run", "staging")
-        let token = try served.pipeline("tokens", "create", "--user", "alice").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let check = try runProcess(
-            URL(filePath: "/usr/bin/env"),
-            ["python3", "-m", "schemathesis.cli", "run", served.url + "/api/v1/openapi.json", "--url", served.url + "/api/v1", "-H", "Authorization: Bearer \(token)",
-             "-c", "all", "-n", "25", "--generation-deterministic", "--no-color"],
-            environment: ["SCHEMATHESIS_HOOKS": ""])
+    @Test func theAPIConformsToItsOpenAPIDocument() async throws {
+        let served = try await ServedPipeline()
+        _ = try await served.pipeline("run", "staging")
+        let token = try await served.pipeline("tokens", "create", "--user", "alice").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let url = served.url
+        let check = try await onOwnThread {
+            try runProcess(
+                URL(filePath: "/usr/bin/env"),
+                ["python3", "-m", "schemathesis.cli", "run", url + "/api/v1/openapi.json", "--url", url + "/api/v1", "-H", "Authorization: Bearer \(token)",
+                 "-c", "all", "-n", "25", "--generation-deterministic", "--no-color"],
+                environment: ["SCHEMATHESIS_HOOKS": ""])
+        }
         #expect(check.status == 0, "\(check.stdout.suffix(6000))\(check.stderr.suffix(2000))")
         #expect(check.stdout.contains("passed"))
     }
 
     @Test func theOpenAPIDocumentDescribesTheAPI() async throws {
-        let served = try ServedPipeline(users: false)
+        let served = try await ServedPipeline(users: false)
         let response = try await Browser(served.url).get("/api/v1/openapi.json")
         let document = try #require(try response.json() as? [String: Any])
         let paths = try #require(document["paths"] as? [String: Any])
@@ -266,26 +274,26 @@ import TestSupport
         }
     }
 
-    @Test func usersAndTokensFromTheCLI() throws {
-        let served = try ServedPipeline(users: false)
-        let added = try served.pipeline("users", "add", "erin", "--role", "deployer", "--password-stdin", stdin: "a long enough password")
+    @Test func usersAndTokensFromTheCLI() async throws {
+        let served = try await ServedPipeline(users: false)
+        let added = try await served.pipeline("users", "add", "erin", "--role", "deployer", "--password-stdin", stdin: "a long enough password")
         #expect(added.status == 0 && added.stdout == "added erin (deployer)\n", "\(added.stderr)")
-        let again = try served.pipeline("users", "add", "erin", "--role", "viewer", "--password-stdin", stdin: "a long enough password")
+        let again = try await served.pipeline("users", "add", "erin", "--role", "viewer", "--password-stdin", stdin: "a long enough password")
         #expect(again.status == 2 && again.stderr.contains("user 'erin' exists already"))
-        let short = try served.pipeline("users", "add", "frank", "--role", "viewer", "--password-stdin", stdin: "short")
+        let short = try await served.pipeline("users", "add", "frank", "--role", "viewer", "--password-stdin", stdin: "short")
         #expect(short.status == 2 && short.stderr.contains("at least 12 characters"))
-        let badRole = try served.pipeline("users", "add", "frank", "--role", "root", "--password-stdin", stdin: "a long enough password")
+        let badRole = try await served.pipeline("users", "add", "frank", "--role", "root", "--password-stdin", stdin: "a long enough password")
         #expect(badRole.status != 0 && badRole.stderr.contains("root"))
-        let badName = try served.pipeline("users", "add", "../x", "--role", "viewer", "--password-stdin", stdin: "a long enough password")
+        let badName = try await served.pipeline("users", "add", "../x", "--role", "viewer", "--password-stdin", stdin: "a long enough password")
         #expect(badName.status == 2 && badName.stderr.contains("is not allowed"))
         #expect(try served.store.users().map(\.name) == ["erin"])
-        let token = try served.pipeline("tokens", "create", "--user", "erin")
+        let token = try await served.pipeline("tokens", "create", "--user", "erin")
         #expect(token.status == 0 && token.stdout.hasPrefix("pl_"))
         // Kept hashed: the token's text is nowhere in the state database.
         let database = try Data(contentsOf: served.home.url.appending(path: "state.db"))
         #expect(database.range(of: Data(token.stdout.trimmingCharacters(in: .whitespacesAndNewlines).utf8)) == nil)
         #expect(database.range(of: Data("a long enough password".utf8)) == nil)
-        let nobody = try served.pipeline("tokens", "create", "--user", "nobody")
+        let nobody = try await served.pipeline("tokens", "create", "--user", "nobody")
         #expect(nobody.status == 2 && nobody.stderr.contains("there is no user 'nobody'"))
         // The audit is append-only, in the database itself.
         let store = try served.store
@@ -298,50 +306,50 @@ import TestSupport
 /// verified user; an environment that requires verified approvals refuses a local approval.
 @Suite(.serialized) struct ServerLoginTests {
     @Test func aLaptopApprovalGoesThroughTheServerAsAVerifiedUser() async throws {
-        let served = try ServedPipeline()
-        let wrong = try served.pipeline("login", served.url, "--user", "bob", "--password-stdin", stdin: "not the password")
+        let served = try await ServedPipeline()
+        let wrong = try await served.pipeline("login", served.url, "--user", "bob", "--password-stdin", stdin: "not the password")
         #expect(wrong.status == 2 && wrong.stderr.contains("wrong user name or password"), "\(wrong.stderr)")
-        let notLoggedIn = try served.pipeline("approve", "prod", "--server")
+        let notLoggedIn = try await served.pipeline("approve", "prod", "--server")
         #expect(notLoggedIn.status == 2 && notLoggedIn.stderr.contains("not logged in to a server"), "\(notLoggedIn.stderr)")
 
         // dave starts prod through the server; it waits for an approver.
-        let daveToken = try served.pipeline("tokens", "create", "--user", "dave").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let asDave = try served.pipeline("login", served.url, "--token-stdin", stdin: daveToken)
+        let daveToken = try await served.pipeline("tokens", "create", "--user", "dave").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let asDave = try await served.pipeline("login", served.url, "--token-stdin", stdin: daveToken)
         #expect(asDave.status == 0 && asDave.stdout.contains("as dave (deployer)"), "\(asDave.stderr)")
-        let started = try served.pipeline("run", "prod", "--server")
+        let started = try await served.pipeline("run", "prod", "--server")
         #expect(started.status == 0 && started.stdout.contains("run 1 of prod started on \(served.url)"), "\(started.stdout)\(started.stderr)")
-        _ = try served.waitFor(run: 1, [.waiting])
+        _ = try await served.waitFor(run: 1, [.waiting])
         #expect(try served.store.run(1)?.user == "dave")
 
         // A local approval is refused: prod requires verified approvals.
-        let local = try served.pipeline("approve", "prod")
+        let local = try await served.pipeline("approve", "prod")
         #expect(local.status == 2 && local.stderr.contains("prod requires verified approvals"), "\(local.stderr)")
         // dave may not approve his own run through the server either.
-        let own = try served.pipeline("approve", "prod", "--server")
+        let own = try await served.pipeline("approve", "prod", "--server")
         #expect(own.status == 2 && own.stderr.contains("dave may not approve release of run 1"), "\(own.stderr)")
 
-        let asBob = try served.pipeline("login", served.url, "--user", "bob", "--password-stdin", stdin: ServedPipeline.password)
+        let asBob = try await served.pipeline("login", served.url, "--user", "bob", "--password-stdin", stdin: ServedPipeline.password)
         #expect(asBob.status == 0 && asBob.stdout.contains("as bob (viewer)"), "\(asBob.stderr)")
         let file = served.home.url.appending(path: "login/login.json").path
         #expect(((try FileManager.default.attributesOfItem(atPath: file))[.posixPermissions] as? Int) == 0o600)
-        let approved = try served.pipeline("approve", "prod", "--server", "--comment", "from my laptop")
+        let approved = try await served.pipeline("approve", "prod", "--server", "--comment", "from my laptop")
         #expect(approved.status == 0 && approved.stdout.contains("run 1: approved by bob; continuing"), "\(approved.stdout)\(approved.stderr)")
-        #expect(try served.waitFor(run: 1, [.succeeded, .failed]).shownStatus == .succeeded)
+        #expect(try await served.waitFor(run: 1, [.succeeded, .failed]).shownStatus == .succeeded)
         let audit = try served.store.auditEntries()
         #expect(audit.contains { $0.action == "approved" && $0.actor == "bob" && $0.identity == .token && $0.detail == "from my laptop" })
         #expect(audit.contains { $0.action == "token.created" && $0.actor == "bob" && $0.identity == .serverUser })
 
         // Rejecting through the server needs a reason, as locally.
-        _ = try served.pipeline("login", served.url, "--token-stdin", stdin: daveToken)
-        _ = try served.pipeline("run", "prod", "--server")
-        _ = try served.waitFor(run: 2, [.waiting])
-        _ = try served.pipeline("login", served.url, "--user", "bob", "--password-stdin", stdin: ServedPipeline.password)
-        let rejected = try served.pipeline("reject", "prod", "--server", "--reason", "not now")
+        _ = try await served.pipeline("login", served.url, "--token-stdin", stdin: daveToken)
+        _ = try await served.pipeline("run", "prod", "--server")
+        _ = try await served.waitFor(run: 2, [.waiting])
+        _ = try await served.pipeline("login", served.url, "--user", "bob", "--password-stdin", stdin: ServedPipeline.password)
+        let rejected = try await served.pipeline("reject", "prod", "--server", "--reason", "not now")
         #expect(rejected.status == 0 && rejected.stdout.contains("run 2: rejected by bob"), "\(rejected.stdout)\(rejected.stderr)")
     }
 
     @Test func rollbacksNeedTheRightPeople() async throws {
-        let served = try ServedPipeline()
+        let served = try await ServedPipeline()
         let carol = Browser(served.url)
         let csrf = try await carol.signIn("carol")
         #expect(try await carol.get("/services/nope").status == 404)
@@ -353,14 +361,17 @@ import TestSupport
 /// The pages in real headless Chromium (selenium, Debian's chromium-driver): Tests/browser/serve_walkthrough.py.
 /// Its screenshots of the approval and run pages are kept in .build/test-artifacts/browser/.
 @Suite struct ServerBrowserTests {
-    @Test func aTeamWalksThroughThePagesInChromium() throws {
-        let served = try ServedPipeline()
+    @Test func aTeamWalksThroughThePagesInChromium() async throws {
+        let served = try await ServedPipeline()
         let artifacts = Project.root.appending(path: ".build/test-artifacts/browser")
         try? FileManager.default.removeItem(at: artifacts)  // none yet is fine
         // The python3 on PATH, where runner/setup installed selenium.
-        let walk = try runProcess(
-            URL(filePath: "/usr/bin/env"),
-            ["python3", Project.root.appending(path: "Tests/browser/serve_walkthrough.py").path, served.url, ServedPipeline.password, artifacts.path])
+        let url = served.url
+        let walk = try await onOwnThread {
+            try runProcess(
+                URL(filePath: "/usr/bin/env"),
+                ["python3", Project.root.appending(path: "Tests/browser/serve_walkthrough.py").path, url, ServedPipeline.password, artifacts.path])
+        }
         #expect(walk.status == 0, "\(walk.stdout)\(walk.stderr)")
         for shot in ["approval.png", "run.png"] {
             let size = (try? FileManager.default.attributesOfItem(atPath: artifacts.appending(path: shot).path)[.size] as? Int) ?? 0
@@ -375,8 +386,8 @@ import TestSupport
 /// What the adversarial pass on the server found, each as a test that failed before its fix.
 @Suite(.serialized) struct ServerHardeningTests {
     @Test func aHugeLastEventIDDoesNotCrashTheServer() async throws {
-        let served = try ServedPipeline()
-        _ = try served.pipeline("run", "staging")
+        let served = try await ServedPipeline()
+        _ = try await served.pipeline("run", "staging")
         let browser = Browser(served.url)
         try await browser.signIn("carol")
         for id in ["9223372036854775808", "18446744073709551615", "9223372036854775807", "-5", "junk"] {
@@ -387,18 +398,18 @@ import TestSupport
     }
 
     @Test func theLogOfAStageARunNeverStartedEndsWithTheRun() async throws {
-        let served = try ServedPipeline()
+        let served = try await ServedPipeline()
         let bob = Browser(served.url)
         let csrf = try await bob.signIn("bob")
-        _ = try served.pipeline("run", "prod")
-        _ = try served.waitFor(run: 1, [.waiting])
+        _ = try await served.pipeline("run", "prod")
+        _ = try await served.waitFor(run: 1, [.waiting])
         _ = try await bob.post("/runs/1/reject", ["csrf": csrf, "reason": "no"])
         let events = try await bob.get("/api/v1/runs/1/stages/after/log")
         #expect(events.text == "event: end\ndata: pending\n\n", "\(events.text)")
     }
 
     @Test func signInLimitsCannotBeResetOrUsedToLockOutOthers() async throws {
-        let served = try ServedPipeline()
+        let served = try await ServedPipeline()
         // Guesses at alice between sign-ins as oneself still count.
         let attacker = Browser(served.url)
         for round in 0..<5 {
@@ -407,9 +418,12 @@ import TestSupport
         }
         #expect(try await attacker.post("/signin", ["user": "alice", "password": ServedPipeline.password]).status == 429)
         // alice at another address signs in all the same.
-        let elsewhere = try runProcess(
-            URL(filePath: "/usr/bin/curl"),
-            ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--interface", "127.0.0.2", "-d", "user=alice&password=correct+horse+battery", served.url + "/signin"])
+        let url = served.url
+        let elsewhere = try await onOwnThread {
+            try runProcess(
+                URL(filePath: "/usr/bin/curl"),
+                ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--interface", "127.0.0.2", "-d", "user=alice&password=correct+horse+battery", url + "/signin"])
+        }
         #expect(elsewhere.stdout == "303", "\(elsewhere.stdout) \(elsewhere.stderr)")
         // A failed sign-in keeps no unknown name (it is often a password typed in the wrong field).
         _ = try await attacker.post("/signin", ["user": "my secret passphrase", "password": "x"])
@@ -417,8 +431,8 @@ import TestSupport
     }
 
     @Test func artifactsWithAnyNameDownloadAndHardLinksAreRefused() async throws {
-        let served = try ServedPipeline()
-        _ = try served.pipeline("run", "staging")
+        let served = try await ServedPipeline()
+        _ = try await served.pipeline("run", "staging")
         let artifacts = served.home.url.appending(path: "runs/1/artifacts/build")
         for name in ["a b.txt", "ü.txt", "h#1.txt", "q?.txt"] {
             try Data("named \(name)\n".utf8).write(to: artifacts.appending(path: name))
@@ -438,25 +452,25 @@ import TestSupport
     }
 
     @Test func commentsAndReasonsAreMaskedWithThePipelinesSecrets() async throws {
-        let served = try ServedPipeline()
-        _ = try served.pipeline("run", "prod")
-        _ = try served.waitFor(run: 1, [.waiting])
+        let served = try await ServedPipeline()
+        _ = try await served.pipeline("run", "prod")
+        _ = try await served.waitFor(run: 1, [.waiting])
         let bob = Browser(served.url)
         let csrf = try await bob.signIn("bob")
         _ = try await bob.post("/runs/1/approve", ["csrf": csrf, "comment": "token is \(ServedPipeline.secret)"])
-        _ = try served.waitFor(run: 1, [.succeeded, .failed])
+        _ = try await served.waitFor(run: 1, [.succeeded, .failed])
         let audit = try await bob.get("/api/v1/audit?format=jsonl").text
         #expect(!audit.contains(ServedPipeline.secret) && audit.contains("token is ***"), "\(audit)")
         // A rejection's reason too.
-        _ = try served.pipeline("run", "prod")
-        _ = try served.waitFor(run: 2, [.waiting])
+        _ = try await served.pipeline("run", "prod")
+        _ = try await served.waitFor(run: 2, [.waiting])
         _ = try await bob.post("/runs/2/reject", ["csrf": csrf, "reason": "leaked \(ServedPipeline.secret)"])
         #expect(try served.store.run(2)?.message?.contains(ServedPipeline.secret) == false)
         #expect(try served.store.run(2)?.message?.contains("leaked ***") == true)
     }
 
     @Test func smallerFindings() async throws {
-        let served = try ServedPipeline()
+        let served = try await ServedPipeline()
         let browser = Browser(served.url)
         // HEAD answers as GET does, without a body.
         #expect(try await browser.send("HEAD", "/healthz").status == 200)
@@ -465,7 +479,7 @@ import TestSupport
         #expect(tab.status == 303 && tab.header("location") == "/environments", "\(String(describing: tab.header("location")))")
         // Another Authorization scheme (a proxy's Basic auth) leaves the session cookie in charge; `bearer` is as good as `Bearer`.
         #expect(try await browser.get("/api/v1/runs", headers: [("Authorization", "Basic YTpi")]).status == 200)
-        let token = try served.pipeline("tokens", "create", "--user", "carol").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let token = try await served.pipeline("tokens", "create", "--user", "carol").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(try await Browser(served.url).get("/api/v1/whoami", headers: [("Authorization", "bearer \(token)")]).status == 200)
         // Sign-in from another site is refused.
         #expect(try await Browser(served.url).post("/signin", ["user": "dave", "password": ServedPipeline.password], headers: [("Origin", "https://evil.example")]).status == 403)
@@ -475,16 +489,16 @@ import TestSupport
         #expect(string.status == 400 && string.text.contains("must be a JSON object"), "\(string.text)")
         // A port in use is bad input, said plainly.
         let port = try #require(served.url.split(separator: ":").last)
-        let busy = try served.pipeline("serve", "--listen", "127.0.0.1:\(port)")
+        let busy = try await served.pipeline("serve", "--listen", "127.0.0.1:\(port)")
         #expect(busy.status == 2 && busy.stderr.contains("cannot listen on 127.0.0.1:\(port)"), "\(busy.status) \(busy.stderr)")
         // Passwords of spaces are refused; a removed user's tokens and sessions stop working.
-        let spaces = try served.pipeline("users", "set-password", "dave", "--password-stdin", stdin: "              ")
+        let spaces = try await served.pipeline("users", "set-password", "dave", "--password-stdin", stdin: "              ")
         #expect(spaces.status == 2)
-        let removed = try served.pipeline("users", "remove", "carol")
+        let removed = try await served.pipeline("users", "remove", "carol")
         #expect(removed.status == 0, "\(removed.stderr)")
         #expect(try await Browser(served.url).get("/api/v1/whoami", headers: [("Authorization", "Bearer \(token)")]).status == 401)
         #expect(try await Browser(served.url).post("/signin", ["user": "carol", "password": ServedPipeline.password]).status == 401)
-        let again = try served.pipeline("users", "add", "carol", "--role", "viewer", "--password-stdin", stdin: "a long enough password")
+        let again = try await served.pipeline("users", "add", "carol", "--role", "viewer", "--password-stdin", stdin: "a long enough password")
         #expect(again.status == 2 && again.stderr.contains("was removed"))
     }
 }
