@@ -1,3 +1,5 @@
+import Foundation
+
 /// HTML built so that every interpolated value is escaped unless it is HTML already: `"<td>\(subject)</td>"` shows a
 /// commit subject `<script>` as text. Only `HTML` values (built the same way) go in unescaped.
 struct HTML: Sendable, ExpressibleByStringInterpolation {
@@ -36,25 +38,9 @@ struct HTML: Sendable, ExpressibleByStringInterpolation {
     }
 }
 
-/// A URL path segment or query value, percent-encoded (for links built from names).
+/// A URL path segment or query value, percent-encoded (for links built from names): all but RFC 3986's unreserved.
 func urlPart(_ text: String) -> String {
-    var allowed = CharacterSetLite.unreserved
-    allowed.remove("/")
-    return text.unicodeScalars.map { allowed.contains($0) ? String($0) : $0.utf8Hex }.joined()
+    text.addingPercentEncoding(withAllowedCharacters: unreserved) ?? text  // nil only for invalid UTF-16, which a String is not
 }
 
-private enum CharacterSetLite {
-    static var unreserved: Set<Unicode.Scalar> {
-        Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~".unicodeScalars)
-    }
-}
-
-extension Unicode.Scalar {
-    fileprivate var utf8Hex: String {
-        String(self).utf8.map { byte in "%" + String(byte, radix: 16, uppercase: true).leftPadded(2) }.joined()
-    }
-}
-
-extension String {
-    fileprivate func leftPadded(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
-}
+private let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")

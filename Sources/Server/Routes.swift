@@ -187,11 +187,8 @@ struct Routes: Sendable {
         let trigger = query.get("trigger").map { String($0) }.flatMap { $0.isEmpty ? nil : $0 }
         let limit = try Self.number(query.get("limit"), named: "limit", in: 1...1000) ?? 100
         reconciler.reconcile(store)
-        let found = try store.runs(environment: environment, limit: 5000).filter { run in
-            (status == nil || run.shownStatus == status) && (trigger == nil || run.trigger == trigger)
-                && (sha == nil || run.sha?.hasPrefix(sha!) == true)
-        }.prefix(limit).map(RunView.init)
-        if api { return try JSONBody.response(Array(found)) }
+        let found = try store.runs(environment: environment, status: status, trigger: trigger, shaPrefix: sha, limit: limit).map(RunView.init)
+        if api { return try JSONBody.response(found) }
         let options = ([""] + settings.manifest.environments.map(\.name)).map { name -> HTML in
             "<option value=\"\(name)\"\(name == (environment ?? "") ? HTML(" selected") : "")>\(name.isEmpty ? "any environment" : name)</option>"
         }

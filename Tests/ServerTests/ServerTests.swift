@@ -233,6 +233,48 @@ import TestSupport
         #expect(try served.store.auditEntries().contains { $0.action == "cancelled" && $0.actor == "dave" })
     }
 
+    @Test func aRunWhoseRunnerWasKilledIsResumedFromItsPage() async throws {
+        let served = try await ServedPipeline()
+        let dave = Browser(served.url)
+        let csrf = try await dave.signIn("dave")
+        _ = try await dave.post("/runs", ["environment": "staging", "csrf": csrf])
+        let running = try await served.waitFor(run: 1, [.running])
+        // Killed with SIGKILL while its build stage prints: the run is interrupted once its owner is provably gone.
+        for _ in 0..<200 where try served.store.stageRuns(1).first(where: { $0.stageID == "build" })?.status != .running {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(kill(Int32(try #require(running.pid)), SIGKILL) == 0)
+        _ = try await served.waitFor(run: 1, [.interrupted])
+        #expect(try await dave.get("/runs/1").text.contains(">Resume</button>"))
+
+        let carol = Browser(served.url)
+        let viewerCSRF = try await carol.signIn("carol")
+        #expect(try await carol.post("/runs/1/resume", ["csrf": viewerCSRF]).status == 403)
+        let resumed = try await dave.post("/runs/1/resume", ["csrf": csrf])
+        #expect(resumed.status == 303, "\(resumed.status) \(resumed.text)")
+        let run = try await served.waitFor(run: 1, [.succeeded, .failed, .interrupted, .cancelled])
+        #expect(run.shownStatus == .succeeded, "\(run)")
+        #expect(try served.store.stageRuns(1).first { $0.stageID == "build" }?.attempts == 2)
+        #expect(try served.store.auditEntries().contains { $0.action == "resumed" && $0.actor == "dave" && $0.target == "run 1" })
+        // A finished run cannot be resumed.
+        #expect(try await dave.post("/runs/1/resume", ["csrf": csrf]).status == 409)
+    }
+
+    @Test func theRunsListFiltersInTheQuery() async throws {
+        let served = try await ServedPipeline()
+        for environment in ["staging", "broken", "staging"] { _ = try await served.pipeline("run", environment) }
+        let browser = Browser(served.url)
+        try await browser.signIn("carol")
+        func ids(_ query: String) async throws -> [Int] {
+            try #require(try await browser.get("/api/v1/runs?" + query).json() as? [[String: Any]]).compactMap { $0["id"] as? Int }
+        }
+        #expect(try await ids("environment=staging") == [3, 1])
+        #expect(try await ids("status=failed") == [2])
+        #expect(try await ids("environment=staging&limit=1") == [3])
+        #expect(try await ids("trigger=cli&status=succeeded") == [3, 1])
+        #expect(try await ids("trigger=hook").isEmpty)
+    }
+
     @Test func theAuditSaysALocalRunWasStartedByAnUnverifiedIdentity() async throws {
         let served = try await ServedPipeline()
         let local = try await served.pipeline("run", "staging")

@@ -73,6 +73,43 @@ public final class StateStore: Sendable {
         return try rows.map { try Self.run($0) }
     }
 
+    /// The newest runs (at most `limit`) of `environment`, shown as `status`, started by `trigger`, of a SHA that starts
+    /// with `shaPrefix` — each filter only when given; the filters are the query's, so a long history is not read.
+    public func runs(environment: String?, status: RunStatus?, trigger: String?, shaPrefix: String?, limit: Int) throws -> [RunRecord] {
+        var conditions: [String] = []
+        var parameters: [SQLValue] = []
+        if let environment {
+            conditions.append("environment = ?")
+            parameters.append(.text(environment))
+        }
+        if let status {
+            // A queued or running run whose owner is gone shows as interrupted before it is recorded so.
+            let stored: [RunStatus] = status == .interrupted ? [.interrupted, .queued, .running] : [status]
+            conditions.append("status IN (\(stored.map { _ in "?" }.joined(separator: ", ")))")
+            parameters += stored.map { .text($0.rawValue) }
+        }
+        if let trigger {
+            conditions.append("trigger = ?")
+            parameters.append(.text(trigger))
+        }
+        if let shaPrefix {
+            conditions.append("substr(sha, 1, ?) = ?")
+            parameters += [.integer(Int64(shaPrefix.utf8.count)), .text(shaPrefix)]
+        }
+        let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        var found: [RunRecord] = []
+        var offset = 0
+        // Shown status can differ from the stored one: read in pages until `limit` runs match.
+        while found.count < limit {
+            let rows = try database.query(
+                "SELECT * FROM runs \(filter) ORDER BY id DESC LIMIT ? OFFSET ?", parameters + [.integer(Int64(limit)), .integer(Int64(offset))])
+            found += try rows.map { try Self.run($0) }.filter { status == nil || $0.shownStatus == status }
+            if rows.count < limit { break }
+            offset += rows.count
+        }
+        return Array(found.prefix(limit))
+    }
+
     /// The runs of `environment` that deploy `sha`, newest first, leaving out those cancelled or superseded: a
     /// commit's own trigger starts no run when one of these exists.
     public func deployingRuns(environment: String, sha: String) throws -> [RunRecord] {
