@@ -3,6 +3,7 @@ import Hashing
 import HTTPTypes
 import Hummingbird
 import Runner
+import StageContract
 import Synchronization
 
 /// Who is asking, verified: a signed-in user (session cookie), an API token (`Authorization: Bearer`), or the SSO
@@ -91,9 +92,7 @@ struct Identity: Sendable {
         let file = home.appending(path: "server.key")
         if let data = FileManager.default.contents(atPath: file.path), data.count == 32 { return Array(data) }
         let key = RandomBytes.make(32)
-        let previous = umask(0o077)
-        defer { umask(previous) }
-        try Data(key).write(to: file, options: .atomic)
+        try OwnerOnly.write(Data(key), to: file)
         return key
     }
 }

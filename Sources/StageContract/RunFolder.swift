@@ -18,18 +18,16 @@ public struct RunFolder: Sendable {
     /// stages read (task-definition templates, by their path in the pipelines folder), so that a resumed run
     /// uses the same ones.
     public func create(plan: Plan, pipelineFiles: [String: Data] = [:]) throws {
-        let previous = umask(0o077)
-        defer { umask(previous) }
         for sub in ["logs", "outputs", "handoff", "artifacts", "claims", "workspace", "pipelines"] {
-            try FileManager.default.createDirectory(at: root.appending(path: sub), withIntermediateDirectories: true)
+            try OwnerOnly.createDirectory(root.appending(path: sub))
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        try encoder.encode(plan).write(to: planFile)
+        try OwnerOnly.write(encoder.encode(plan), to: planFile)
         for (path, data) in pipelineFiles {
             let file = pipelineFile(path)
-            try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try data.write(to: file)
+            try OwnerOnly.createDirectory(file.deletingLastPathComponent())
+            try OwnerOnly.write(data, to: file)
         }
     }
 

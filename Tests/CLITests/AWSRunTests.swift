@@ -47,7 +47,7 @@ import Testing
             .secret("TOKEN", .secretsManager("aws-run/\(id)/token"))
                     .secret("PASSWORD", .secretsManager("\(arn)", key: "password"))
             """)
-        let result = try runProcess(Project.executable, ["run", "staging"], in: folder.url, environment: environment)
+        let result = try await runProcess(Project.executable, ["run", "staging"], in: folder.url, environment: environment)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("[use] token is ***, password is ***"), "\(result.stdout)")
         let log = try String(contentsOf: folder.url.appending(path: "home/runs/1/logs/use.log"), encoding: .utf8)
@@ -62,7 +62,7 @@ import Testing
             .secret("TOKEN", .secretsManager("aws-run/\(id)/missing"))
                     .secret("PASSWORD", .secretsManager("aws-run/\(id)/db", key: "password"))
             """)
-        let result = try runProcess(Project.executable, ["run", "staging"], in: folder.url, environment: environment)
+        let result = try await runProcess(Project.executable, ["run", "staging"], in: folder.url, environment: environment)
         #expect(result.status == 2, "\(result.stdout)\(result.stderr)")
         #expect(result.stderr.contains("stage 'use': secret TOKEN cannot be read from AWS Secrets Manager: secretsmanager GetSecretValue: ResourceNotFoundException"), "\(result.stderr)")
         #expect(result.stderr.contains("stage 'use': secret PASSWORD cannot be read from AWS Secrets Manager: secretsmanager GetSecretValue: UnusableSecret: secret aws-run/\(id)/db has no key password; its keys are user"), "\(result.stderr)")
@@ -102,7 +102,7 @@ import Testing
         environment["PIPELINE_GIT_TOKEN"] = ""
 
         write(token: #".secretsManager("aws-run/\#(id)/git", key: "token")"#)
-        let result = try runProcess(Project.executable, ["run", "staging"], in: folder.url, environment: environment)
+        let result = try await runProcess(Project.executable, ["run", "staging"], in: folder.url, environment: environment)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         // The submodule is fetched over HTTPS by the checkout stage, with the token; other stages never get it.
         #expect(result.stdout.contains("[look] hello\n[look] library one\n[look] token=\n"), "\(result.stdout)")
@@ -116,19 +116,19 @@ import Testing
         #expect(scanned > 5)
 
         write(token: #".environment("APP_GIT_TOKEN")"#)
-        let unset = try runProcess(Project.executable, ["run", "staging"], in: folder.url, environment: environment)
+        let unset = try await runProcess(Project.executable, ["run", "staging"], in: folder.url, environment: environment)
         #expect(unset.status == 2)
         #expect(unset.stderr.contains("the repository's token comes from the environment variable APP_GIT_TOKEN, which is not set; export it before the run"), "\(unset.stderr)")
         environment["APP_GIT_TOKEN"] = token
-        let set = try runProcess(Project.executable, ["run", "staging"], in: folder.url, environment: environment)
+        let set = try await runProcess(Project.executable, ["run", "staging"], in: folder.url, environment: environment)
         #expect(set.status == 0, "\(set.stdout)\(set.stderr)")
 
         // pipeline watch fetches with the same token: without it the fetch is refused, with it the staging commit is
         // found already deployed and nothing starts.
-        let watched = try runProcess(Project.executable, ["watch", "--once"], in: folder.url, environment: environment)
+        let watched = try await runProcess(Project.executable, ["watch", "--once"], in: folder.url, environment: environment)
         #expect(watched.status == 0 && watched.stderr.isEmpty && watched.stdout.isEmpty, "\(watched.stdout)\(watched.stderr)")
         environment["APP_GIT_TOKEN"] = nil
-        let unwatched = try runProcess(Project.executable, ["watch", "--once"], in: folder.url, environment: environment)
+        let unwatched = try await runProcess(Project.executable, ["watch", "--once"], in: folder.url, environment: environment)
         #expect(unwatched.stderr.contains("staging: the repository's token comes from the environment variable APP_GIT_TOKEN"), "\(unwatched.stderr)")
     }
 

@@ -36,7 +36,7 @@ private func projectRepository(_ pipeline: String) throws -> (fixture: GitFixtur
         let home = TemporaryDirectory()
         let environment = LocalAWS.environment.merging(["PIPELINE_HOME": home.url.path]) { _, new in new }
 
-        let first = try runProcess(Project.executable, ["run", "staging"], in: repo, environment: environment)
+        let first = try await runProcess(Project.executable, ["run", "staging"], in: repo, environment: environment)
         #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
         let registered = try #require(first.stdout.split(separator: "\n").first { $0.contains("] registered arn:") })
         let arn = String(registered.split(separator: " ").last!)
@@ -52,7 +52,7 @@ private func projectRepository(_ pipeline: String) throws -> (fixture: GitFixtur
         let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: LocalAWS.environment))
         #expect(try await client.describeTaskDefinition(arn).images == ["123456789012.dkr.ecr.us-east-1.amazonaws.com/sv-notify:\(sha)"])
 
-        let second = try runProcess(Project.executable, ["run", "staging"], in: repo, environment: environment)
+        let second = try await runProcess(Project.executable, ["run", "staging"], in: repo, environment: environment)
         #expect(second.status == 0, "\(second.stdout)\(second.stderr)")
         #expect(second.stdout.contains("task definition unchanged: reusing \(arn)"), "\(second.stdout)")
         withExtendedLifetime(project) {}
@@ -89,7 +89,7 @@ private func projectRepository(_ pipeline: String) throws -> (fixture: GitFixtur
         let home = TemporaryDirectory()
         var environment = LocalAWS.environment.merging(["PIPELINE_HOME": home.url.path]) { _, new in new }
         if !localRegistry { environment["PIPELINE_REGISTRY"] = nil }
-        let refused = try runProcess(Project.executable, ["run", "staging"], in: repo, environment: environment)
+        let refused = try await runProcess(Project.executable, ["run", "staging"], in: repo, environment: environment)
         #expect(refused.status == 1)
         let expected = localRegistry
             ? "has no image frontend-svc:\(sha); push it first" : "ECR has no image frontend-svc:\(sha) (DescribeImages)"
@@ -103,7 +103,7 @@ private func projectRepository(_ pipeline: String) throws -> (fixture: GitFixtur
             _ = try await client.json(
                 .ecr, targetPrefix: "AmazonEC2ContainerRegistry_V20150921", operation: "PutImage",
                 input: PutImage(repositoryName: "frontend-svc", imageManifest: manifest, imageTag: sha), as: Put.self)
-            let accepted = try runProcess(Project.executable, ["run", "staging"], in: repo, environment: environment)
+            let accepted = try await runProcess(Project.executable, ["run", "staging"], in: repo, environment: environment)
             #expect(accepted.status == 0, "\(accepted.stdout)")
             #expect(accepted.stdout.contains("registered arn:"), "\(accepted.stdout)")
         }
@@ -228,7 +228,7 @@ private func projectRepository(_ pipeline: String) throws -> (fixture: GitFixtur
             let text = try String(contentsOf: home.url.appending(path: "runs/1/logs/\(log).log"), encoding: .utf8)
             #expect(!text.contains("123456789012"), "\(text)")
         }
-        let deployments = try runProcess(
+        let deployments = try await runProcess(
             Project.executable, ["deployments", "expense-service", "--env", "staging"], in: repo,
             environment: ["PIPELINE_HOME": home.url.path])
         let revision = String(live.split(separator: "/").last!)  // api-service:N, shown as the revision

@@ -21,7 +21,7 @@ import TestSupport
             service: "notification-service", ecsService: "notification-service-staging", repository: "sv-notify", port: 5002, grpc: false,
             aws: Self.aws)
         _ = try project.commit("base")
-        #expect(try project.pipeline("run", "staging").status == 0)
+        #expect(try await project.pipeline("run", "staging").status == 0)
         let store = try StateStore(home: project.home.url)
         var findings: [String] = []
 
@@ -44,7 +44,7 @@ import TestSupport
                 if let current = runner, current.isRunning, act == 1 {
                     // SIGSTOP: the stopped runner is alive; a resume meanwhile must be refused.
                     kill(current.processIdentifier, SIGSTOP)
-                    let refused = try project.pipeline("resume", String(runID))
+                    let refused = try await project.pipeline("resume", String(runID))
                     pause(random.uniform(0.2, 1.5))
                     kill(current.processIdentifier, SIGCONT)
                     acts.append("stop/cont (resume meanwhile: exit \(refused.status))")
@@ -72,7 +72,7 @@ import TestSupport
             // No more chaos this round: let the run end.
             runner?.waitUntilExit()
             if let status = try store.run(runID)?.status, !status.isFinal || status == .interrupted {
-                let last = try project.pipeline("resume", String(runID))
+                let last = try await project.pipeline("resume", String(runID))
                 acts.append("final resume: exit \(last.status)")
                 winners += 1
             }

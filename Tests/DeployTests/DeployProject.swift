@@ -82,8 +82,8 @@ final class DeployProject: @unchecked Sendable {
     }
 
     /// `pipeline ARGS` in the repository.
-    func pipeline(_ arguments: String...) throws -> ProcessOutput {
-        try runProcess(Project.executable, arguments, in: repo, environment: environment)
+    func pipeline(_ arguments: String...) async throws -> ProcessOutput {
+        try await runProcess(Project.executable, arguments, in: repo, environment: environment)
     }
 
     /// `pipeline ARGS` in the repository, started and left running.
@@ -99,15 +99,28 @@ final class DeployProject: @unchecked Sendable {
         return process
     }
 
-    /// Waits up to `seconds` until the log of `stage` in `run` contains `text`.
-    func waitForLog(run: Int, stage: String, containing text: String, seconds: Double = 120) -> Bool {
+    /// Waits until the log of `stage` in `run` has each of `texts` (up to 120 s), then `delay` seconds, then sends
+    /// `signal` to `runner` and waits for it to exit; says whether the texts came. All on a thread of its own, so
+    /// the signal follows the log within milliseconds: an await could resume only when the concurrency pool had a
+    /// thread free, and under a full suite's load the run had moved on past the moment the test means to hit.
+    func signal(_ runner: Process, _ signal: Int32, run: Int, stage: String, afterLogging texts: String..., delay: Double = 0) async -> Bool {
         let log = home.url.appending(path: "runs/\(run)/logs/\(stage).log")
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if let content = try? String(contentsOf: log, encoding: .utf8), content.contains(text) { return true }
-            Thread.sleep(forTimeInterval: 0.05)
+        let seen = await onOwnThread { () -> Bool in
+            let deadline = Date().addingTimeInterval(120)
+            var seen = false
+            while Date() < deadline {
+                if let content = try? String(contentsOf: log, encoding: .utf8), texts.allSatisfy(content.contains) {
+                    seen = true
+                    break
+                }
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+            if seen, delay > 0 { Thread.sleep(forTimeInterval: delay) }
+            kill(runner.processIdentifier, signal)
+            runner.waitUntilExit()
+            return seen
         }
-        return false
+        return seen
     }
 
     /// The task definition ECS (moto) says the service runs.

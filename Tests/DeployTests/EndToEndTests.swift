@@ -13,7 +13,7 @@ import TestSupport
         let aws = LocalAWS.dedicated()
         let folder = TemporaryDirectory("pipeline-e2e")
         let app = folder.url.appending(path: "app")
-        let made = try runProcess(Project.root.appending(path: "runner/dev/example-app"), [app.path])
+        let made = try await runProcess(Project.root.appending(path: "runner/dev/example-app"), [app.path])
         #expect(made.status == 0, "\(made.stderr)")
         // One change for the test's sake: a failing health check gives up after seconds, not the three minutes a
         // production pipeline allows.
@@ -121,7 +121,7 @@ import TestSupport
         // The registry side, through skopeo: what was pushed for A and B is what the registry serves.
         let host = String(aws["PIPELINE_REGISTRY"]!.dropFirst("http://".count))
         for (sha, digest) in [(a, digestA), (b, digestB)] {
-            let served = try runProcess(
+            let served = try await runProcess(
                 URL(filePath: "/usr/bin/skopeo"),
                 ["inspect", "--raw", "--tls-verify=false", "--creds", "AWS:123456789012-auth-token", "docker://\(host)/sv-user:\(sha)"])
             #expect(served.status == 0, "\(served.stderr)")

@@ -13,20 +13,18 @@ import TestSupport
     @Test func aResumedDeployRollsBackToWhatRanBeforeTheRunNotToItsOwnRevision() async throws {
         let project = try DeployProject(service: "user-service", ecsService: "user-service-staging", repository: "sv-user", port: 5000, grpc: true, aws: Self.aws)
         let a = try project.commit("A")
-        let first = try project.pipeline("run", "staging")
+        let first = try await project.pipeline("run", "staging")
         #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
         let revisionA = try await project.live()
 
         // B fails its health check, and its rollout is slow: the runner is killed while it waits.
         _ = try project.commit("B", health: "failing", looks: 80)
         let runner = try project.start("run", "staging")
-        #expect(project.waitForLog(run: 2, stage: "user-service.deploy", containing: "waiting:"))
-        kill(runner.processIdentifier, SIGKILL)
-        runner.waitUntilExit()
+        #expect(await project.signal(runner, SIGKILL, run: 2, stage: "user-service.deploy", afterLogging: "waiting:"))
         let revisionB = try #require(try project.outputs(run: 2, stage: "user-service.register")["taskDefinitionArn"])
         #expect(try await project.live() == revisionB, "B's rollout had started")
 
-        let resumed = try project.pipeline("resume", "2")
+        let resumed = try await project.pipeline("resume", "2")
         #expect(resumed.status == 1, "\(resumed.stdout)\(resumed.stderr)")
         #expect(resumed.stdout.contains("before this run it ran \(revisionA)"), "\(resumed.stdout)")
         #expect(resumed.stdout.contains("rolled user-service back to \(revisionA)"), "\(resumed.stdout)")
@@ -37,7 +35,7 @@ import TestSupport
         let records = try store.deployments(service: "user-service", environment: "staging")
         #expect(records.first?.kind == .rollback && records.first?.sha == a && records.first?.taskDefinitionArn == revisionA, "\(records)")
         #expect(!records.contains { $0.sha.isEmpty }, "no \"rollback (unknown commit)\"")
-        let deployments = try project.pipeline("deployments", "user-service")
+        let deployments = try await project.pipeline("deployments", "user-service")
         #expect(!deployments.stdout.contains("unknown commit"), "\(deployments.stdout)")
     }
 
@@ -45,19 +43,17 @@ import TestSupport
         let project = try DeployProject(
             service: "frontend-service", ecsService: "frontend-service-staging", repository: "frontend-svc", port: 4201, grpc: false, aws: Self.aws)
         let a = try project.commit("A", looks: 40)  // the rollback back to A rolls out slowly
-        #expect(try project.pipeline("run", "staging").status == 0)
+        #expect(try await project.pipeline("run", "staging").status == 0)
         let revisionA = try await project.live()
         _ = try project.commit("B", health: "failing")
         let runner = try project.start("run", "staging")
-        #expect(project.waitForLog(run: 2, stage: "frontend-service.health", containing: "rolling frontend-service back"))
-        #expect(project.waitForLog(run: 2, stage: "frontend-service.health", containing: "putting frontend-service-staging"))
-        pause(0.5)
-        kill(runner.processIdentifier, SIGKILL)
-        runner.waitUntilExit()
+        #expect(await project.signal(
+            runner, SIGKILL, run: 2, stage: "frontend-service.health",
+            afterLogging: "rolling frontend-service back", "putting frontend-service-staging", delay: 0.5))
         #expect(try await project.live() == revisionA, "the killed attempt had sent the rollback")
 
         // The resumed health check finds A running, not B: it finishes the rollback instead of calling B healthy.
-        let resumed = try project.pipeline("resume", "2")
+        let resumed = try await project.pipeline("resume", "2")
         #expect(resumed.status == 1, "\(resumed.stdout)\(resumed.stderr)")
         #expect(resumed.stdout.contains("an earlier attempt of this health check rolled frontend-service back"), "\(resumed.stdout)")
         let store = try StateStore(home: project.home.url)
@@ -71,7 +67,7 @@ import TestSupport
         let project = try DeployProject(
             service: "expense-service", ecsService: "expense-service-staging", repository: "sv-expense", port: 5001, grpc: false, aws: Self.aws)
         _ = try project.commit("A")
-        #expect(try project.pipeline("run", "staging").status == 0)
+        #expect(try await project.pipeline("run", "staging").status == 0)
         let revisionA = try await project.live()
         // A's revision deregistered, and no stored definition for the automatic rollback to register again.
         let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: Self.aws))
@@ -80,10 +76,10 @@ import TestSupport
         _ = try await client.json(
             .ecs, targetPrefix: ECS.targetPrefix, operation: "DeregisterTaskDefinition", input: Deregister(taskDefinition: revisionA), as: Answer.self)
         _ = try project.commit("B", health: "failing")
-        let failed = try project.pipeline("run", "staging")
+        let failed = try await project.pipeline("run", "staging")
         #expect(failed.status == 1)
         let revisionB = try #require(try project.outputs(run: 2, stage: "expense-service.register")["taskDefinitionArn"])
-        let history = try project.pipeline("history", "staging")
+        let history = try await project.pipeline("history", "staging")
         #expect(history.stdout.contains("expense-service was left on \(revisionB) (rolling back to \(revisionA) failed"), "\(history.stdout)")
         #expect(history.stdout.contains("`pipeline rollback expense-service --env staging --to previous`"), "\(history.stdout)")
     }
@@ -91,14 +87,12 @@ import TestSupport
     @Test func ctrlCDuringARolloutPutsTheServiceBackAndOnCancelLeaveLeavesItForResume() async throws {
         let project = try DeployProject(service: "api-service", ecsService: "api-service-staging", repository: "sv-core-api", port: 5003, grpc: false, aws: Self.aws)
         let a = try project.commit("A")
-        #expect(try project.pipeline("run", "staging").status == 0)
+        #expect(try await project.pipeline("run", "staging").status == 0)
         let revisionA = try await project.live()
 
         let b = try project.commit("B", looks: 80)
         var runner = try project.start("run", "staging")
-        #expect(project.waitForLog(run: 2, stage: "api-service.deploy", containing: "waiting:"))
-        kill(runner.processIdentifier, SIGINT)
-        runner.waitUntilExit()
+        #expect(await project.signal(runner, SIGINT, run: 2, stage: "api-service.deploy", afterLogging: "waiting:"))
         #expect(runner.terminationStatus == 130)
         #expect(try await project.live() == revisionA, "Ctrl-C put the service back on what it ran before the run")
         let store = try StateStore(home: project.home.url)
@@ -108,9 +102,7 @@ import TestSupport
         #expect(undone.kind == .rollback && undone.sha == a, "\(undone)")
 
         runner = try project.start("run", "staging", "--on-cancel", "leave")
-        #expect(project.waitForLog(run: 3, stage: "api-service.deploy", containing: "waiting:"))
-        kill(runner.processIdentifier, SIGINT)
-        runner.waitUntilExit()
+        #expect(await project.signal(runner, SIGINT, run: 3, stage: "api-service.deploy", afterLogging: "waiting:"))
         #expect(runner.terminationStatus == 130)
         let revisionB = try #require(try project.outputs(run: 3, stage: "api-service.register")["taskDefinitionArn"])
         #expect(try await project.live() == revisionB, "left on B, as asked")
@@ -118,7 +110,7 @@ import TestSupport
         #expect(left.message?.contains("api-service was left on \(revisionB)") == true, "\(left.message ?? "")")
 
         // The next resume still knows what ran before the run, and finishes the deploy.
-        let resumed = try project.pipeline("resume", "3")
+        let resumed = try await project.pipeline("resume", "3")
         #expect(resumed.status == 0, "\(resumed.stdout)\(resumed.stderr)")
         #expect(resumed.stdout.contains("before this run it ran \(revisionA)"), "\(resumed.stdout)")
         #expect(try await project.live() == revisionB)

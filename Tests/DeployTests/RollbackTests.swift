@@ -10,18 +10,18 @@ import TestSupport
     @Test func deploysAreRecordedABadOneRollsBackAndRollbackGoesToAnySHA() async throws {
         let project = try DeployProject(service: "user-service", ecsService: "user-service-staging", repository: "sv-user", port: 5000, grpc: true)
         let a = try project.commit("A")
-        let first = try project.pipeline("run", "staging")
+        let first = try await project.pipeline("run", "staging")
         #expect(first.status == 0, "\(first.stdout)")
         let revisionA = try #require(try project.outputs(run: 1, stage: "user-service.register")["taskDefinitionArn"])
         let imageA = try #require(try project.outputs(run: 1, stage: "user-service.push")["image"])
         let b = try project.commit("B")
-        #expect(try project.pipeline("run", "staging").status == 0)
+        #expect(try await project.pipeline("run", "staging").status == 0)
         let revisionB = try #require(try project.outputs(run: 2, stage: "user-service.register")["taskDefinitionArn"])
         #expect(try await project.live() == revisionB)
 
         // A health check that fails puts the service back on B and says so.
         let c = try project.commit("C", health: "failing")
-        let bad = try project.pipeline("run", "staging")
+        let bad = try await project.pipeline("run", "staging")
         #expect(bad.status == 1)
         #expect(bad.stdout.contains("run 3 failed and was rolled back"), "\(bad.stdout)")
         #expect(bad.stdout.contains("rolled user-service back to \(revisionB)"), "\(bad.stdout)")
@@ -30,7 +30,7 @@ import TestSupport
         #expect(attempts.split(separator: "\n").count >= 2 && attempts.contains("\"healthy\":false") && attempts.contains("latencyMilliseconds"))
 
         // Back to A by its short SHA: A's task definition and image run again, and that is recorded.
-        let toA = try project.pipeline("rollback", "user-service", "--to", String(a.prefix(7)), "--yes")
+        let toA = try await project.pipeline("rollback", "user-service", "--to", String(a.prefix(7)), "--yes")
         #expect(toA.status == 0, "\(toA.stdout)\(toA.stderr)")
         #expect(toA.stdout.contains("to    \(a.prefix(12)) user-service-staging:"), "\(toA.stdout)")
         #expect(try await project.live() == revisionA)
@@ -38,16 +38,16 @@ import TestSupport
         #expect(try await client.describeTaskDefinition(revisionA).images == [imageA])
 
         // previous: the deployment before the one running now (B).
-        #expect(try project.pipeline("rollback", "user-service", "--yes").status == 0)
+        #expect(try await project.pipeline("rollback", "user-service", "--yes").status == 0)
         #expect(try await project.live() == revisionB)
 
-        let deployments = try project.pipeline("deployments", "user-service", "--env", "staging")
+        let deployments = try await project.pipeline("deployments", "user-service", "--env", "staging")
         let rows = deployments.stdout.split(separator: "\n").dropFirst().map { $0.split(separator: " ", omittingEmptySubsequences: true) }
         // Newest first: rollback to B (run 5), rollback to A (run 4), automatic rollback to B (run 3), deploys of B and A.
         #expect(rows.map { String($0[3]) } == ["rollback", "rollback", "rollback", "deploy", "deploy"], "\(deployments.stdout)")
         #expect(rows.map { String($0[4]) } == [b, a, b, b, a].map { String($0.prefix(12)) }, "\(deployments.stdout)")
         #expect(rows.map { String($0[7]) } == ["5", "4", "3", "2", "1"])
-        let history = try project.pipeline("history", "staging")
+        let history = try await project.pipeline("history", "staging")
         #expect(history.stdout.contains("rolled-back"), "\(history.stdout)")
         #expect(!deployments.stdout.contains(String(c.prefix(12))))
     }
@@ -55,27 +55,27 @@ import TestSupport
     @Test func refusalsChangeNothingAndAnInactiveRevisionIsRegisteredAgain() async throws {
         let project = try DeployProject(service: "api-service", ecsService: "expense-service-staging", repository: "sv-core-api", port: 5003, grpc: false)
         let a = try project.commit("A")
-        #expect(try project.pipeline("run", "staging").status == 0)
+        #expect(try await project.pipeline("run", "staging").status == 0)
         let b = try project.commit("B")
-        #expect(try project.pipeline("run", "staging").status == 0)
+        #expect(try await project.pipeline("run", "staging").status == 0)
         let revisionA = try #require(try project.outputs(run: 1, stage: "api-service.register")["taskDefinitionArn"])
         let revisionB = try await project.live()
 
-        let never = try project.pipeline("rollback", "api-service", "--to", "0000000", "--yes")
+        let never = try await project.pipeline("rollback", "api-service", "--to", "0000000", "--yes")
         #expect(never.status == 2 && never.stderr.contains("0000000 was never deployed for this service"), "\(never.stderr)")
 
-        let dry = try project.pipeline("rollback", "api-service", "--to", String(a.prefix(8)), "--dry-run")
+        let dry = try await project.pipeline("rollback", "api-service", "--to", String(a.prefix(8)), "--dry-run")
         #expect(dry.status == 0 && dry.stdout.contains("to    \(a.prefix(12))") && dry.stdout.contains("dry run: nothing changed"), "\(dry.stdout)")
         #expect(try await project.live() == revisionB)
 
-        let unconfirmed = try project.pipeline("rollback", "api-service", "--to", String(a.prefix(8)))
+        let unconfirmed = try await project.pipeline("rollback", "api-service", "--to", String(a.prefix(8)))
         #expect(unconfirmed.status == 2 && unconfirmed.stderr.contains("add --yes"), "\(unconfirmed.stderr)")
 
         // Another run holds the environment: refused, naming it.
         let store = try StateStore(home: project.home.url)
         let (holder, lease) = try store.createRun(environment: "staging", sha: nil, ref: nil, trigger: "cli", user: "someone-else")
         _ = try store.tryAcquireLock(environment: "staging", lease: lease)
-        let busy = try project.pipeline("rollback", "api-service", "--to", String(a.prefix(8)), "--yes")
+        let busy = try await project.pipeline("rollback", "api-service", "--to", String(a.prefix(8)), "--yes")
         // Busy is exit 3, as the README says, not a refusal of what was asked.
         #expect(busy.status == 3 && busy.stderr.contains("environment staging is busy: run \(holder.id)") && busy.stderr.contains("someone-else"), "\(busy.stderr)")
         try store.setRunStatus(holder.id, .failed, message: "test holder")
@@ -91,7 +91,7 @@ import TestSupport
         struct Answer: Decodable {}
         _ = try await client.json(
             .ecs, targetPrefix: ECS.targetPrefix, operation: "DeregisterTaskDefinition", input: Deregister(taskDefinition: revisionA), as: Answer.self)
-        let again = try project.pipeline("rollback", "api-service", "--to", String(a.prefix(8)), "--yes")
+        let again = try await project.pipeline("rollback", "api-service", "--to", String(a.prefix(8)), "--yes")
         #expect(again.status == 0, "\(again.stdout)\(again.stderr)")
         #expect(again.stdout.contains("INACTIVE"), "\(again.stdout)")
         let live = try await project.live()
@@ -106,7 +106,7 @@ import TestSupport
                 method: "DELETE", url: "\(registry)/v2/sv-core-api/manifests/\(digest)",
                 headers: [("Authorization", "Basic " + Data("AWS:123456789012-auth-token".utf8).base64EncodedString())]))
         #expect(deleted.status == 202)
-        let gone = try project.pipeline("rollback", "api-service", "--to", String(b.prefix(8)), "--yes")
+        let gone = try await project.pipeline("rollback", "api-service", "--to", String(b.prefix(8)), "--yes")
         #expect(gone.status == 2 && gone.stderr.contains("has no image sv-core-api@\(digest)"), "\(gone.stderr)")
         #expect(try await project.live() == live)
 
@@ -117,7 +117,7 @@ import TestSupport
                     run: nil, environment: "staging", service: "api-service", kind: .deploy, sha: sha, image: nil, digest: nil,
                     taskDefinitionArn: revisionA, taskDefinition: nil, previousTaskDefinitionArn: nil, trigger: "test", approvedBy: nil))
         }
-        let ambiguous = try project.pipeline("rollback", "api-service", "--to", "abcd", "--yes")
+        let ambiguous = try await project.pipeline("rollback", "api-service", "--to", "abcd", "--yes")
         #expect(ambiguous.status == 2 && ambiguous.stderr.contains("abcd is ambiguous: it starts abcd11111111, abcd22222222"), "\(ambiguous.stderr)")
         #expect(try await project.live() == live)
     }

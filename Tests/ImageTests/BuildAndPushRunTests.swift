@@ -109,7 +109,7 @@ import TestSupport
         let sha = try project.sha("HEAD", in: "repo")
         let home = TemporaryDirectory()
         let environment = LocalAWS.environment.merging(["PIPELINE_HOME": home.url.path]) { _, new in new }
-        let result = try runProcess(Project.executable, ["run", "staging"], in: repo, environment: environment)
+        let result = try await runProcess(Project.executable, ["run", "staging"], in: repo, environment: environment)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
 
         let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: LocalAWS.environment))
@@ -126,7 +126,7 @@ import TestSupport
         #expect(log.contains("STEP 2/4: ARG GREETING") || log.contains("ARG GREETING"), "\(log)")
 
         // The same commit again: the same image (stamped with the commit's time), so nothing to send and no refusal.
-        let again = try runProcess(Project.executable, ["run", "staging"], in: repo, environment: environment)
+        let again = try await runProcess(Project.executable, ["run", "staging"], in: repo, environment: environment)
         #expect(again.status == 0, "\(again.stdout)\(again.stderr)")
         #expect(try outputs(home, 2, "user-service.push")["digest"] == (try outputs(home, 1, "user-service.push")["digest"]))
         let pushLog = try String(contentsOf: home.url.appending(path: "runs/2/logs/user-service.push.log"), encoding: .utf8)
@@ -154,7 +154,7 @@ import TestSupport
                 try project.git(["commit", "-qam", "change"], in: "repo")
             }
             let sha = try project.sha("HEAD", in: "repo")
-            let result = try runProcess(Project.executable, ["run", "staging", "--only", "user-service"], in: repo, environment: environment)
+            let result = try await runProcess(Project.executable, ["run", "staging", "--only", "user-service"], in: repo, environment: environment)
             #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
             let pushed = try outputs(home, round, "user-service.ecr.push-1")
             let digest = try #require(pushed["digest"])

@@ -1,5 +1,8 @@
 import Foundation
+import PipelineDSL
 import Runner
+import StageContract
+import Synchronization
 import TestSupport
 import Testing
 
@@ -13,6 +16,55 @@ import Testing
         #expect(try again.database.query("PRAGMA journal_mode").first?["journal_mode"].string == "wal")
         let mode = try FileManager.default.attributesOfItem(atPath: home.url.appending(path: "state.db").path)[.posixPermissions] as? Int
         #expect(mode == 0o600)
+    }
+
+    /// The process's umask is one for all its threads and inherited by every child: making the state, a run folder
+    /// or a private file must never lower it, not even for a moment, or a checkout or a child started meanwhile makes
+    /// owner-only files (a CI run built an image from a checkout whose files were 0600: another digest for the same
+    /// commit, and the immutable SHA tag refused it).
+    @Test func privateFilesAreMadeWithoutTouchingTheProcesssUmask() throws {
+        @Sendable func currentUmask() -> String? {
+            (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8))?
+                .split(separator: "\n").first { $0.hasPrefix("Umask:") }.map { String($0.dropFirst(6)).trimmingCharacters(in: .whitespaces) }
+        }
+        let before = try #require(currentUmask())
+        let seen = Mutex<Set<String>>([])
+        let done = Atomic<Bool>(false)
+        let watcher = Thread {
+            while !done.load(ordering: .relaxed) {
+                if let mask = currentUmask() { seen.withLock { _ = $0.insert(mask) } }
+            }
+        }
+        watcher.start()
+        let folder = TemporaryDirectory()
+        let plan = Plan(
+            pipeline: "p", source: Source(), parallelism: 1,
+            environment: EnvironmentSpec(name: "staging", branch: "main", region: "us-east-1", cluster: "c"), services: [],
+            notifications: [], stages: [])
+        var stores: [StateStore] = []  // open, so each keeps its WAL file
+        for index in 0..<40 {
+            let home = folder.url.appending(path: "home-\(index)")
+            try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+            stores.append(try StateStore(home: home))
+            try RunFolder(root: home.appending(path: "runs/1")).create(plan: plan, pipelineFiles: ["taskdefs/a.json": Data("{}".utf8)])
+            try OwnerOnly.write(Data("secret".utf8), to: home.appending(path: "key"))
+        }
+        done.store(true, ordering: .relaxed)
+        while watcher.isExecuting { usleep(1000) }
+        #expect(seen.withLock { $0 } == [before])
+
+        let home = folder.url.appending(path: "home-0")
+        func mode(_ path: String) throws -> Int? {
+            try FileManager.default.attributesOfItem(atPath: home.appending(path: path).path)[.posixPermissions] as? Int
+        }
+        #expect(try mode("state.db") == 0o600)
+        #expect(try mode("state.db-wal") == 0o600)
+        #expect(try mode("key") == 0o600)
+        #expect(try mode("runs") == 0o700)
+        #expect(try mode("runs/1/logs") == 0o700)
+        #expect(try mode("runs/1/plan.json") == 0o600)
+        #expect(try mode("runs/1/pipelines/taskdefs/a.json") == 0o600)
+        withExtendedLifetime(stores) {}
     }
 
     @Test func oneRunHoldsAnEnvironmentAndTheNextWaitsItsTurn() throws {

@@ -295,12 +295,13 @@ import TestSupport
         _ = try await served.pipeline("run", "staging")
         let token = try await served.pipeline("tokens", "create", "--user", "alice").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let url = served.url
+        let scratch = TemporaryDirectory()  // its cwd: schemathesis leaves a .schemathesis cache there
         let check = try await onOwnThread {
             try runProcess(
                 URL(filePath: "/usr/bin/env"),
                 ["python3", "-m", "schemathesis.cli", "run", url + "/api/v1/openapi.json", "--url", url + "/api/v1", "-H", "Authorization: Bearer \(token)",
                  "-c", "all", "-n", "25", "--generation-deterministic", "--no-color"],
-                environment: ["SCHEMATHESIS_HOOKS": ""])
+                in: scratch.url, environment: ["SCHEMATHESIS_HOOKS": ""])
         }
         #expect(check.status == 0, "\(check.stdout.suffix(6000))\(check.stderr.suffix(2000))")
         #expect(check.stdout.contains("passed"))

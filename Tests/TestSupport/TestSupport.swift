@@ -118,6 +118,20 @@ public func runProcess(
         stderr: String(decoding: errData, as: UTF8.self))
 }
 
+/// `runProcess` from an async test: the wait happens on a thread of its own, never on one of the concurrency pool's
+/// few threads (two on a two-core machine). Two async tests each waiting there for a child once held both, and every
+/// other suite's awaits (an in-process server's handlers, a health probe) stalled until CI's time ran out.
+public func runProcess(
+    _ executable: URL, _ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:]
+) async throws -> ProcessOutput {
+    let result: Result<ProcessOutput, any Error> = await withCheckedContinuation { continuation in
+        Thread.detachNewThread {
+            continuation.resume(returning: Result { try runProcess(executable, arguments, in: directory, environment: environment) as ProcessOutput })
+        }
+    }
+    return try result.get()
+}
+
 /// A test CA and a server certificate for `localhost` and 127.0.0.1 signed by it, made with the openssl command.
 public struct TestCertificates: Sendable {
     /// The folder holding `ca.pem`, `server.pem` and `server.key`.

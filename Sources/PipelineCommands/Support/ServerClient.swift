@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HTTP
+import StageContract
 
 /// A login kept by `pipeline login`: the server's URL and an API token, in a file only its owner can read.
 struct ServerLogin: Codable {
@@ -31,11 +32,7 @@ struct ServerLogin: Codable {
     func save() throws {
         let folder = Self.file.deletingLastPathComponent()
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let previous = umask(0o077)
-        defer { umask(previous) }
-        let data = try JSONEncoder().encode(self)
-        try data.write(to: Self.file, options: .atomic)
-        chmod(Self.file.path, 0o600)
+        try OwnerOnly.write(JSONEncoder().encode(self), to: Self.file)
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import StageContract
 
 /// The state database (`PIPELINE_HOME/state.db`): runs, stage runs, events, locks, and the tables later
 /// features fill (deployments, approvals). Every string written here has been masked by the caller.
@@ -12,11 +13,14 @@ public final class StateStore: Sendable {
     public init(home: URL) throws(DatabaseError) {
         self.home = home
         let path = home.appending(path: "state.db").path
-        let existed = FileManager.default.fileExists(atPath: path)
-        let previous = umask(0o077)
-        defer { umask(previous) }
+        // Made owner-only before SQLite opens it (its journal files take the database's mode); never by `umask`,
+        // which would also reach the files and the children other threads make meanwhile (see `OwnerOnly`).
+        do {
+            try OwnerOnly.createFile(URL(filePath: path))
+        } catch {
+            throw DatabaseError(code: -1, description: "\(error)")
+        }
         database = try Database(path: path)
-        if !existed { chmod(path, 0o600) }
         do {
             try Migrations.apply(to: database)
         } catch let error as DatabaseError {
