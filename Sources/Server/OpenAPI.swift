@@ -70,6 +70,16 @@ enum OpenAPI {
               "commits": {"type": "array", "items": {"type": "object", "required": ["sha", "author", "time", "subject"], "properties": {
                 "sha": {"type": "string"}, "author": {"type": "string"}, "time": {"type": "string", "format": "date-time"}, "subject": {"type": "string"}}}}}}}}},
           "Decided": {"type": "object", "required": ["run", "outcome"], "properties": {"run": {"type": "integer"}, "outcome": {"type": "string"}}},
+          "Stats": {"type": "object", "required": ["since", "until", "services", "weeks", "leadTimes"], "properties": {
+            "since": {"type": "string", "format": "date-time"}, "until": {"type": "string", "format": "date-time"},
+            "leadTimes": {"type": "array", "items": {"type": "number"}},
+            "weeks": {"type": "array", "items": {"type": "object", "required": ["environment", "week", "deployments"], "properties": {
+              "environment": {"type": "string"}, "week": {"type": "string"}, "deployments": {"type": "integer"}}}},
+            "services": {"type": "array", "items": {"type": "object", "required": ["environment", "service", "deployments", "deploymentsPerDay", "changes", "failedChanges", "automaticRollbacks", "manualRollbacks"], "properties": {
+              "environment": {"type": "string"}, "service": {"type": "string"}, "deployments": {"type": "integer"}, "deploymentsPerDay": {"type": "number"},
+              "leadTimeMedian": {"type": "number"}, "leadTime90": {"type": "number"}, "changes": {"type": "integer"}, "failedChanges": {"type": "integer"},
+              "automaticRollbacks": {"type": "integer"}, "manualRollbacks": {"type": "integer"}, "changeFailureRate": {"type": "number"},
+              "timeToRestoreMedian": {"type": "number"}}}}}},
           "AuditEntry": {"type": "object", "required": ["id", "at", "actor", "identity", "action"], "properties": {
             "id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"}, "actor": {"type": "string"},
             "identity": {"type": "string", "enum": ["server-user", "token", "proxy", "local"]}, "action": {"type": "string"},
@@ -145,6 +155,10 @@ enum OpenAPI {
           "201": {"description": "The token", "content": {"application/json": {"schema": {"type": "object", "required": ["id", "user", "token"], "properties": {
             "id": {"type": "integer"}, "user": {"type": "string"}, "token": {"type": "string"}}}}}},
           "400": {"$ref": "#/components/responses/problem"}, "401": {"$ref": "#/components/responses/problem"}, "429": {"$ref": "#/components/responses/problem"}}}},
+        "/stats": {"get": {"summary": "The four DORA keys per environment and service (as `pipeline stats --json`)", "parameters": [
+            {"name": "env", "in": "query", "schema": __ENVIRONMENTS__}, {"name": "days", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 3650}}], "responses": {
+          "200": {"description": "The figures", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Stats"}}}},
+          "400": {"$ref": "#/components/responses/problem"}, "401": {"$ref": "#/components/responses/problem"}, "404": {"$ref": "#/components/responses/problem"}}}},
         "/audit": {"get": {"summary": "The audit, oldest first; `format=jsonl` exports JSON lines", "parameters": [
             {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}}, {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100000}},
             {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "jsonl"]}}], "responses": {

@@ -19,7 +19,7 @@ enum Page {
             <!doctype html>
             <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
             <title>\(title) · pipeline</title><link rel="stylesheet" href="/static/style.css"><script src="/static/live.js" defer></script></head>
-            <body><header><nav><a href="/environments">Environments</a> <a href="/runs">Runs</a> <a href="/audit">Audit</a></nav><div class="account">\(account)</div></header>
+            <body><header><nav><a href="/environments">Environments</a> <a href="/runs">Runs</a> <a href="/stats">Delivery</a> <a href="/audit">Audit</a></nav><div class="account">\(account)</div></header>
             <main><h1>\(title)</h1>
             \(body)
             </main></body></html>

@@ -11,21 +11,42 @@ import Runner
 public enum PipelineServer {
     /// Serves until cancelled; `listening` is told the URL once the port is bound.
     public static func run(_ settings: ServerSettings, store: StateStore, listening: @escaping @Sendable (String) -> Void) async throws {
-        let app = try application(settings, store: store, listening: listening)
-        try await app.runService()
+        let secrets = ForgeSecrets(settings: settings)
+        let app = try application(settings, store: store, secrets: secrets, listening: listening)
+        guard let reporter = GitHubReporter(settings: settings, store: store, secrets: secrets) else {
+            return try await app.runService()
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await app.runService() }
+            group.addTask { await reporter.run() }
+            try await group.next()  // the server ended: so does the reporter
+            group.cancelAll()
+        }
     }
 
     static func application(
-        _ settings: ServerSettings, store: StateStore, listening: @escaping @Sendable (String) -> Void
+        _ settings: ServerSettings, store: StateStore, secrets: ForgeSecrets, listening: @escaping @Sendable (String) -> Void
     ) throws -> some ApplicationProtocol {
         let identity = Identity(store: store, settings: settings, key: try Identity.key(home: settings.home))
         RunStarter.removeOldLogs(home: settings.home)
-        let routes = Routes(settings: settings, store: store, identity: identity, starter: RunStarter(settings: settings, store: store),
+        let starter = RunStarter(settings: settings, store: store)
+        let routes = Routes(settings: settings, store: store, identity: identity, starter: starter,
             liveCheck: LiveCheck(environment: settings.runEnvironment, maxAge: settings.ecsCheckInterval))
         let router = Router(context: ServerContext.self)
         router.add(middleware: Guard(methods: AllowedMethods(document: OpenAPI.document(environments: [], services: []))))
         router.add(middleware: ClientAddress(trusted: Set(settings.trustedProxies)))
         routes.register(router)
+        Webhooks(settings: settings, store: store, starter: starter, secrets: secrets).register(router)
+        let metrics = StateMetrics(store: store, manifest: settings.manifest)
+        // Prometheus scrapes with an API token (`authorization: {credentials: TOKEN}` in its scrape config).
+        router.get("/metrics") { request, context in
+            guard try identity.caller(request, context: context) != nil else {
+                throw HTTPError(.unauthorized, message: "sign in first: scrape with `Authorization: Bearer TOKEN` (`pipeline tokens create`)")
+            }
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: try metrics.render())))
+        }
         var logger = Logger(label: "pipeline.serve")
         logger.logLevel = .warning
         return Application(

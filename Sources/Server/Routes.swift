@@ -48,6 +48,7 @@ struct Routes: Sendable {
             router.post("\(prefix)/runs/{id}/approve") { request, context in try await decide(request, context: context, api: api, .approve) }
             router.post("\(prefix)/runs/{id}/reject") { request, context in try await decide(request, context: context, api: api, .reject) }
             get("\(prefix)/audit") { request, context in try audit(request, context: context, api: api) }
+            get("\(prefix)/stats") { request, context in try stats(request, context: context, api: api) }
             get("\(prefix)/services/{name}") { request, context in try servicePage(request, context: context, api: api) }
             router.post("\(prefix)/services/{name}/rollback") { request, context in try await rollback(request, context: context, api: api) }
         }

@@ -94,6 +94,14 @@ struct RunStarter: Sendable {
         reapLater(pid)
     }
 
+    /// Starts the run of a pushed commit (trigger `webhook`, one of the commit triggers) and returns at once: a
+    /// forge waits 10 s for its delivery's answer, and a cold plan compile can take longer. The run's own
+    /// checks (one run per environment and commit, the queue) apply; its output is in `serve/`.
+    func startCommitRun(environment: String, sha: String, startedBy: String) throws {
+        let (pid, _) = try spawn(["run", environment, "--sha", sha, "--trigger", "webhook"], startedBy: startedBy, environment: environment)
+        reapLater(pid)
+    }
+
     /// Continues an approved run in the background (as `pipeline approve --detach` does).
     func continueApproved(_ run: RunRecord, caller: Caller) throws {
         let (pid, _) = try spawn(["resume", String(run.id)], caller: caller, environment: run.environment)
@@ -101,12 +109,16 @@ struct RunStarter: Sendable {
     }
 
     private func spawn(_ arguments: [String], caller: Caller, environment: String) throws -> (Int32, URL) {
+        try spawn(arguments, startedBy: caller.name, environment: environment)
+    }
+
+    private func spawn(_ arguments: [String], startedBy: String, environment: String) throws -> (Int32, URL) {
         var variables = settings.runEnvironment
         variables["PIPELINE_HOME"] = settings.home.path
-        variables["PIPELINE_STARTED_BY"] = caller.name
+        variables["PIPELINE_STARTED_BY"] = startedBy
         // Gates that know people by a variable know the starter by it too (never the server's own value).
         for stage in settings.manifest.stages[environment] ?? [] {
-            if case .approval(let spec) = stage.spec, let name = spec.identityVariable { variables[name] = caller.name }
+            if case .approval(let spec) = stage.spec, let name = spec.identityVariable { variables[name] = startedBy }
         }
         let folder = settings.home.appending(path: "serve")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

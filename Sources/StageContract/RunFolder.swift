@@ -57,6 +57,8 @@ public struct RunFolder: Sendable {
     public func handoffFile(_ stage: String) -> URL { root.appending(path: "handoff/\(Self.fileName(stage)).json") }
     /// The folder a stage keeps its artifacts in.
     public func artifacts(_ stage: String) -> URL { root.appending(path: "artifacts/\(Self.fileName(stage))") }
+    /// What a built-in stage noted of its AWS requests (`PIPELINE_AWS_REQUEST_LOG`), until the runner records it.
+    public func awsRequestsFile(_ stage: String) -> URL { root.appending(path: "outputs/\(Self.fileName(stage)).aws-requests.jsonl") }
     /// What a stage claims about a deployment it made or undid (see `DeploymentClaim`).
     public func claimFile(_ stage: String) -> URL { root.appending(path: "claims/\(Self.fileName(stage)).json") }
     /// Who started the run, as each approval gate knows people (by gate id), written when the run is created: a

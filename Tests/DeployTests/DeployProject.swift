@@ -14,6 +14,8 @@ final class DeployProject: @unchecked Sendable {
     let repository: String
     let port: Int
     let grpc: Bool
+    /// More declarations for the pipeline's body (a forge, say), written with each commit.
+    var extraItems = ""
     private let server: PortServer
     private let serverPort: Int
     var repo: URL { git.root.appending(path: "repo") }
@@ -58,6 +60,7 @@ final class DeployProject: @unchecked Sendable {
                     .variables(["LOG_LEVEL": "debug", "EXECUTION_ROLE": "arn:aws:iam::123456789012:role/ecsTaskExecutionRole", "LOCAL_HEALTH": "\(health)", "ROLLOUT_LOOKS": "\(looks)"])
                 Service("\(service)", repository: "\(repository)", port: \(port), protocol: \(grpc ? ".grpc" : ".http"))
                     .healthCheck(\(probe))
+                \(extraItems)
                 Checkout()
                 EachService {
                     BuildImage()

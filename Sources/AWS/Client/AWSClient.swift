@@ -103,13 +103,16 @@ public final class AWSClient: Sendable {
                         "attempt": "\(attempt)", "endpoint": "\(URLText.redacted(endpoint.url))",
                     ])
                 if (200..<300).contains(response.status) {
+                    AWSRequestLog.record(service: service.signingName, operation: operation, status: response.status, code: nil, seconds: elapsed.seconds)
                     retry.withLock { $0.refund() }
                     return response
                 }
                 failure = AWSError.decode(
                     service: service.signingName, operation: operation, status: response.status, headers: response.headers,
                     body: response.body)
+                AWSRequestLog.record(service: service.signingName, operation: operation, status: response.status, code: failure.code, seconds: elapsed.seconds)
             } catch {
+                AWSRequestLog.record(service: service.signingName, operation: operation, status: 0, code: nil, seconds: (ContinuousClock.now - started).seconds)
                 failure = AWSError(
                     service: service.signingName, operation: operation, code: "\(error.kind)", message: error.message,
                     requestID: nil, status: 0)
@@ -135,6 +138,12 @@ extension String {
 }
 
 extension Duration {
+    /// The duration in seconds.
+    var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+
     /// The duration in milliseconds, to one decimal.
     public var milliseconds: String {
         let (seconds, attoseconds) = components

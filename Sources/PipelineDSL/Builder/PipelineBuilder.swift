@@ -1,10 +1,12 @@
-/// One declaration in a `Pipeline { }` body: an environment, a service, a step, or a run-level notification.
+/// One declaration in a `Pipeline { }` body: an environment, a service, a step, a run-level notification, or where
+/// the repository is hosted.
 public struct PipelineItem: Sendable {
     enum Content: Sendable {
         case environment(EnvironmentSpec)
         case service(ServiceSpec)
         case step(Step)
         case notification(NotificationSpec)
+        case forge(ForgeSpec)
     }
 
     let content: Content

@@ -18,12 +18,14 @@ struct PlanExpander {
         var services: [ServiceSpec] = []
         var steps: [Step] = []
         var notifications: [NotificationSpec] = []
+        var forges: [ForgeSpec] = []
         for item in items {
             switch item.content {
             case .environment(let env): environments.append(env)
             case .service(let service): services.append(service)
             case .step(let step): steps.append(step)
             case .notification(let notification): notifications.append(notification)
+            case .forge(let forge): forges.append(forge)
             }
         }
         if name.isEmpty { problems.add("the pipeline needs a name: Pipeline(\"NAME\") { ... }") }
@@ -33,6 +35,7 @@ struct PlanExpander {
         reportDuplicates(environments.map(\.name), what: "environment")
         reportDuplicates(services.map(\.name), what: "service")
         reportServiceStagesOutsideEachService(steps)
+        for problem in ForgeSpec.problems(forges) { problems.add(problem) }
 
         var stages: [String: [Stage]] = [:]
         for env in environments {
@@ -41,7 +44,7 @@ struct PlanExpander {
         if !problems.all.isEmpty { return ManifestDocument(errors: problems.all, plan: nil) }
         let manifest = Manifest(
             name: name, source: source, parallelism: parallelism, environments: environments, services: services,
-            notifications: notifications, stages: stages)
+            notifications: notifications, stages: stages, forges: forges)
         return ManifestDocument(errors: [], plan: manifest)
     }
 

@@ -37,12 +37,16 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var notifications: [NotificationSpec]
     /// The stages of each environment, keyed by environment name, dependencies already resolved.
     public var stages: [String: [Stage]]
+    /// Where the repository is hosted (GitHub, GitLab, Gitea): webhooks in, statuses out. Absent in older
+    /// documents, read as none.
+    public var forges: [ForgeSpec]
 
     /// Creates a manifest.
     public init(
         name: String, source: Source, parallelism: Int, environments: [EnvironmentSpec],
-        services: [ServiceSpec], notifications: [NotificationSpec], stages: [String: [Stage]]
+        services: [ServiceSpec], notifications: [NotificationSpec], stages: [String: [Stage]], forges: [ForgeSpec] = []
     ) {
+        self.forges = forges
         self.name = name
         self.source = source
         self.parallelism = parallelism
@@ -58,6 +62,76 @@ public struct Manifest: Codable, Sendable, Equatable {
         return Plan(
             pipeline: name, source: source, parallelism: parallelism, environment: env, services: services,
             notifications: notifications, stages: stages[environment] ?? [])
+    }
+}
+
+extension Manifest {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        source = try container.decode(Source.self, forKey: .source)
+        parallelism = try container.decode(Int.self, forKey: .parallelism)
+        environments = try container.decode([EnvironmentSpec].self, forKey: .environments)
+        services = try container.decode([ServiceSpec].self, forKey: .services)
+        notifications = try container.decode([NotificationSpec].self, forKey: .notifications)
+        stages = try container.decode([String: [Stage]].self, forKey: .stages)
+        forges = try container.decodeIfPresent([ForgeSpec].self, forKey: .forges) ?? []
+    }
+
+    /// Where the repository is hosted on `kind`, if the pipeline says.
+    public func forge(_ kind: ForgeSpec.Kind) -> ForgeSpec? { forges.first { $0.kind == kind } }
+}
+
+/// Where the pipeline's repository is hosted, and the secrets its webhooks and API take.
+public struct ForgeSpec: Codable, Sendable, Equatable {
+    /// The kinds of host.
+    public enum Kind: String, Codable, Sendable, CaseIterable {
+        case github, gitlab, gitea
+    }
+
+    /// The host.
+    public var kind: Kind
+    /// `OWNER/NAME` (GitLab: the project's path with its namespace).
+    public var repository: String
+    /// What webhook deliveries are signed with (GitLab: the token they carry).
+    public var webhookSecret: SecretReference?
+    /// The API token statuses are reported with (GitHub).
+    public var token: SecretReference?
+    /// The REST API's base URL (GitHub).
+    public var api: String?
+
+    /// Creates a forge.
+    public init(kind: Kind, repository: String, webhookSecret: SecretReference?, token: SecretReference?, api: String?) {
+        self.kind = kind
+        self.repository = repository
+        self.webhookSecret = webhookSecret
+        self.token = token
+        self.api = api
+    }
+
+    /// What is wrong with `forges`, each problem saying what to write instead.
+    static func problems(_ forges: [ForgeSpec]) -> [String] {
+        var problems: [String] = []
+        for kind in Kind.allCases where forges.filter({ $0.kind == kind }).count > 1 {
+            problems.append("the pipeline names its repository on \(kind.rawValue) more than once: keep one")
+        }
+        for forge in forges {
+            let parts = forge.repository.split(separator: "/", omittingEmptySubsequences: false)
+            let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+            if parts.count < 2 || (forge.kind != .gitlab && parts.count != 2)
+                || parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." || !$0.allSatisfy(allowed.contains) })
+            {
+                problems.append(
+                    "\(forge.kind.rawValue) repository '\(forge.repository)' is not OWNER/NAME\(forge.kind == .gitlab ? " (or GROUP/SUBGROUP/NAME)" : ""): write it as on its web page, e.g. \"acme/platform\"")
+            }
+            if let api = forge.api {
+                let lowered = api.lowercased()
+                if !(lowered.hasPrefix("https://") || lowered.hasPrefix("http://")) || api.contains(where: \.isWhitespace) {
+                    problems.append("\(forge.kind.rawValue) api '\(api)' is not an http(s) URL: use https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server")
+                }
+            }
+        }
+        return problems
     }
 }
 

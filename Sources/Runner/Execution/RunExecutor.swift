@@ -236,6 +236,7 @@ public final class RunExecutor: @unchecked Sendable {
                 try store.addEvent(
                     run.id, stage: stage.id, kind: final ? "stage.finished" : "stage.retrying",
                     message: masker.mask("attempt \(attempt): \(status.rawValue)\(message.map { " — \($0)" } ?? "")"))
+                try store.recordAWSRequests(run: run.id, stage: stage.id, from: folder.awsRequestsFile(stage.id))
                 if final, try recorder.stageEnded(stage, status: status), let service = stage.service {
                     condition.lock()
                     rolledBack.append(service)

@@ -205,7 +205,7 @@ public final class RunSession: @unchecked Sendable {
     }
 
     /// Triggers that come from new commits rather than a person.
-    public static let commitTriggers: Set = ["hook", "watch"]
+    public static let commitTriggers: Set = ["hook", "watch", "webhook"]
 
     /// A newer commit's run queued behind `run`, when the environment deploys only the newest commit.
     private func newerCommitRun(than run: RunRecord, plan: Plan, request: Request, resuming: RunLease?) throws -> RunRecord? {

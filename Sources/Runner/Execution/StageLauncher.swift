@@ -84,7 +84,8 @@ public struct StageLauncher: Sendable {
             }
         }
         handedOn.forget(stage.id)
-        let env = try environment(for: stage, attempt: attempt, folder: folder, plan: plan)
+        var env = try environment(for: stage, attempt: attempt, folder: folder, plan: plan)
+        if case .shell = stage.spec {} else { env[AWSRequestLine.variable] = folder.awsRequestsFile(stage.id).path }
         let (program, arguments): (String, [String]) = switch stage.spec {
         case .shell(let spec): (spec.shell, ["-c", spec.command])
         default: (executable, ["__stage", folder.root.path, stage.id])

@@ -91,6 +91,22 @@ enum Migrations {
         """
         ALTER TABLE users ADD COLUMN disabled_at REAL;
         """,
+        // Webhook deliveries seen (a redelivery starts nothing new), and what the forge was last told of each run.
+        """
+        CREATE TABLE webhook_deliveries (
+            forge TEXT NOT NULL, delivery TEXT NOT NULL, event TEXT NOT NULL, received_at REAL NOT NULL, outcome TEXT NOT NULL,
+            PRIMARY KEY (forge, delivery)
+        );
+        CREATE TABLE forge_reports (
+            run_id INTEGER PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE, status_state TEXT, status_description TEXT,
+            deployment_id INTEGER, deployment_state TEXT, updated_at REAL NOT NULL, failures INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT, next_try_at REAL
+        );
+        CREATE TABLE aws_requests (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL, stage_id TEXT NOT NULL, service TEXT NOT NULL,
+            operation TEXT NOT NULL, outcome TEXT NOT NULL, seconds REAL NOT NULL, at REAL NOT NULL
+        );
+        """,
     ]
 
     static func apply(to database: Database) throws {

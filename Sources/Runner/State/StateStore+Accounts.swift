@@ -34,6 +34,8 @@ public enum IdentityKind: String, Sendable, Codable, CaseIterable {
     case proxy
     /// The local CLI's operating-system user or identity variable: not verified.
     case local
+    /// A forge's webhook delivery, verified by its signature (the webhook secret).
+    case webhook
 
     /// Whether the server verified it.
     public var isVerified: Bool { self != .local }
