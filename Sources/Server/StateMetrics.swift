@@ -134,9 +134,9 @@ final class StateMetrics: Sendable {
         {
             progress.awsSeen = max(progress.awsSeen, row["id"].int ?? 0)
             let service = row["service"].string ?? "", operation = row["operation"].string ?? ""
-            Counter(label: "pipeline_aws_requests_total", dimensions: [("service", service), ("operation", operation), ("outcome", row["outcome"].string ?? "")], factory: factory)
+            Counter(label: "pipeline_aws_requests_total", dimensions: [("operation", operation), ("outcome", row["outcome"].string ?? ""), ("service", service)], factory: factory)
                 .increment()
-            Timer(label: "pipeline_aws_request_duration_seconds", dimensions: [("service", service), ("operation", operation)], factory: factory)
+            Timer(label: "pipeline_aws_request_duration_seconds", dimensions: [("operation", operation), ("service", service)], factory: factory)
                 .recordNanoseconds(Int64((row["seconds"].double ?? 0) * 1e9))
         }
     }

@@ -146,6 +146,21 @@ import TestSupport
         #expect(badGitea?["status"] as? Int == 401)
         #expect(try store.runs(limit: 10).count == 4)
 
+        // The metrics count the deploys, the automatic rollback, and the stages' AWS requests by operation.
+        _ = try store.addUser("ops", role: .viewer, password: "correct horse battery")
+        let token = try await runProcess(Project.executable, ["tokens", "create", "--user", "ops"], environment: environment).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let metrics = try await HTTPClient().send(HTTPRequest(url: url + "/metrics", headers: [("Authorization", "Bearer \(token)")])).text
+        for line in [
+            #"pipeline_deployments_total{environment="staging",kind="deploy",service="api-service"} 3"#,
+            #"pipeline_rollbacks_total{environment="staging",kind="automatic",service="api-service"} 1"#,
+            #"pipeline_runs_total{environment="staging",status="rolled-back",trigger="webhook"} 1"#,
+            #"pipeline_aws_requests_total{operation="UpdateService",outcome="success",service="ecs"}"#,
+            #"pipeline_aws_request_duration_seconds_count{operation="RegisterTaskDefinition",service="ecs"}"#,
+        ] {
+            #expect(metrics.contains(line), "\(line)\n\(metrics)")
+        }
+
         // Every request the server sent was one GitHub's REST description allows; the token never reached a log.
         #expect(try await github.violations() == [])
         let audit = try store.auditEntries()
