@@ -116,6 +116,8 @@ struct RunStarter: Sendable {
         var variables = settings.runEnvironment
         variables["PIPELINE_HOME"] = settings.home.path
         variables["PIPELINE_STARTED_BY"] = startedBy
+        // Notifications link to the run's pages here.
+        if let url = settings.publicURL { variables["PIPELINE_SERVER_URL"] = url.absoluteString }
         // Gates that know people by a variable know the starter by it too (never the server's own value).
         for stage in settings.manifest.stages[environment] ?? [] {
             if case .approval(let spec) = stage.spec, let name = spec.identityVariable { variables[name] = startedBy }

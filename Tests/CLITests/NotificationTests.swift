@@ -45,6 +45,7 @@ import TestSupport
             "PIPELINE_HOME": folder.url.appending(path: "home").path, "PIPELINE_CACHE_DIR": RunFixture.cache.url.path,
             "TEAM_HOOK": "http://127.0.0.1:\(port)/team-secret-path", "CHAT_HOOK": "http://127.0.0.1:\(port)/chat-secret-path",
             "BROKEN_HOOK": "http://127.0.0.1:\(port)/fail", "TEST_USER": "carol",
+            "PIPELINE_SERVER_URL": "https://deploy.example.com/",
         ]
         let started = try runProcess(Project.executable, ["run", "prod"], in: folder.url, environment: environment)
         #expect(started.status == 4, "\(started.stdout)\(started.stderr)")
@@ -60,6 +61,12 @@ import TestSupport
             return json?["event"]
         }
         #expect(events == ["started", "waitingForApproval", "started", "succeeded"], "\(lines)")
+        // With the team's server known, each message links to the run's page, and the wait to its approval page.
+        let waiting = team.compactMap { line in
+            try? JSONSerialization.jsonObject(with: Data(line.dropFirst("/team-secret-path ".count).utf8)) as? [String: String]
+        }.first { $0["event"] == "waitingForApproval" }
+        #expect(waiting?["url"] == "https://deploy.example.com/runs/1" && waiting?["approval_url"] == "https://deploy.example.com/runs/1/approval", "\(lines)")
+        #expect(waiting?["text"]?.contains("approve at https://deploy.example.com/runs/1/approval") == true, "\(lines)")
         #expect(team.allSatisfy { $0.contains("\"environment\":\"prod\"") && $0.contains("pipeline status 1") })
         let chat = lines.filter { $0.hasPrefix("/chat-secret-path ") }
         #expect(chat.count == 1 && chat[0].contains("\"text\":\"deploying prod at no commit (run 1, by "), "\(chat)")

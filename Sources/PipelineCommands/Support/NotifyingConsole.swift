@@ -12,14 +12,21 @@ final class NotifyingConsole: RunConsole, Sendable {
     private let inner: any RunConsole
     private let targets: [(spec: NotificationSpec, url: String)]
     private let store: StateStore
+    /// The team's server (`PIPELINE_SERVER_URL`, which `pipeline serve --url` hands its runs): messages link to
+    /// the run's page and its approval page there.
+    private let serverURL: String?
     /// The posts under way, in order: each waits for the one before it, so the log keeps the events' order.
     private let last = Mutex<Task<Void, Never>?>(nil)
 
-    private init(_ inner: any RunConsole, targets: [(spec: NotificationSpec, url: String)], store: StateStore) {
+    private init(_ inner: any RunConsole, targets: [(spec: NotificationSpec, url: String)], store: StateStore, serverURL: String?) {
         self.inner = inner
         self.targets = targets
         self.store = store
+        self.serverURL = serverURL
     }
+
+    /// The variable naming the team's server.
+    static let serverVariable = "PIPELINE_SERVER_URL"
 
     /// Waits until every post made so far was answered (or gave up) and logged, for at most `limit` seconds (one
     /// webhook's timeout): a hanging webhook never holds the command's end longer than that.
@@ -56,7 +63,9 @@ final class NotifyingConsole: RunConsole, Sendable {
                 inner.note("warning: notification \(index + 1) is off for this run: its webhook secret \(spec.webhook.name) cannot be read\(why)")
             }
         }
-        return NotifyingConsole(inner, targets: targets, store: store)
+        let server = environment[serverVariable].map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+            .flatMap { $0.lowercased().hasPrefix("http://") || $0.lowercased().hasPrefix("https://") ? $0 : nil }
+        return NotifyingConsole(inner, targets: targets, store: store, serverURL: server)
     }
 
     /// The webhook URLs by a name, for the run's masking.
@@ -106,19 +115,28 @@ final class NotifyingConsole: RunConsole, Sendable {
             return
         }
         let sha = record.sha.map { String($0.prefix(12)) } ?? "no commit"
-        let text = "pipeline: \(record.environment) run \(id) (\(sha), by \(record.user)) \(detail) — `pipeline status \(id)`"
-        let fields = [
+        var text = "pipeline: \(record.environment) run \(id) (\(sha), by \(record.user)) \(detail) — `pipeline status \(id)`"
+        var fields = [
             "event": event.rawValue, "environment": record.environment, "run": String(id), "sha": record.sha ?? "", "user": record.user,
             "status": record.status.rawValue, "command": "pipeline status \(id)",
         ]
+        if let serverURL {
+            fields["url"] = "\(serverURL)/runs/\(id)"
+            text += " — \(serverURL)/runs/\(id)"
+            if event == .waitingForApproval {
+                fields["approval_url"] = "\(serverURL)/runs/\(id)/approval"
+                text += " (approve at \(serverURL)/runs/\(id)/approval)"
+            }
+        }
         let log = store.runFolder(id).appending(path: "notifications.log")
+        let (message, values) = (text, fields)
         last.withLock { previous in
             previous = Task { [previous, inner] in
                 await previous?.value
                 // The webhooks of one event at once; the events one after another, in order.
                 let failures = await withTaskGroup(of: (Int, String?).self) { group in
                     for (index, target) in chosen.enumerated() {
-                        group.addTask { (index, await Webhook.post(url: target.url, format: target.spec.format, text: text, fields: fields)) }
+                        group.addTask { (index, await Webhook.post(url: target.url, format: target.spec.format, text: message, fields: values)) }
                     }
                     var failures: [Int: String?] = [:]
                     for await (index, failure) in group { failures[index] = failure }
