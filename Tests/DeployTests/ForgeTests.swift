@@ -58,8 +58,14 @@ import TestSupport
         project.extraItems = """
             GitHub("acme/platform", webhookSecret: .environment("FORGE_WEBHOOK_SECRET"), token: .environment("FORGE_GITHUB_TOKEN"), api: "\(github.base)/api/v3")
                 GitLab("acme/platform", webhookToken: .environment("FORGE_WEBHOOK_SECRET"))
-                Gitea("acme/platform", webhookSecret: .environment("FORGE_WEBHOOK_SECRET"))
+                Gitea("acme/platform", webhookSecret: .secretsManager("forge/gitea", key: "webhook"))
             """
+        // Gitea's secret lives in Secrets Manager (moto), as JSON with the secret under a key.
+        struct CreateSecret: Encodable { let Name: String; let SecretString: String }
+        struct Created: Decodable { let ARN: String }
+        _ = try await AWSClient(configuration: try AWSConfiguration.resolve(environment: Self.aws)).json(
+            .secretsManager, targetPrefix: SecretsManager.targetPrefix, operation: "CreateSecret",
+            input: CreateSecret(Name: "forge/gitea", SecretString: #"{"webhook": "\#(Self.secret)"}"#), as: Created.self)
         let a = try project.commit("A", looks: 30)  // a rollout of 3 s: long enough to be seen pending
         let environment = project.environment.merging([
             "PIPELINE_PIPELINES": project.repo.appending(path: "pipelines").path,
@@ -111,7 +117,9 @@ import TestSupport
         try await Task.sleep(for: .seconds(2))
         #expect(try store.runs(limit: 10).count == 1)
 
-        // B fails its health check and is rolled back: the commit shows failure, saying so.
+        // B fails its health check and is rolled back: the commit shows failure, saying so (after a primary rate
+        // limit, x-ratelimit-reset 2 s on, is waited out: a request before then would be a violation).
+        _ = try await github.call("POST", "/_stand-in/rate-limit", ["count": 1, "kind": "primary", "seconds": 2])
         let pushedB = try await github.push(hook, after: b)
         #expect(pushedB.0 == 202, "\(pushedB)")
         let second = try await Self.waitFor(store, run: 2, [.succeeded, .failed, .rolledBack])
