@@ -184,20 +184,8 @@ import TestSupport
     /// `pipeline serve` over `environment`, with its URL.
     static func serve(_ environment: [String: String]) async throws -> (ServerProcess, String) {
         try await onOwnThread {
-            let output = Pipe()
-            let server = try ServerProcess(
-                Project.executable.path, ["serve", "--listen", "127.0.0.1:0", "--url", "https://deploy.example.com"], environment: environment, stdout: output)
-            var printed = ""
-            let deadline = Date().addingTimeInterval(180)
-            while Date() < deadline, !printed.contains("\n") {
-                let data = output.fileHandleForReading.availableData
-                if data.isEmpty { break }
-                printed += String(decoding: data, as: UTF8.self)
-            }
-            guard let range = printed.range(of: "http://127.0.0.1:[0-9]+", options: .regularExpression) else {
-                throw ForgeTestError(description: "the server printed no URL: \(printed)")
-            }
-            return (server, String(printed[range]))
+            try ServerProcess.printingURL(
+                Project.executable.path, ["serve", "--listen", "127.0.0.1:0", "--url", "https://deploy.example.com"], environment: environment)
         }
     }
 

@@ -69,19 +69,7 @@ final class ServedPipeline: @unchecked Sendable {
     }
 
     private static func launch(_ extra: [String], environment: [String: String]) throws -> (ServerProcess, String) {
-        let output = Pipe()
-        let process = try ServerProcess(Project.executable.path, ["serve", "--listen", "127.0.0.1:0"] + extra, environment: environment, stdout: output)
-        var text = ""
-        let deadline = Date().addingTimeInterval(180)
-        while Date() < deadline, !text.contains("\n") {
-            let data = output.fileHandleForReading.availableData
-            if data.isEmpty { break }
-            text += String(decoding: data, as: UTF8.self)
-        }
-        guard let range = text.range(of: "http://127.0.0.1:[0-9]+", options: .regularExpression) else {
-            throw ServedError(description: "the server printed no URL: \(text)")
-        }
-        return (process, String(text[range]))
+        try ServerProcess.printingURL(Project.executable.path, ["serve", "--listen", "127.0.0.1:0"] + extra, environment: environment)
     }
 
     /// Kills the server with SIGKILL.

@@ -214,3 +214,28 @@ public func waitForPort(_ port: Int, seconds: Double = 10) -> Bool {
     }
     return false
 }
+
+extension ServerProcess {
+    /// `pipeline serve ARGS` (or another server that prints its URL on its first line), with that URL; waits up to
+    /// 180 s (loading a pipeline can take a cold compile). Blocks: call it on a thread of its own.
+    public static func printingURL(_ executable: String, _ arguments: [String], environment: [String: String]) throws -> (ServerProcess, String) {
+        let output = Pipe()
+        let process = try ServerProcess(executable, arguments, environment: environment, stdout: output)
+        var text = ""
+        let deadline = Date().addingTimeInterval(180)
+        while Date() < deadline, !text.contains("\n") {
+            let data = output.fileHandleForReading.availableData
+            if data.isEmpty { break }
+            text += String(decoding: data, as: UTF8.self)
+        }
+        guard let range = text.range(of: "http://127.0.0.1:[0-9]+", options: .regularExpression) else {
+            throw ServerStartError(description: "the server printed no URL: \(text)")
+        }
+        return (process, String(text[range]))
+    }
+}
+
+/// A server that did not say where it listens.
+public struct ServerStartError: Error, CustomStringConvertible {
+    public let description: String
+}
