@@ -16,8 +16,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
-        // `GET /metrics`: swift-metrics' API, exported in the Prometheus text format.
-        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        // `GET /metrics` in the Prometheus text format (swift-prometheus, over swift-metrics).
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
@@ -51,7 +50,6 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
@@ -72,7 +70,7 @@ let package = Package(
         .testTarget(name: "GitTests", dependencies: ["Git", "TestSupport"]),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "StageContract", "PipelineDSL", "AWS", "Runner", "TestSupport"]),
         .testTarget(name: "AWSTests", dependencies: ["AWS", "HTTP", "TestSupport", "pipeline"]),
-        .testTarget(name: "DeployTests", dependencies: ["Stages", "StageContract", "AWS", "HTTP", "Runner", "PipelineDSL", "TestSupport", "pipeline"]),
+        .testTarget(name: "DeployTests", dependencies: ["Stages", "StageContract", "AWS", "HTTP", "Hashing", "Runner", "PipelineDSL", "TestSupport", "pipeline"]),
         .testTarget(name: "ImageTests", dependencies: ["OCI", "Stages", "AWS", "HTTP", "Hashing", "TestSupport", "pipeline"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "Hashing", "TestSupport"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["Git", "HTTP", "Hashing", "AWS", "OCI"]),

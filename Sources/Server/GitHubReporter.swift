@@ -3,6 +3,7 @@ import HTTP
 import Logging
 import PipelineDSL
 import Runner
+import Synchronization
 
 /// Tells GitHub how each run goes: a commit status per environment (`pipeline/ENV`) on the run's commit, and a
 /// deployment with deployment statuses, so the repository's Deployments view shows what is live where.
@@ -19,8 +20,10 @@ final class GitHubReporter: Sendable {
     let secrets: ForgeSecrets
     let client = HTTPClient()
     private static let logger = Logger(label: "pipeline.serve.github")
-    /// The longest rate-limit pause waited out in place; a longer one is kept as the run's next try.
-    static let longestWait: TimeInterval = 60
+    /// Until when GitHub asked for no more requests (a rate limit holds for the token, not for one run).
+    private let pausedUntil = Mutex<Date?>(nil)
+    /// Failures in a row after which a report that GitHub refuses for good (4xx other than rate limits) is given up.
+    static let attempts = 8
 
     init?(settings: ServerSettings, store: StateStore, secrets: ForgeSecrets) {
         guard let forge = settings.manifest.forge(.github), forge.token != nil else { return nil }
@@ -40,14 +43,18 @@ final class GitHubReporter: Sendable {
 
     /// One pass over the recent runs.
     func reportOnce() async {
+        if let until = pausedUntil.withLock({ $0 }), until > Date() { return }
         let runs: [RunRecord]
         do {
-            runs = try store.runs(limit: 50).filter { $0.sha != nil && Date().timeIntervalSince($0.createdAt) < 7 * 86400 }
+            // Every run of the last week with a commit whose last report is not final yet (however many newer
+            // runs there are: a prod run waiting for days while staging deploys all day still gets its end).
+            runs = try store.runsToReport(since: Date().addingTimeInterval(-7 * 86400))
         } catch {
             Self.logger.error("reading the runs to report: \(error)")
             return
         }
-        for run in runs.reversed() where !Task.isCancelled {
+        for run in runs where !Task.isCancelled {
+            if let until = pausedUntil.withLock({ $0 }), until > Date() { return }
             do {
                 try await report(run)
             } catch {
@@ -57,9 +64,16 @@ final class GitHubReporter: Sendable {
     }
 
     /// What GitHub should show of `run`, and what it was last told.
-    private func report(_ run: RunRecord) async throws {
-        var report = try store.forgeReport(run: run.id) ?? ForgeReport(run: run.id)
+    private func report(_ listed: RunRecord) async throws {
+        var report = try store.forgeReport(run: listed.id) ?? ForgeReport(run: listed.id)
         if let next = report.nextTry, next > Date() { return }
+        // Read again now: the list is a moment old, and a runner that ended since would look like one that died.
+        guard var run = try store.run(listed.id) else { return }
+        if run.shownStatus == .interrupted && run.status != .interrupted {
+            try await Task.sleep(for: .milliseconds(200))
+            guard let again = try store.run(listed.id) else { return }
+            run = again
+        }
         let wanted = try wantedState(run)
         let statusDue = wanted.status.map { $0.state != report.statusState || $0.description != report.statusDescription } ?? false
         let deploymentDue = report.deploymentID == nil || wanted.deployment != report.deploymentState
@@ -96,14 +110,20 @@ final class GitHubReporter: Sendable {
             report.lastError = nil
             report.nextTry = nil
         } catch let error as RateLimited {
-            report.nextTry = error.until
-            report.lastError = error.description
-            Self.logger.warning("run \(run.id): \(error.description)")
+            pausedUntil.withLock { $0 = max($0 ?? error.until, error.until) }
+            Self.logger.warning("\(error.description)")
         } catch {
             report.failures += 1
-            report.lastError = "\(error)"
-            report.nextTry = Date().addingTimeInterval(min(300, 2 * pow(2, Double(min(report.failures, 8)))))
-            Self.logger.error("run \(run.id): reporting to GitHub failed (\(report.failures) in a row; next try in \(Int(report.nextTry!.timeIntervalSinceNow)) s): \(error)")
+            report.lastError = String(describing: error)
+            let refused = (error as? ReportError)?.status.map { (400..<500).contains($0) } ?? false
+            if refused && report.failures >= Self.attempts {
+                // GitHub refuses it for good (an unknown commit, a token without the right): stop asking.
+                report.nextTry = .distantFuture
+                Self.logger.error("run \(run.id): GitHub refused the report \(report.failures) times; giving up on it: \(error)")
+            } else {
+                report.nextTry = Date().addingTimeInterval(min(300, 2 * pow(2, Double(min(report.failures, 8)))))
+                Self.logger.error("run \(run.id): reporting to GitHub failed (\(report.failures) in a row; next try in \(Int(report.nextTry!.timeIntervalSinceNow)) s): \(error)")
+            }
         }
         try store.saveForgeReport(report)
     }
@@ -164,34 +184,34 @@ final class GitHubReporter: Sendable {
         settings.publicURL.map { $0.absoluteString.hasSuffix("/") ? String($0.absoluteString.dropLast()) + path : $0.absoluteString + path }
     }
 
-    /// One REST call; a rate-limit answer is waited out (up to `longestWait`) and tried once more.
+    /// One REST call. A rate-limit answer pauses the whole reporter until GitHub's time (the run's report is sent
+    /// again then); no request goes out before it.
     private func send(_ method: String, _ path: String, _ body: [String: Any], token: String) async throws -> [String: Any] {
         let base = (forge.api ?? "https://api.github.com").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
         let data = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])
-        for attempt in 1...2 {
-            let request = HTTPRequest(
-                method: method, url: base + path,
-                headers: [
-                    ("Accept", "application/vnd.github+json"), ("Authorization", "Bearer \(token)"), ("X-GitHub-Api-Version", "2022-11-28"),
-                    ("User-Agent", "pipeline"), ("Content-Type", "application/json"),
-                ],
-                body: .bytes(Array(data)), timeout: 20, connectTimeout: 5)
-            let response = try await client.send(request)
-            if (200..<300).contains(response.status) {
-                return (try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]) ?? [:]
-            }
-            if let pause = Self.rateLimitPause(response) {
-                if attempt == 1, pause <= Self.longestWait {
-                    Self.logger.warning("GitHub rate limit on \(method) \(path): waiting \(Int(pause.rounded(.up))) s")
-                    try await Task.sleep(for: .seconds(pause))
-                    continue
-                }
-                throw RateLimited(until: Date().addingTimeInterval(pause))
-            }
-            let message = (try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])?["message"] as? String
-            throw ReportError(message: "\(method) \(path): GitHub answered \(response.status)\(message.map { ": \($0)" } ?? "")")
+        let request = HTTPRequest(
+            method: method, url: base + path,
+            headers: [
+                ("Accept", "application/vnd.github+json"), ("Authorization", "Bearer \(token)"), ("X-GitHub-Api-Version", "2022-11-28"),
+                ("User-Agent", "pipeline"), ("Content-Type", "application/json"),
+            ],
+            body: .bytes(Array(data)), timeout: 20, connectTimeout: 5)
+        let response: HTTPResponse
+        do {
+            response = try await client.send(request)
+        } catch {
+            throw ReportError(message: "\(method) \(path): \(error.message)", status: nil)
         }
-        throw ReportError(message: "\(method) \(path): still rate-limited")
+        if (200..<300).contains(response.status) {
+            return (try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]) ?? [:]
+        }
+        if let pause = Self.rateLimitPause(response) {
+            throw RateLimited(until: Date().addingTimeInterval(pause))
+        }
+        let message = (try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])?["message"] as? String
+        // Whatever GitHub (or a proxy before it) answered, the token never goes into a log or the state.
+        let said = message.map { ": " + String($0.replacingOccurrences(of: token, with: "***").prefix(300)) } ?? ""
+        throw ReportError(message: "\(method) \(path): GitHub answered \(response.status)\(said)", status: response.status)
     }
 
     /// How long GitHub asks to wait, when its answer is a rate limit: 429 or 403 with `retry-after`, or
@@ -208,11 +228,17 @@ final class GitHubReporter: Sendable {
 
     struct RateLimited: Error, CustomStringConvertible {
         let until: Date
-        var description: String { "GitHub's rate limit: the next report waits until \(until)" }
+        var description: String { "GitHub's rate limit: no report goes out until \(until)" }
     }
 
     struct ReportError: Error, CustomStringConvertible {
         let message: String
+        /// GitHub's answer, when there was one.
+        var status: Int?
+        init(message: String, status: Int? = nil) {
+            self.message = message
+            self.status = status
+        }
         var description: String { message }
     }
 }

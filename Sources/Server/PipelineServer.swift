@@ -13,6 +13,19 @@ public enum PipelineServer {
     public static func run(_ settings: ServerSettings, store: StateStore, listening: @escaping @Sendable (String) -> Void) async throws {
         let secrets = ForgeSecrets(settings: settings)
         let app = try application(settings, store: store, secrets: secrets, listening: listening)
+        // A forge secret that cannot be read is said at start, not first at a delivery.
+        Task {
+            for forge in settings.manifest.forges {
+                for (what, reference) in [("webhook secret", forge.webhookSecret), ("token", forge.token)] {
+                    guard let reference else { continue }
+                    do {
+                        _ = try await secrets.value(reference)
+                    } catch {
+                        Logger(label: "pipeline.serve").warning("the \(forge.kind.rawValue) \(what) cannot be read: \(error)")
+                    }
+                }
+            }
+        }
         guard let reporter = GitHubReporter(settings: settings, store: store, secrets: secrets) else {
             return try await app.runService()
         }
@@ -102,7 +115,7 @@ struct Guard: RouterMiddleware {
     }
 
     static func render(_ status: HTTPResponse.Status, message: String, headers: HTTPFields, request: Request) -> Response {
-        if request.uri.path.hasPrefix("/api/") || request.headers[.accept]?.contains("application/json") == true {
+        if request.uri.path.hasPrefix("/api/") || request.uri.path.hasPrefix("/hooks/") || request.headers[.accept]?.contains("application/json") == true {
             struct Problem: Encodable { let error: String; let status: Int }
             var response = (try? JSONBody.response(Problem(error: message, status: status.code), status: status))  // encoding two strings cannot fail
                 ?? Response(status: status)

@@ -97,9 +97,13 @@ struct RunStarter: Sendable {
     /// Starts the run of a pushed commit (trigger `webhook`, one of the commit triggers) and returns at once: a
     /// forge waits 10 s for its delivery's answer, and a cold plan compile can take longer. The run's own
     /// checks (one run per environment and commit, the queue) apply; its output is in `serve/`.
-    func startCommitRun(environment: String, sha: String, startedBy: String) throws {
-        let (pid, _) = try spawn(["run", environment, "--sha", sha, "--trigger", "webhook"], startedBy: startedBy, environment: environment)
-        reapLater(pid)
+    func startCommitRun(environment: String, sha: String, startedBy: String) throws -> (pid: Int32, log: URL) {
+        try spawn(["run", environment, "--sha", sha, "--trigger", "webhook"], startedBy: startedBy, environment: environment)
+    }
+
+    /// The run a started process records, or the command's own words when it ended first (see `recorded`).
+    func commitRun(pid: Int32, log: URL, environment: String) async throws -> Int {
+        try await recorded(pid: pid, log: log, environment: environment, trigger: "webhook")
     }
 
     /// Continues an approved run in the background (as `pipeline approve --detach` does).
@@ -114,6 +118,12 @@ struct RunStarter: Sendable {
 
     private func spawn(_ arguments: [String], startedBy: String, environment: String) throws -> (Int32, URL) {
         var variables = settings.runEnvironment
+        // The forges' secrets (webhook secrets, the GitHub token) are the server's alone: no stage sees them.
+        for forge in settings.manifest.forges {
+            for reference in [forge.webhookSecret, forge.token].compactMap({ $0 }) where reference.store == .environment {
+                variables[reference.name] = nil
+            }
+        }
         variables["PIPELINE_HOME"] = settings.home.path
         variables["PIPELINE_STARTED_BY"] = startedBy
         // Notifications link to the run's pages here.

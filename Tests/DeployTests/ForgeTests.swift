@@ -1,5 +1,6 @@
 import AWS
 import Foundation
+import Hashing
 import HTTP
 import Runner
 import Testing
@@ -59,6 +60,7 @@ import TestSupport
             GitHub("acme/platform", webhookSecret: .environment("FORGE_WEBHOOK_SECRET"), token: .environment("FORGE_GITHUB_TOKEN"), api: "\(github.base)/api/v3")
                 GitLab("acme/platform", webhookToken: .environment("FORGE_WEBHOOK_SECRET"))
                 Gitea("acme/platform", webhookSecret: .secretsManager("forge/gitea", key: "webhook"))
+                Shell("peek", "test -z \\"$FORGE_GITHUB_TOKEN$FORGE_WEBHOOK_SECRET\\" || { echo the forge secrets reached a stage; exit 1; }")
             """
         // Gitea's secret lives in Secrets Manager (moto), as JSON with the secret under a key.
         struct CreateSecret: Encodable { let Name: String; let SecretString: String }
@@ -83,7 +85,7 @@ import TestSupport
         // A signed push of A to main (staging's branch) deploys it.
         let (status, answer, delivery) = try await github.push(hook, after: a)
         #expect(status == 202, "\(answer)")
-        #expect(answer.contains("started staging"), "\(answer)")
+        #expect(answer.contains("starting staging"), "\(answer)")
         let first = try await Self.waitFor(store, run: 1, [.succeeded, .failed, .rolledBack])
         #expect(first.status == .succeeded && first.trigger == "webhook" && first.sha == a, "\(first)")
         #expect(first.user == "github:Dev" || first.user.hasPrefix("github:"), "\(first.user)")
@@ -114,7 +116,28 @@ import TestSupport
         #expect(foreign.0 == 422 && foreign.1.contains("not this pipeline's"), "\(foreign)")
         let tag = try await github.push(hook, after: b, ref: "refs/tags/v1")
         #expect(tag.0 == 202 && tag.1.contains("tags start nothing"), "\(tag)")
-        try await Task.sleep(for: .seconds(2))
+        // GitHub's default content type: the JSON in a form's `payload` field, signed as sent.
+        let form = "payload=" + #"{"ref":"refs/heads/main","after":"\#(a)","repository":{"full_name":"acme/platform"},"pusher":{"name":"Dev"}}"#
+            .addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+        let signature = "sha256=" + HMACSHA256.authenticate(Array(form.utf8), key: Array(Self.secret.utf8)).hexString
+        let formAnswer = try await HTTPClient().send(HTTPRequest(
+            method: "POST", url: hook,
+            headers: [("Content-Type", "application/x-www-form-urlencoded"), ("X-GitHub-Event", "push"), ("X-GitHub-Delivery", UUID().uuidString),
+                      ("X-Hub-Signature-256", signature)],
+            body: .bytes(Array(form.utf8))))
+        #expect(formAnswer.status == 200 && formAnswer.text.contains("run 1 already deploys"), "\(formAnswer.status) \(formAnswer.text)")
+
+        // A commit the repository does not have: answered (its run is starting), then the run's process refuses it;
+        // the server says so, and forgets the delivery so that GitHub's redelivery can try again.
+        let unknown = String(repeating: "7", count: 40)
+        let missing = try await github.push(hook, after: unknown)
+        #expect(missing.0 == 202, "\(missing)")
+        let failedStart = try await Self.eventually { try store.auditEntries().first { $0.action == "run start failed" } }
+        #expect(failedStart.detail?.contains(String(unknown.prefix(12))) == true, "\(failedStart)")
+        let retried = try await github.push(hook, after: unknown, delivery: missing.2)
+        #expect(retried.0 == 202 && !retried.1.contains("received before"), "\(retried)")
+        _ = try await Self.eventually { try store.auditEntries().filter { $0.action == "run start failed" }.count == 2 ? true : nil }
+        try await Task.sleep(for: .seconds(1))
         #expect(try store.runs(limit: 10).count == 1)
 
         // B fails its health check and is rolled back: the commit shows failure, saying so (after a primary rate
@@ -172,7 +195,7 @@ import TestSupport
         // Every request the server sent was one GitHub's REST description allows; the token never reached a log.
         #expect(try await github.violations() == [])
         let audit = try store.auditEntries()
-        #expect(audit.filter { $0.action == "run started" && $0.actor == "github-webhook" }.count == 2, "\(audit)")
+        #expect(audit.filter { $0.action == "run started" && $0.actor == "github-webhook" }.map(\.target) == ["run 1", "run 2"], "\(audit)")
         let logs = try FileManager.default.subpathsOfDirectory(atPath: project.home.url.path).filter { $0.hasSuffix(".log") }
         for log in logs {
             let text = (try? String(contentsOf: project.home.url.appending(path: log), encoding: .utf8)) ?? ""

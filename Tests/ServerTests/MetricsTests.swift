@@ -29,6 +29,11 @@ import TestSupport
         #expect(text.contains(#"pipeline_runs_waiting_for_approval{environment="prod"} 0"#), "\(text)")
         #expect(text.contains(#"pipeline_stage_attempts_total{kind="shell"}"#), "\(text)")
         #expect(!text.contains(ServedPipeline.secret))
+        // Prometheus' own linter finds nothing to say (names, units, HELP and TYPE lines).
+        let lint = TemporaryDirectory("pipeline-promtool")
+        lint.write("metrics.txt", text)
+        let checked = try await runProcess(URL(filePath: "/bin/sh"), ["-c", "/usr/bin/promtool check metrics < metrics.txt"], in: lint.url)
+        #expect(checked.status == 0, "\(checked.stdout)\(checked.stderr)")
 
         // A restart reports the same totals (counted from the state, not from what the process saw).
         served.kill()

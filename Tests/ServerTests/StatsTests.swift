@@ -27,6 +27,9 @@ import TestSupport
                 previousTaskDefinitionArn: nil, trigger: trigger, approvedBy: nil, createdAt: time))
         }
         try record(try run("staging", commitAt: at(-10 * day - hour), startedAt: at(-10 * day)), "staging", "user-service", .deploy, at: at(-10 * day))
+        // A manual rollback before any deploy of the window undoes no change of it: counted as a rollback, not a failure.
+        try record(try run("staging", commitAt: nil, startedAt: at(-6.5 * day - 60), trigger: "rollback"), "staging", "user-service", .rollback,
+            at: at(-6.5 * day), trigger: "rollback")
         try record(try run("staging", commitAt: at(-6 * day - hour), startedAt: at(-6 * day - 600)), "staging", "user-service", .deploy, at: at(-6 * day))
         try record(try run("staging", commitAt: at(-5 * day - 4 * hour), startedAt: at(-5 * day - 600)), "staging", "user-service", .deploy, at: at(-5 * day))
         try record(try run("staging", commitAt: at(-4 * day - hour), startedAt: at(-4 * day)), "staging", "user-service", .rollback, at: at(-4 * day + 1800))
@@ -52,7 +55,7 @@ import TestSupport
         #expect(user["leadTimeMedian"] as? Double == 3600)
         #expect(user["leadTime90"] as? Double == 86400)
         #expect(user["changes"] as? Int == 5 && user["failedChanges"] as? Int == 2)
-        #expect(user["automaticRollbacks"] as? Int == 1 && user["manualRollbacks"] as? Int == 1)
+        #expect(user["automaticRollbacks"] as? Int == 1 && user["manualRollbacks"] as? Int == 2)
         #expect(user["changeFailureRate"] as? Double == 0.4)
         #expect(user["timeToRestoreMedian"] as? Double == 1800)
         let api = try #require(services.first { $0["service"] as? String == "api-service" })
@@ -64,9 +67,13 @@ import TestSupport
         let prod = try await served.pipeline("stats", "--env", "prod", "--since", "7d", "--json")
         #expect((try JSONSerialization.jsonObject(with: Data(prod.stdout.utf8)) as? [String: Any])?["services"].map { ($0 as? [Any])?.count } == 1)
         let table = try await served.pipeline("stats", "--since", "7d")
-        #expect(table.stdout.contains("user-service") && table.stdout.contains("40% (2 of 5)") && table.stdout.contains("1, 1"), "\(table.stdout)")
+        #expect(table.stdout.contains("user-service") && table.stdout.contains("40% (2 of 5)") && table.stdout.contains("1, 2"), "\(table.stdout)")
         let unknown = try await served.pipeline("stats", "--env", "nope")
         #expect(unknown.status == 2 && unknown.stderr.contains("unknown environment 'nope'"), "\(unknown.stderr)")
+        for bad in ["1e300d", "0x10d", "0d", "30"] {
+            let refused = try await served.pipeline("stats", "--since", bad)
+            #expect(refused.status == 2 && refused.stderr.contains("is not an age"), "\(bad): \(refused.stderr)")
+        }
         let wider = try await served.pipeline("stats", "--since", "2w", "--json")
         #expect(wider.stdout.contains("\"deployments\" : 5"), "\(wider.stdout)")
 

@@ -27,19 +27,24 @@ extension PipelineCommand {
 
         func validate() throws {
             if Self.age(since) == nil {
-                throw ValidationError("--since '\(since)' is not an age: write a number of days, hours or weeks, such as 30d, 12h or 2w")
+                throw ValidationError("--since '\(since)' is not an age: write a number of days, hours or weeks (at most a century), such as 30d, 12h or 2w")
             }
         }
 
         /// Seconds in an age such as `30d`, `12h` or `2w`.
         static func age(_ text: String) -> TimeInterval? {
-            guard let unit = text.last, let number = Double(text.dropLast()), number > 0, number.isFinite else { return nil }
+            let digits = text.dropLast()
+            guard let unit = text.last, !digits.isEmpty, digits.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
+                let number = Double(digits), number > 0
+            else { return nil }
+            let seconds: Double
             switch unit {
-            case "h": return number * 3600
-            case "d": return number * 86400
-            case "w": return number * 7 * 86400
+            case "h": seconds = number * 3600
+            case "d": seconds = number * 86400
+            case "w": seconds = number * 7 * 86400
             default: return nil
             }
+            return seconds <= 100 * 365 * 86400 ? seconds : nil  // a century covers any record
         }
 
         func run() async throws {

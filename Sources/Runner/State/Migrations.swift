@@ -102,6 +102,13 @@ enum Migrations {
             deployment_id INTEGER, deployment_state TEXT, updated_at REAL NOT NULL, failures INTEGER NOT NULL DEFAULT 0,
             last_error TEXT, next_try_at REAL
         );
+        CREATE TABLE run_endings (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL, environment TEXT NOT NULL, trigger TEXT NOT NULL,
+            status TEXT NOT NULL, started_at REAL, finished_at REAL
+        );
+        INSERT INTO run_endings (run_id, environment, trigger, status, started_at, finished_at)
+            SELECT id, environment, trigger, status, started_at, finished_at FROM runs
+            WHERE status IN ('succeeded', 'failed', 'rolled-back', 'cancelled', 'superseded') ORDER BY finished_at, id;
         CREATE TABLE aws_requests (
             id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL, stage_id TEXT NOT NULL, service TEXT NOT NULL,
             operation TEXT NOT NULL, outcome TEXT NOT NULL, seconds REAL NOT NULL, at REAL NOT NULL

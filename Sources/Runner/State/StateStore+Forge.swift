@@ -102,3 +102,19 @@ extension StateStore {
         }
     }
 }
+
+extension StateStore {
+    /// The runs created since `since` with a commit whose report to the forge has not reached a final state yet
+    /// (or whose run goes on again, resumed), oldest first, at most 500.
+    public func runsToReport(since: Date) throws -> [RunRecord] {
+        let rows = try database.query(
+            """
+            SELECT r.* FROM runs r LEFT JOIN forge_reports f ON f.run_id = r.id
+            WHERE r.created_at >= ? AND r.sha IS NOT NULL
+              AND (f.run_id IS NULL OR f.deployment_state IS NULL OR f.deployment_state NOT IN ('success', 'failure', 'error', 'inactive')
+                   OR r.status IN ('queued', 'running', 'waiting', 'approved'))
+            ORDER BY r.id LIMIT 500
+            """, [.real(since.timeIntervalSince1970)])
+        return try rows.map { try Self.run($0) }
+    }
+}

@@ -140,6 +140,14 @@ public final class StateStore: Sendable {
             if status.isFinal {
                 try database.execute("DELETE FROM locks WHERE run_id = ?", [.integer(Int64(id))])
             }
+            if status.isFinal && status != .interrupted {
+                // Each ending is kept (a failed run resumed to success ended twice): the metrics count endings.
+                try database.execute(
+                    """
+                    INSERT INTO run_endings (run_id, environment, trigger, status, started_at, finished_at)
+                    SELECT id, environment, trigger, status, started_at, finished_at FROM runs WHERE id = ?
+                    """, [.integer(Int64(id))])
+            }
             if !status.hasOwner {
                 // Waiting, approved or ended: no process owns it; the next owner takes a new lease.
                 try database.execute("UPDATE runs SET lease_expires_at = NULL WHERE id = ?", [.integer(Int64(id))])

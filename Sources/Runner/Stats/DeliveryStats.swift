@@ -73,7 +73,7 @@ extension StateStore {
         var allLeadTimes: [Double] = []
         var weekly: [String: [String: Int]] = [:]
         for key in byService.keys.sorted() {
-            var deploys = 0, automatic = 0, manual = 0
+            var deploys = 0, automatic = 0, manual = 0, manualRollbacks = 0
             var leadTimes: [Double] = [], restores: [Double] = []
             var lastDeployAt: Double?
             for row in byService[key]! {
@@ -84,8 +84,13 @@ extension StateStore {
                     weekly[key.environment, default: [:]][Self.week(of: at), default: 0] += 1
                     if let commit = row["commit_time"].double { leadTimes.append(max(0, at - commit)) }
                 } else if row["trigger"].string == "rollback" {
-                    manual += 1
-                    if let lastDeployAt { restores.append(max(0, at - lastDeployAt)) }
+                    manualRollbacks += 1
+                    // A manual rollback undoes the service's last deploy; one after another (or before any deploy in
+                    // the window) undoes no change of the window.
+                    if let lastDeployAt {
+                        manual += 1
+                        restores.append(max(0, at - lastDeployAt))
+                    }
                     lastDeployAt = nil
                 } else {
                     automatic += 1
@@ -97,7 +102,7 @@ extension StateStore {
             figures.append(DeliveryStats.ServiceFigures(
                 environment: key.environment, service: key.service, deployments: deploys, deploymentsPerDay: Double(deploys) / days,
                 leadTimeMedian: Self.percentile(leadTimes, 0.5), leadTime90: Self.percentile(leadTimes, 0.9),
-                changes: changes, failedChanges: automatic + manual, automaticRollbacks: automatic, manualRollbacks: manual,
+                changes: changes, failedChanges: automatic + manual, automaticRollbacks: automatic, manualRollbacks: manualRollbacks,
                 changeFailureRate: changes == 0 ? nil : Double(automatic + manual) / Double(changes),
                 timeToRestoreMedian: Self.percentile(restores, 0.5)))
         }
