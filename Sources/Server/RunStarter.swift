@@ -32,10 +32,7 @@ struct RunStarter: Sendable {
         let process = Process()
         process.executableURL = URL(filePath: settings.executable)
         process.arguments = arguments
-        var variables = settings.runEnvironment
-        variables["PIPELINE_HOME"] = settings.home.path
-        variables["PIPELINE_STARTED_BY"] = caller.name
-        process.environment = variables
+        process.environment = variables(startedBy: caller.name)
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output
@@ -53,8 +50,9 @@ struct RunStarter: Sendable {
     }
 
     /// The run `pid` records (found by its owner's pid and trigger), or the command's own error when it ended first.
-    private func recorded(pid: Int32, log: URL, environment: String, trigger: String) async throws -> Int {
-        let deadline = Date().addingTimeInterval(120)  // a cold plan compile takes tens of seconds on two cores
+    private func recorded(pid: Int32, log: URL, environment: String, trigger: String, patience: TimeInterval? = 120) async throws -> Int {
+        // A cold plan compile takes tens of seconds on two cores; `patience` nil waits for as long as the process lives.
+        let deadline = patience.map { Date().addingTimeInterval($0) } ?? .distantFuture
         while Date() < deadline {
             // Recorded, and its folder made (the run's page shows the stages of its plan), or already ended.
             if let run = try store.runs(environment: environment, limit: 20).first(where: { $0.pid == Int(pid) && $0.trigger == trigger }),
@@ -102,8 +100,9 @@ struct RunStarter: Sendable {
     }
 
     /// The run a started process records, or the command's own words when it ended first (see `recorded`).
+    /// Waits as long as the process lives (a cold compile or a slow fetch is no failure).
     func commitRun(pid: Int32, log: URL, environment: String) async throws -> Int {
-        try await recorded(pid: pid, log: log, environment: environment, trigger: "webhook")
+        try await recorded(pid: pid, log: log, environment: environment, trigger: "webhook", patience: nil)
     }
 
     /// Continues an approved run in the background (as `pipeline approve --detach` does).
@@ -116,7 +115,9 @@ struct RunStarter: Sendable {
         try spawn(arguments, startedBy: caller.name, environment: environment)
     }
 
-    private func spawn(_ arguments: [String], startedBy: String, environment: String) throws -> (Int32, URL) {
+    /// The environment of a command the server starts: the server's own, less the forges' secrets, with the state
+    /// folder, who asked, and the server's URL.
+    private func variables(startedBy: String) -> [String: String] {
         var variables = settings.runEnvironment
         // The forges' secrets (webhook secrets, the GitHub token) are the server's alone: no stage sees them.
         for forge in settings.manifest.forges {
@@ -128,6 +129,11 @@ struct RunStarter: Sendable {
         variables["PIPELINE_STARTED_BY"] = startedBy
         // Notifications link to the run's pages here.
         if let url = settings.publicURL { variables["PIPELINE_SERVER_URL"] = url.absoluteString }
+        return variables
+    }
+
+    private func spawn(_ arguments: [String], startedBy: String, environment: String) throws -> (Int32, URL) {
+        var variables = variables(startedBy: startedBy)
         // Gates that know people by a variable know the starter by it too (never the server's own value).
         for stage in settings.manifest.stages[environment] ?? [] {
             if case .approval(let spec) = stage.spec, let name = spec.identityVariable { variables[name] = startedBy }

@@ -10,7 +10,8 @@ import Synchronization
 /// Every figure comes from the state when it is scraped, not from what this process happened to see: counters
 /// are brought up to the totals the state holds, and each run ending, finished stage and AWS request is observed
 /// once into the histograms. So a restarted server reports the same totals, and runs started from the CLI count too.
-/// (Runs removed by `pipeline gc` keep their endings and AWS requests; their stages drop out after a restart.)
+/// The figures count from tables `pipeline gc` leaves alone (run starts and endings, stage endings, deployments,
+/// AWS requests), so removing old runs changes no total.
 final class StateMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     private let store: StateStore
@@ -21,8 +22,7 @@ final class StateMetrics: Sendable {
     private struct Progress {
         var counted: [String: Int64] = [:]
         var endingsSeen = 0
-        var stagesSeenUntil: Double = 0
-        var stagesSeen: [String: Double] = [:]
+        var stageEndingsSeen = 0
         var awsSeen = 0
     }
 
@@ -62,7 +62,7 @@ final class StateMetrics: Sendable {
     }
 
     private func refresh(_ progress: inout Progress) throws {
-        for row in try store.database.query("SELECT environment, trigger, COUNT(*) AS n FROM runs GROUP BY environment, trigger") {
+        for row in try store.database.query("SELECT environment, trigger, COUNT(*) AS n FROM run_starts GROUP BY environment, trigger") {
             count(&progress, "runs_started", ["environment": row["environment"].string ?? "", "trigger": row["trigger"].string ?? ""], row["n"].int ?? 0)
         }
         for row in try store.database.query("SELECT environment, status, trigger, COUNT(*) AS n FROM run_endings GROUP BY environment, status, trigger") {
@@ -93,31 +93,26 @@ final class StateMetrics: Sendable {
                 labels: [("environment", row["environment"].string ?? ""), ("status", row["status"].string ?? "")], buckets: Self.runBuckets
             ).recordNanoseconds(Int64(max(0, end - start) * 1e9))
         }
-        // Stage durations by kind, each finished stage once; attempts and retries by kind.
+        // Stage durations by kind, each stage ending once; attempts and retries by kind (a stage that ended twice,
+        // resumed in between, counts its attempts once).
         let kinds = stageKinds()
         for row in try store.database.query(
-            """
-            SELECT s.run_id, s.stage_id, s.status, s.started_at, s.finished_at, r.environment FROM stage_runs s JOIN runs r ON r.id = s.run_id
-            WHERE s.finished_at IS NOT NULL AND s.started_at IS NOT NULL AND s.finished_at >= ? ORDER BY s.finished_at
-            """, [.real(progress.stagesSeenUntil - 1)])
+            "SELECT id, environment, stage_id, status, started_at, finished_at FROM stage_endings WHERE id > ? ORDER BY id",
+            [.integer(Int64(progress.stageEndingsSeen))])
         {
-            let key = "\(row["run_id"].int ?? 0) \(row["stage_id"].string ?? "")"
-            guard progress.stagesSeen[key] == nil, let start = row["started_at"].double, let end = row["finished_at"].double else { continue }
-            progress.stagesSeen[key] = end
-            progress.stagesSeenUntil = max(progress.stagesSeenUntil, end)
+            progress.stageEndingsSeen = max(progress.stageEndingsSeen, row["id"].int ?? 0)
+            guard let start = row["started_at"].double, let end = row["finished_at"].double else { continue }
             let kind = kinds["\(row["environment"].string ?? "")\u{0}\(row["stage_id"].string ?? "")"] ?? "unknown"
             registry.makeDurationHistogram(
                 descriptor: Self.name("stage_duration", unit: "seconds"), labels: [("kind", kind), ("status", row["status"].string ?? "")],
                 buckets: Self.stageBuckets
             ).recordNanoseconds(Int64(max(0, end - start) * 1e9))
         }
-        // Only the stages that the next query can return again need remembering.
-        progress.stagesSeen = progress.stagesSeen.filter { $0.value >= progress.stagesSeenUntil - 1 }
         var attempts: [String: (Int, Int)] = [:]
         for row in try store.database.query(
             """
-            SELECT r.environment, s.stage_id, SUM(s.attempts) AS attempts, SUM(MAX(s.attempts - 1, 0)) AS retries
-            FROM stage_runs s JOIN runs r ON r.id = s.run_id GROUP BY r.environment, s.stage_id
+            SELECT environment, stage_id, SUM(attempts) AS attempts, SUM(MAX(attempts - 1, 0)) AS retries
+            FROM (SELECT environment, stage_id, MAX(attempts) AS attempts FROM stage_endings GROUP BY run_id, stage_id) GROUP BY environment, stage_id
             """)
         {
             let kind = kinds["\(row["environment"].string ?? "")\u{0}\(row["stage_id"].string ?? "")"] ?? "unknown"

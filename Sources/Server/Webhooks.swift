@@ -229,7 +229,7 @@ final class Webhooks: Sendable {
         case .gitlab: ["Idempotency-Key", "X-Gitlab-Event-UUID"]
         case .gitea: ["X-Gitea-Delivery", "X-Forgejo-Delivery"]
         }
-        return names.lazy.compactMap { headers[HTTPField.Name($0)!] }.first.map { String($0.prefix(200)) }
+        return names.lazy.compactMap { headers[HTTPField.Name($0)!] }.first
     }
 
     /// The event: the body as JSON, or (GitHub's default content type) the JSON in the form field `payload`.

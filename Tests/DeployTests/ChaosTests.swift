@@ -43,10 +43,16 @@ import TestSupport
                 let act = [0, 0, 1, 1, 2][random.below(5)]
                 if let current = runner, current.isRunning, act == 1 {
                     // SIGSTOP: the stopped runner is alive; a resume meanwhile must be refused.
-                    kill(current.processIdentifier, SIGSTOP)
-                    let refused = try await project.pipeline("resume", String(runID))
-                    pause(random.uniform(0.2, 1.5))
-                    kill(current.processIdentifier, SIGCONT)
+                    // Stopped, asked and continued on a thread of its own: the SIGCONT must never wait for a thread of the
+                    // concurrency pool (a pool thread reading a pipe the stopped runner inherited would wait for it).
+                    let pid = current.processIdentifier, pausing = random.uniform(0.2, 1.5), repo = project.repo, variables = project.environment
+                    let refused = try await onOwnThread {
+                        kill(pid, SIGSTOP)
+                        defer { kill(pid, SIGCONT) }
+                        let answer = try runProcess(Project.executable, ["resume", String(runID)], in: repo, environment: variables)
+                        pause(pausing)
+                        return answer
+                    }
                     acts.append("stop/cont (resume meanwhile: exit \(refused.status))")
                     #expect(refused.status == 3 || refused.status == 2, "a resume while the owner was stopped: \(refused.stderr)")
                     if refused.status == 0 || refused.status == 1 { findings.append("round \(round): a resume acted while the owner was stopped") }

@@ -127,6 +127,12 @@ import TestSupport
             body: .bytes(Array(form.utf8))))
         #expect(formAnswer.status == 200 && formAnswer.text.contains("run 1 already deploys"), "\(formAnswer.status) \(formAnswer.text)")
 
+        // Delivery ids are compared whole, however long (two that share their first 200 characters are two).
+        let long = String(repeating: "d", count: 300)
+        let longOne = try await github.push(hook, after: a, delivery: long + "1")
+        let longTwo = try await github.push(hook, after: a, delivery: long + "2")
+        #expect(!longOne.1.contains("received before") && !longTwo.1.contains("received before"), "\(longOne) \(longTwo)")
+
         // A commit the repository does not have: answered (its run is starting), then the run's process refuses it;
         // the server says so, and forgets the delivery so that GitHub's redelivery can try again.
         let unknown = String(repeating: "7", count: 40)

@@ -44,6 +44,24 @@ import TestSupport
         #expect(restarted.contains(#"pipeline_runs_total{environment="staging",status="succeeded",trigger="cli"} 1"#), "\(restarted)")
         #expect(restarted.contains(#"pipeline_run_duration_seconds_count{environment="staging",status="succeeded"} 1"#), "\(restarted)")
 
+        // `pipeline gc` removes old runs and changes no total; a run after it still counts.
+        #expect(try await served.pipeline("gc", "--keep", "0").status == 0)
+        #expect(try served.store.runs(limit: 10).isEmpty)
+        #expect(try await served.pipeline("run", "staging").status == 0)
+        let collected = try await again.get("/metrics").text
+        for line in [
+            #"pipeline_runs_total{environment="staging",status="succeeded",trigger="cli"} 2"#,
+            #"pipeline_runs_total{environment="broken",status="failed",trigger="cli"} 1"#,
+            #"pipeline_runs_started_total{environment="staging",trigger="cli"} 2"#,
+            #"pipeline_run_duration_seconds_count{environment="staging",status="succeeded"} 2"#,
+        ] {
+            #expect(collected.contains(line), "\(line)\n\(collected)")
+        }
+        let attempts = { (text: String) in
+            text.split(separator: "\n").first { $0.hasPrefix(#"pipeline_stage_attempts_total{kind="shell"}"#) }.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+        }
+        #expect(attempts(collected) > attempts(restarted), "\(collected)")
+
         // Prometheus scrapes it (every second, with the token) and answers for the counter.
         let folder = TemporaryDirectory("pipeline-prometheus")
         let port = freePort()
@@ -78,7 +96,7 @@ import TestSupport
             }
             if value == nil { try await Task.sleep(for: .milliseconds(100)) }
         }
-        #expect(value == "1", "\(last)")
+        #expect(value == "2", "\(last)")
         withExtendedLifetime(prometheus) {}
     }
 }

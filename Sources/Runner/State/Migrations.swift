@@ -109,6 +109,18 @@ enum Migrations {
         INSERT INTO run_endings (run_id, environment, trigger, status, started_at, finished_at)
             SELECT id, environment, trigger, status, started_at, finished_at FROM runs
             WHERE status IN ('succeeded', 'failed', 'rolled-back', 'cancelled', 'superseded') ORDER BY finished_at, id;
+        CREATE TABLE run_starts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL, environment TEXT NOT NULL, trigger TEXT NOT NULL, at REAL NOT NULL
+        );
+        INSERT INTO run_starts (run_id, environment, trigger, at) SELECT id, environment, trigger, created_at FROM runs ORDER BY id;
+        CREATE TABLE stage_endings (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL, environment TEXT NOT NULL, stage_id TEXT NOT NULL,
+            status TEXT NOT NULL, attempts INTEGER NOT NULL, started_at REAL, finished_at REAL
+        );
+        INSERT INTO stage_endings (run_id, environment, stage_id, status, attempts, started_at, finished_at)
+            SELECT s.run_id, r.environment, s.stage_id, s.status, s.attempts, s.started_at, s.finished_at
+            FROM stage_runs s JOIN runs r ON r.id = s.run_id
+            WHERE s.started_at IS NOT NULL AND s.status IN ('succeeded', 'failed', 'cancelled', 'timedOut', 'interrupted') ORDER BY s.finished_at;
         CREATE TABLE aws_requests (
             id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL, stage_id TEXT NOT NULL, service TEXT NOT NULL,
             operation TEXT NOT NULL, outcome TEXT NOT NULL, seconds REAL NOT NULL, at REAL NOT NULL

@@ -110,11 +110,11 @@ extension StateStore {
         let rows = try database.query(
             """
             SELECT r.* FROM runs r LEFT JOIN forge_reports f ON f.run_id = r.id
-            WHERE r.created_at >= ? AND r.sha IS NOT NULL
+            WHERE r.created_at >= ? AND r.sha IS NOT NULL AND (f.next_try_at IS NULL OR f.next_try_at <= ?)
               AND (f.run_id IS NULL OR f.deployment_state IS NULL OR f.deployment_state NOT IN ('success', 'failure', 'error', 'inactive')
                    OR r.status IN ('queued', 'running', 'waiting', 'approved'))
             ORDER BY r.id LIMIT 500
-            """, [.real(since.timeIntervalSince1970)])
+            """, [.real(since.timeIntervalSince1970), .real(Date().timeIntervalSince1970)])
         return try rows.map { try Self.run($0) }
     }
 }

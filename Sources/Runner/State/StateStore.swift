@@ -54,6 +54,10 @@ public final class StateStore: Sendable {
                     commit.map { .real($0.time.timeIntervalSince1970) } ?? .null, commit.map { .text($0.subject) } ?? .null,
                 ])
             guard let id = rows.first?["id"].int else { throw DatabaseError(code: -1, description: "the new run was not recorded") }
+            // Kept when `pipeline gc` removes the run: the metrics count starts from here.
+            try database.execute(
+                "INSERT INTO run_starts (run_id, environment, trigger, at) VALUES (?, ?, ?, ?)",
+                [.integer(Int64(id)), .text(environment), .text(trigger), .real(now())])
             let lease = try takeOwnership(of: id, accepting: [.queued], owner: owner, why: trigger)
             guard let run = try run(id) else { throw DatabaseError(code: -1, description: "the new run was not recorded") }
             return (run, lease)
@@ -181,6 +185,7 @@ public final class StateStore: Sendable {
         _ run: Int, _ stage: String, _ status: StageStatus, attempt: Int? = nil, exitCode: Int32? = nil,
         message: String? = nil
     ) throws {
+        try database.transaction {
         try database.execute(
             """
             INSERT INTO stage_runs (run_id, stage_id, status, attempts, started_at, finished_at, exit_code, message)
@@ -196,6 +201,16 @@ public final class StateStore: Sendable {
                 .real(now()), .integer(status.isFinal ? 1 : 0), exitCode.map { .integer(Int64($0)) } ?? .null,
                 message.map(SQLValue.text) ?? .null,
             ])
+        if status.isFinal {
+            // Each end of a stage that ran is kept (gc leaves it): the metrics' stage figures count from here.
+            try database.execute(
+                """
+                INSERT INTO stage_endings (run_id, environment, stage_id, status, attempts, started_at, finished_at)
+                SELECT s.run_id, r.environment, s.stage_id, s.status, s.attempts, s.started_at, s.finished_at
+                FROM stage_runs s JOIN runs r ON r.id = s.run_id WHERE s.run_id = ? AND s.stage_id = ? AND s.started_at IS NOT NULL
+                """, [.integer(Int64(run)), .text(stage)])
+        }
+        }
     }
 
     /// The stages of a run that have a record.
