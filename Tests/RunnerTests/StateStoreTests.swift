@@ -67,6 +67,42 @@ import Testing
         withExtendedLifetime(stores) {}
     }
 
+    /// What the forge reporter asks for: every recent run with a commit whose report is not final, however many
+    /// newer runs there are; not one reported to its end, one given up on, one without a commit, or one too old.
+    @Test func runsToReportAreThoseNotFinallyReportedHoweverManyNewerRunsThereAre() throws {
+        let home = TemporaryDirectory()
+        let store = try StateStore(home: home.url)
+        let sha = String(repeating: "b", count: 40)
+        let waiting = try store.createRun(environment: "prod", sha: sha, ref: nil, trigger: "cli", user: "dev").0.id
+        try store.setRunStatus(waiting, .waiting)
+        let givenUp = try store.createRun(environment: "staging", sha: sha, ref: nil, trigger: "cli", user: "dev").0.id
+        try store.setRunStatus(givenUp, .failed)
+        var report = ForgeReport(run: givenUp)
+        report.failures = 8
+        report.nextTry = .distantFuture
+        try store.saveForgeReport(report)
+        let old = try store.createRun(environment: "staging", sha: sha, ref: nil, trigger: "cli", user: "dev").0.id
+        try store.database.execute("UPDATE runs SET created_at = ? WHERE id = ?", [.real(Date().addingTimeInterval(-8 * 86400).timeIntervalSince1970), .integer(Int64(old))])
+        _ = try store.createRun(environment: "staging", sha: nil, ref: "main", trigger: "cli", user: "dev")
+        var reported: [Int] = []
+        for _ in 0..<60 {
+            let id = try store.createRun(environment: "staging", sha: sha, ref: nil, trigger: "cli", user: "dev").0.id
+            try store.setRunStatus(id, .succeeded)
+            var done = ForgeReport(run: id)
+            done.statusState = "success"
+            done.deploymentID = id
+            done.deploymentState = "success"
+            try store.saveForgeReport(done)
+            reported.append(id)
+        }
+        let fresh = try store.createRun(environment: "staging", sha: sha, ref: nil, trigger: "cli", user: "dev").0.id
+        try store.setRunStatus(fresh, .succeeded)
+        // A final report for a run that goes on again (resumed) is due again.
+        try store.setRunStatus(reported[0], .running)
+        let due = try store.runsToReport(since: Date().addingTimeInterval(-7 * 86400)).map(\.id)
+        #expect(due == [waiting, reported[0], fresh], "\(due)")
+    }
+
     @Test func oneRunHoldsAnEnvironmentAndTheNextWaitsItsTurn() throws {
         let home = TemporaryDirectory()
         let store = try StateStore(home: home.url)
