@@ -63,10 +63,12 @@ let package = Package(
         ),
         .executableTarget(name: "pipeline", dependencies: ["PipelineCommands"]),
 
-        .target(name: "TestSupport", dependencies: ["Runner", "StageContract", "CSpawn"], path: "Tests/TestSupport"),
+        // The test process runs Swift concurrency's jobs on a pool that grows when tests block its threads.
+        .target(name: "CTestExecutor", path: "Tests/CTestExecutor"),
+        .target(name: "TestSupport", dependencies: ["Runner", "StageContract", "CSpawn", "CTestExecutor"], path: "Tests/TestSupport"),
         .testTarget(name: "PipelineDSLTests", dependencies: ["PipelineDSL"]),
         .testTarget(name: "StageContractTests", dependencies: ["StageContract", "PipelineDSL", "TestSupport"]),
-        .testTarget(name: "RunnerTests", dependencies: ["Runner", "StageContract", "PipelineDSL", "TestSupport"]),
+        .testTarget(name: "RunnerTests", dependencies: ["Runner", "StageContract", "PipelineDSL", "TestSupport", "CTestExecutor"]),
         .testTarget(name: "GitTests", dependencies: ["Git", "TestSupport"]),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "StageContract", "PipelineDSL", "AWS", "Runner", "TestSupport"]),
         .testTarget(name: "AWSTests", dependencies: ["AWS", "HTTP", "TestSupport", "pipeline"]),

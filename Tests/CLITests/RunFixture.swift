@@ -66,7 +66,7 @@ enum RunFixture {
 
             Shell("tick", "for i in $(seq 1 40); do echo tick $i; sleep 0.5; done").when(.environment("tick"))
 
-            Shell("work", "echo start $PIPELINE_RUN_ID >> $TEST_DIR/order; sleep 1.5; echo end $PIPELINE_RUN_ID >> $TEST_DIR/order")
+            Shell("work", "echo start $PIPELINE_RUN_ID >> $TEST_DIR/order; sleep 5; echo end $PIPELINE_RUN_ID >> $TEST_DIR/order")
                 .when(.environment("race"))
         }
         """

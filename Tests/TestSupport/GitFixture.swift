@@ -95,10 +95,14 @@ public final class ServerProcess: @unchecked Sendable {
     /// The server's process id.
     public let pid: pid_t
 
+    /// The pipe its stdout goes to, whose read end stays open while it runs.
+    private let stdout: Pipe?
+
     /// Starts `executable` with `arguments`, `environment` added to ours, its stdout to `stdout` (else discarded).
     public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], stdout: Pipe? = nil) throws {
         pid = try spawn(executable, arguments, environment: environment, output: stdout.map { .descriptor($0.fileHandleForWriting.fileDescriptor) } ?? .discard)
-        if let stdout { try? stdout.fileHandleForWriting.close() }
+        if let stdout { try? stdout.fileHandleForWriting.close() }  // the child has its own; EOF comes when it goes
+        self.stdout = stdout
     }
 
     deinit {
@@ -170,10 +174,11 @@ func spawn(_ executable: String, _ arguments: [String], environment: [String: St
         posix_spawn_file_actions_addopen(&actions, 1, path, O_WRONLY | O_CREAT | O_APPEND, 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
     }
-    // Nothing else of ours leaks in: a server holding another test's pipe would keep that test waiting for EOF.
-    // (A server whose stdout is our pipe keeps its inherited descriptors: closing them made the HTTP test server
-    // die mid-response, for a reason not yet understood.)
-    if case .descriptor = output {} else { _ = pipeline_spawn_actions_closefrom(&actions, 3) }
+    // Nothing else of ours leaks in: a server holding another test's pipe keeps that test waiting for an EOF that
+    // comes only when the server goes, and the server's own test may be waiting for a thread the first one holds
+    // (a CI run hung so until its time ran out). A server writing to our pipe needs its read end open for as long
+    // as it runs, or its next write kills it (SIGPIPE): ServerProcess keeps the pipe.
+    _ = pipeline_spawn_actions_closefrom(&actions, 3)
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }
