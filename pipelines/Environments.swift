@@ -10,8 +10,10 @@ let staging = Environment("staging", branch: "staging", region: "us-east-1", clu
         "EXECUTION_ROLE": "arn:aws:iam::123456789012:role/ecsTaskExecutionRole",
     ])
 
-/// Production: the main branch, behind a manual approval.
+/// Production: the main branch, behind a manual approval, and only images staging verified (built once there,
+/// promoted here by digest).
 let prod = Environment("prod", branch: "main", region: "us-east-1", cluster: "production-cluster")
+    .requiresVerified(in: "staging")
     .dns(zone: "comyno.net")
     .serviceName("{service}")
     .variables([

@@ -40,8 +40,10 @@ struct TreeWriter {
     func write(tree: OpaquePointer, into folder: URL) throws -> [Entry] {
         let listing = try Self.list(tree)
         let root = TreePath(folder.path)
+        // Modes as git records them (0755 folders and executables, 0644 files), whatever the process's umask: an
+        // image built from the checkout records them, and the same tree must build the same image on every host.
         for relative in listing.folders {
-            guard mkdir(relative.under(root), 0o777) == 0 || errno == EEXIST else {
+            guard mkdir(relative.under(root), 0o755) == 0 || errno == EEXIST, chmod(relative.under(root), 0o755) == 0 else {
                 throw Self.failure("creating folder \(relative)")
             }
         }
@@ -207,10 +209,11 @@ private struct FileWriter {
             guard symlink(target, path) == 0 else { throw failure("linking", entry.path) }
             return
         }
-        let mode: mode_t = entry.mode == GIT_FILEMODE_BLOB_EXECUTABLE ? 0o777 : 0o666
+        let mode: mode_t = entry.mode == GIT_FILEMODE_BLOB_EXECUTABLE ? 0o755 : 0o644
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
         guard fd >= 0 else { throw failure("creating", entry.path) }
         defer { close(fd) }
+        guard fchmod(fd, mode) == 0 else { throw failure("setting the mode of", entry.path) }
         if filtered {
             var options = git_blob_filter_options()
             git_blob_filter_options_init(&options, UInt32(GIT_BLOB_FILTER_OPTIONS_VERSION))

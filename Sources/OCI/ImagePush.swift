@@ -57,14 +57,7 @@ public struct ImagePush: Sendable {
     /// Pushes `image` and points each of `tags` at it; `progress` hears each step.
     public func push(_ image: LocalImage, tags: [String], progress: @escaping @Sendable (String) -> Void = { _ in }) async throws(ImageError) -> Report {
         // Refuse before sending anything: a tag that already names another image stays as it is.
-        if !options.force {
-            for tag in tags where !options.moving.contains(tag) {
-                if let existing = try await client.manifestDigest(tag), existing != image.root.digest {
-                    throw ImageError(
-                        "\(client.repository):\(tag) already points at \(existing), not at \(image.root.digest); tags are immutable (push with --force to move it)")
-                }
-            }
-        }
+        try await refuseMoving(tags, to: image.root.digest)
         var report = Report(digest: image.root.digest)
         let done = DoneBlobs()
         let outcomes: [BlobOutcome]
@@ -109,6 +102,30 @@ public struct ImagePush: Sendable {
         }
         if tags.isEmpty { try await client.putManifest(image.root, as: image.root.digest.description) }
         return report
+    }
+
+    /// Points each of `tags` at `root`, an image the registry already holds whole (nothing is uploaded); the same
+    /// rule as a push: a tag that names another image stays unless moving or forced.
+    public func tag(_ root: ImageManifest, tags: [String], progress: @escaping @Sendable (String) -> Void = { _ in }) async throws(ImageError) -> Report {
+        try await refuseMoving(tags, to: root.digest)
+        var report = Report(digest: root.digest)
+        for tag in tags {
+            try await client.putManifest(root, as: tag)
+            report.tags.append(tag)
+            progress("tagged \(client.repository):\(tag)")
+        }
+        return report
+    }
+
+    /// Throws when one of `tags` (not moving, and without `force`) already names an image other than `digest`.
+    private func refuseMoving(_ tags: [String], to digest: Digest) async throws(ImageError) {
+        guard !options.force else { return }
+        for tag in tags where !options.moving.contains(tag) {
+            if let existing = try await client.manifestDigest(tag), existing != digest {
+                throw ImageError(
+                    "\(client.repository):\(tag) already points at \(existing), not at \(digest); tags are immutable (push with --force to move it)")
+            }
+        }
     }
 
     /// The blobs finished so far, for a failure's message.

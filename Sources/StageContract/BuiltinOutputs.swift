@@ -11,11 +11,21 @@ public struct BuildOutput: StageOutput, Equatable {
     public var ref: String?
     /// The builder that made it (`buildah`, `docker`).
     public var builder: String?
+    /// The build key (see the build stage): what the image is made of, as one hash.
+    public var key: String?
+    /// Set when nothing was built: the digest of the image the registry already had for the key (then `image` is
+    /// that image in the registry, `REPOSITORY_URI@sha256:...`).
+    public var reused: String?
+    /// The commit that last changed what the key covers.
+    public var since: String?
 
-    public init(image: String, ref: String?, builder: String?) {
+    public init(image: String, ref: String?, builder: String?, key: String? = nil, reused: String? = nil, since: String? = nil) {
         self.image = image
         self.ref = ref
         self.builder = builder
+        self.key = key
+        self.reused = reused
+        self.since = since
     }
 }
 

@@ -24,14 +24,17 @@ public struct DeploymentClaim: Codable, Sendable, Equatable {
     public var taskDefinition: String?
     /// What it ran before (for a deploy).
     public var previousTaskDefinitionArn: String?
+    /// What the image is built from (the build stage's key), for a deploy whose image a build stage made or found.
+    public var buildKey: String?
     /// Whether the stage that claims it ended well for this to hold: a deploy counts only when its stage succeeds;
     /// a rollback counts whatever the stage's end (a failed deploy that was rolled back still failed).
     public var holdsOnFailure: Bool { kind == .rollback }
 
     public init(
         kind: Kind, service: String, sha: String?, image: String?, digest: String? = nil, taskDefinitionArn: String,
-        taskDefinition: String? = nil, previousTaskDefinitionArn: String? = nil
+        taskDefinition: String? = nil, previousTaskDefinitionArn: String? = nil, buildKey: String? = nil
     ) {
+        self.buildKey = buildKey
         self.kind = kind
         self.service = service
         self.sha = sha
@@ -92,6 +95,7 @@ public struct DeploymentClaim: Codable, Sendable, Equatable {
             throw refuse("'\(arn.prefix(200))' is not a task-definition ARN")
         }
         if let digest, !Self.isDigest(digest) { throw refuse("digest '\(digest.prefix(100))' is not sha256: and 64 hexadecimal digits") }
+        if let buildKey, !Self.isDigest("sha256:" + buildKey) { throw refuse("build key '\(buildKey.prefix(100))' is not 64 hexadecimal digits") }
         if let image, image.isEmpty || image.count > 1024 || image.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value >= 0x7f }) {
             throw refuse("image '\(image.prefix(200))' is not an image reference")
         }

@@ -19,6 +19,11 @@ public enum StageVariables {
     public static let onCancel = "PIPELINE_ON_CANCEL"
     /// The commit's time (seconds since 1970), so that a rebuild of one commit makes the same image.
     public static let commitTime = "PIPELINE_COMMIT_TIME"
+    /// `1` (`pipeline run --rebuild`): build every image, even one whose build key the registry already has.
+    public static let rebuild = "PIPELINE_REBUILD"
+    /// In an environment that deploys only what another verified: a JSON object from each service to the image
+    /// digest the other environment verified for what this commit builds (the build stage takes exactly that).
+    public static let verifiedImages = "PIPELINE_VERIFIED_IMAGES"
     /// The repository the run's commit comes from, and the folder of the runner's mirrors of it.
     public static let source = "PIPELINE_SOURCE"
     public static let gitCache = "PIPELINE_GIT_CACHE"
@@ -31,7 +36,7 @@ public enum StageVariables {
     /// Every variable the runner sets for a stage: a stage's own `.env` and `.secret` may not take these names.
     public static let all: Set<String> = Set(
         [runID, environment, user, sha, ref, stage, service, attempt, runFolder, workspace, outputs, artifacts, onCancel,
-         commitTime, source, gitCache, runMarker, stageMarker])
+         commitTime, rebuild, verifiedImages, source, gitCache, runMarker, stageMarker])
 
     /// Whether `name` is a variable the runner sets (or an earlier stage's output).
     public static func isReserved(_ name: String) -> Bool {
@@ -114,6 +119,10 @@ public struct StageContext: Sendable {
     public let onCancel: CancelPolicy
     /// The commit's time, when the runner knows it.
     public let commitTime: Int?
+    /// Whether images are built even when the registry has one of their build key (`pipeline run --rebuild`).
+    public let rebuild: Bool
+    /// Per service, the image digest the environment this one promotes from verified (see `verifiedImages`).
+    public let verifiedImages: [String: String]
     /// Where the commit comes from (the repository's URL and the runner's mirror cache), when the run has a source.
     public let source: (url: String, cache: URL)?
     /// The process's whole environment: AWS credentials, registry settings and the stage's own variables and
@@ -136,9 +145,11 @@ public struct StageContext: Sendable {
 
     public init(
         run: RunIdentity, stage: Stage, plan: Plan, attempt: Int, folder: RunFolder, onCancel: CancelPolicy = .rollback,
-        commitTime: Int? = nil, source: (url: String, cache: URL)? = nil, processEnvironment: [String: String],
+        commitTime: Int? = nil, rebuild: Bool = false, verifiedImages: [String: String] = [:], source: (url: String, cache: URL)? = nil, processEnvironment: [String: String],
         outputs: StageOutputFile
     ) {
+        self.rebuild = rebuild
+        self.verifiedImages = verifiedImages
         self.source = source
         self.run = run
         self.stage = stage
@@ -204,6 +215,19 @@ public struct StageContext: Sendable {
             guard let value = Int(text) else { throw StageContextError("\(StageVariables.commitTime) is '\(text)', not seconds since 1970") }
             commitTime = value
         }
+        let rebuild: Bool
+        switch environment[StageVariables.rebuild] {
+        case nil, "", "0": rebuild = false
+        case "1": rebuild = true
+        case let text?: throw StageContextError("\(StageVariables.rebuild) is '\(text)', not 1 or 0")
+        }
+        var verifiedImages: [String: String] = [:]
+        if let text = environment[StageVariables.verifiedImages], !text.isEmpty {
+            guard let decoded = try? JSONDecoder().decode([String: String].self, from: Data(text.utf8)) else {
+                throw StageContextError("\(StageVariables.verifiedImages) is not a JSON object of service names to image digests")
+            }
+            verifiedImages = decoded
+        }
         var source: (url: String, cache: URL)?
         if let url = environment[StageVariables.source], !url.isEmpty {
             guard let cache = environment[StageVariables.gitCache], !cache.isEmpty else {
@@ -214,7 +238,7 @@ public struct StageContext: Sendable {
         let outputsPath = environment[StageVariables.outputs] ?? folder.outputsFile(stageID).path
         return StageContext(
             run: run, stage: stage, plan: plan, attempt: attempt, folder: folder, onCancel: onCancel, commitTime: commitTime,
-            source: source, processEnvironment: environment, outputs: StageOutputFile(path: outputsPath))
+            rebuild: rebuild, verifiedImages: verifiedImages, source: source, processEnvironment: environment, outputs: StageOutputFile(path: outputsPath))
     }
 
     /// The outputs stage `id` of this run handed on (nil: it has not succeeded, or wrote none).

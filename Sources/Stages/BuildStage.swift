@@ -2,22 +2,84 @@ import Foundation
 import PipelineDSL
 import StageContract
 
-/// The build stage: runs the builder (docker, podman or buildah) on the service's context in the checked-out
-/// commit, tags the image with the commit SHA, and exports it into the stage's artifacts (an OCI image layout from
-/// buildah, an archive from docker and podman) for the push stage.
+/// The build stage: works out the service's build key (see `BuildKey`) and, when the registry already has the
+/// image of that key, builds nothing and hands that image on. Otherwise runs the builder (docker, podman or buildah)
+/// on the service's context in the checked-out commit, reusing cached layers, stamps the image with the time of the
+/// commit that last changed what it is built from, tags it with the commit SHA, and exports it into the stage's
+/// artifacts (an OCI image layout from buildah, an archive from docker and podman) for the push stage, which tags
+/// the key once the image is in the registry.
 enum BuildStage {
     static let builders = ["docker", "podman", "buildah"]
 
-    static func run(_ spec: BuildImageSpec, _ context: StageContext) -> Int32 {
+    static func run(_ spec: BuildImageSpec, _ context: StageContext) async -> Int32 {
         do {
-            let result = try build(spec, context)
+            let (builder, executable) = try pick(spec.build.builder, environment: context.processEnvironment)
+            let key = try BuildKey.of(spec, builder: builder, context: context)
+            if let source = context.plan.environment.verifiedIn {
+                return try await promote(spec, key: key, from: source, context)
+            }
+            if let key {
+                print("build key \(key.value.prefix(12)): \(spec.build.context) as of \(key.since.sha.prefix(7)) (\(key.since.subject)), with its Dockerfile, arguments, target and \(builder)")
+                if context.rebuild || spec.alwaysBuild {
+                    print("building whatever the registry has: \(context.rebuild ? "the run was started with --rebuild" : "the stage says alwaysBuild")")
+                } else if let found = await registeredOrSaid(key, of: spec.service, context) {
+                    print("\(spec.service) unchanged since \(key.since.sha.prefix(7)): image \(found.digest) reused (\(key.tag)); nothing built")
+                    try context.outputs.set(
+                        BuildOutput(image: found.image, ref: nil, builder: nil, key: key.value, reused: found.digest, since: key.since.sha))
+                    return 0
+                }
+            }
+            let timestamp = key.map { Int($0.since.time.timeIntervalSince1970) } ?? context.commitTime
+            let result = try build(spec, context, builder: builder, executable: executable, timestamp: timestamp)
             print("built \(spec.service) as \(result.name) with \(result.builder); image at \(result.path)")
-            try context.outputs.set(BuildOutput(image: result.path, ref: result.reference, builder: result.builder))
+            try context.outputs.set(
+                BuildOutput(image: result.path, ref: result.reference, builder: result.builder, key: key?.value, since: key?.since.sha))
             return 0
         } catch {
             StageContext.fail("building the image of \(spec.service): \(error)")
             return 1
         }
+    }
+
+    /// In an environment that deploys only what `source` verified: takes the image of the key, which must be the
+    /// one `source` verified (when the run was told it), and builds nothing, ever.
+    static func promote(_ spec: BuildImageSpec, key: BuildKey?, from source: String, _ context: StageContext) async throws -> Int32 {
+        let environment = context.plan.environment.name
+        guard let key else {
+            throw StageError("\(environment) deploys only images \(source) verified, found by build key, and this run has no commit to key by")
+        }
+        guard let found = try await registered(key, of: spec.service, context) else {
+            throw StageError("\(environment) deploys only images \(source) verified and builds none; the registry has no image of build key \(key.value.prefix(12)) (\(key.tag)): deploy this commit to \(source) first")
+        }
+        if let verified = context.verifiedImages[spec.service], verified != found.digest {
+            throw StageError("the registry's image of build key \(key.value.prefix(12)) is \(found.digest), not \(verified), which \(source) verified; the key's tag was moved, and nothing is deployed")
+        }
+        print("\(spec.service): image \(found.digest), verified in \(source), promoted as it is; nothing built")
+        try context.outputs.set(BuildOutput(image: found.image, ref: nil, builder: nil, key: key.value, reused: found.digest, since: key.since.sha))
+        return 0
+    }
+
+    /// `registered`, or nil having said why the registry could not be asked (then the image is built: a build is
+    /// never wrong, only slower).
+    static func registeredOrSaid(_ key: BuildKey, of service: String, _ context: StageContext) async -> (image: String, digest: String)? {
+        do {
+            return try await registered(key, of: service, context)
+        } catch {
+            print("could not ask the registry for the image of this key (\(error)): building")
+            return nil
+        }
+    }
+
+    /// The image the registry holds for `key` in the service's repository (by digest, its manifest checked against
+    /// it), or nil when there is none.
+    static func registered(_ key: BuildKey, of service: String, _ context: StageContext) async throws -> (image: String, digest: String)? {
+        guard let repository = context.plan.services.first(where: { $0.name == service })?.repository else { return nil }
+        let target = try await RegistryTarget.resolve(repository: repository, aws: try context.awsClient(), environment: context.processEnvironment)
+        guard let manifest = try await target.client.manifest(key.tag) else {
+            print("\(repository) has no image of this key yet (no tag \(key.tag)): building")
+            return nil
+        }
+        return ("\(target.repositoryURI)@\(manifest.digest)", manifest.digest.description)
     }
 
     struct Result {
@@ -27,7 +89,7 @@ enum BuildStage {
         let path: String
     }
 
-    static func build(_ spec: BuildImageSpec, _ run: StageContext) throws -> Result {
+    static func build(_ spec: BuildImageSpec, _ run: StageContext, builder: String, executable: String, timestamp: Int?) throws -> Result {
         let environment = run.processEnvironment
         let artifacts = run.artifacts.path
         let tag = try run.fill(spec.tag, field: "the image tag")
@@ -38,14 +100,12 @@ enum BuildStage {
             throw StageError(
                 "no \(spec.build.dockerfile) in \(spec.build.context) of the checked-out commit (\(dockerfile.path)); check the service's build context, or put a Checkout stage before the build")
         }
-        let (builder, executable) = try pick(spec.build.builder, environment: environment)
         let name = "localhost/pipeline/\(spec.service):\(tag)"
         var options = ["-f", dockerfile.path, "-t", name]
         for (key, value) in spec.build.arguments.sorted(by: { $0.key < $1.key }) { options += ["--build-arg", "\(key)=\(value)"] }
         if let target = spec.build.target { options += ["--target", target] }
-        // One commit, one image: stamped with the commit's time, a rebuild of the same commit (a retried run)
-        // makes the same layers and digest, so its immutable SHA tag accepts it.
-        let timestamp = run.commitTime
+        // Stamped with the time of the commit that last changed what the image is built from: the same content
+        // makes the same layers and digest, whichever commit (or retried run) builds it.
 
         let steps: [(what: String, arguments: [String])]
         let path: String
@@ -53,18 +113,20 @@ enum BuildStage {
         switch builder {
         case "buildah":
             // Without a daemon or privileges: vfs storage and chroot isolation, unless buildah's own variables say otherwise.
+            // --layers keeps each step's result in buildah's storage, so an unchanged step is not run again.
             let storage = environment["STORAGE_DRIVER"] == nil ? ["--storage-driver", "vfs"] : []
             let isolation = environment["BUILDAH_ISOLATION"] == nil ? ["--isolation", "chroot"] : []
             path = "\(artifacts)/image"
             reference = tag
             steps = [
-                ("buildah bud", storage + ["bud"] + isolation + options + (timestamp.map { ["--timestamp", String($0)] } ?? []) + [context.path]),
+                ("buildah bud", storage + ["bud", "--layers"] + isolation + options + (timestamp.map { ["--timestamp", String($0)] } ?? []) + [context.path]),
                 ("buildah push", storage + ["push", "--quiet", name, "oci:\(path):\(tag)"]),
             ]
         case "podman":
             path = "\(artifacts)/image.tar"
             reference = name
-            steps = [("podman build", ["build"] + options + [context.path]), ("podman save", ["save", "--format", "oci-archive", "-o", path, name])]
+            steps = [("podman build", ["build", "--layers"] + options + (timestamp.map { ["--timestamp", String($0)] } ?? []) + [context.path]),
+                     ("podman save", ["save", "--format", "oci-archive", "-o", path, name])]
         default:
             path = "\(artifacts)/image.tar"
             reference = name

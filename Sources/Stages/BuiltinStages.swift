@@ -13,7 +13,7 @@ public enum BuiltinStages {
     public static func run(_ context: StageContract.StageContext) async -> Int32 {
         switch context.stage.spec {
         case .checkout(let spec): return CheckoutStage.run(spec, context)
-        case .build(let spec): return BuildStage.run(spec, context)
+        case .build(let spec): return await BuildStage.run(spec, context)
         case .push(let spec): return await PushStage.run(spec, context)
         case .registerTaskDefinition(let spec): return await RegisterStage.run(spec, context)
         case .dnsRecord(let spec): return await DNSStage.run(spec, context)

@@ -9,6 +9,7 @@ extension StageContext {
     func claimDeploy(_ deploy: UpdateServiceSpec, target: String, previous: String) throws {
         var image: String?
         var definition: String?
+        var buildKey: String?
         if let register = deploy.registerStage {
             let registered = try output(RegisterOutput.self, of: register)
             guard registered.taskDefinitionArn == target else {
@@ -19,10 +20,17 @@ extension StageContext {
             if FileManager.default.fileExists(atPath: rendered.path) {
                 definition = try String(contentsOf: rendered, encoding: .utf8)
             }
+            // The key of the image: register → push → build.
+            if case .registerTaskDefinition(let registerSpec)? = plan.stages.first(where: { $0.id == register })?.spec,
+                let push = registerSpec.pushStage, case .push(let pushSpec)? = plan.stages.first(where: { $0.id == push })?.spec,
+                let build = pushSpec.buildStage
+            {
+                buildKey = try output(BuildOutput.self, of: build).key
+            }
         }
         try DeploymentClaim(
             kind: .deploy, service: deploy.service, sha: run.sha, image: image, taskDefinitionArn: target, taskDefinition: definition,
-            previousTaskDefinitionArn: previous
+            previousTaskDefinitionArn: previous, buildKey: buildKey
         ).write(stage: stageID, in: folder)
     }
 

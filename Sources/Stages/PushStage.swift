@@ -20,17 +20,35 @@ enum PushStage {
             for (template, tag) in zip(spec.movingTags ?? [], moving) {
                 if let problem = ImageTags.movingProblem(with: template, filled: tag) { throw StageError("the moving tag '\(NameRules.shown(tag))' \(problem)") }
             }
-            let image = try LocalImage.read(URL(filePath: built.image), reference: built.ref)
             let aws = try context.awsClient()
             let target = try await RegistryTarget.resolve(repository: spec.repository, aws: aws, environment: context.processEnvironment)
             var options = ImagePush.Options()
             options.force = spec.force
             options.moving = Set(moving)
             options.mountFrom = context.plan.services.map(\.repository).filter { $0 != spec.repository }
-            print("pushing \(image.origin) (\(image.blobs.count) blobs, \(image.blobBytes) bytes) to \(target.client.host)/\(spec.repository)")
-            let report = try await ImagePush(client: target.client, options: options).push(image, tags: tags) { print($0) }
+            let push = ImagePush(client: target.client, options: options)
+            let report: ImagePush.Report
+            if let reused = built.reused {
+                // The build stage found the image of this build key in the registry: only tags are sent.
+                guard let manifest = try await target.client.manifest(reused) else {
+                    throw StageError("\(spec.repository) no longer has the reused image \(reused) (removed since the build stage found it); run again with --rebuild")
+                }
+                report = try await push.tag(manifest, tags: tags) { print($0) }
+                print("pushed nothing: the image \(report.digest) is in \(target.client.host)/\(spec.repository) already (build key \(built.key?.prefix(12) ?? "-"))")
+            } else {
+                let image = try LocalImage.read(URL(filePath: built.image), reference: built.ref)
+                if let key = built.key, let theirs = try await target.client.manifest(BuildKey.tag(of: key)), theirs.digest != image.root.digest {
+                    // Another run pushed an image of the same content while this one built: one key, one image.
+                    report = try await push.tag(theirs, tags: tags) { print($0) }
+                    print("pushed nothing: another run put the image of this build key in the registry meanwhile (\(theirs.digest)); it is used, and this build's \(image.root.digest) is not sent")
+                } else {
+                    print("pushing \(image.origin) (\(image.blobs.count) blobs, \(image.blobBytes) bytes) to \(target.client.host)/\(spec.repository)")
+                    report = try await push.push(image, tags: tags) { print($0) }
+                    print("pushed \(report)")
+                    if let key = built.key { try await tagKey(key, image: image.root, client: target.client) }
+                }
+            }
             let reference = "\(target.repositoryURI)@\(report.digest)"
-            print("pushed \(report)")
             print("image \(reference)")
             try context.outputs.set(
                 PushOutput(image: reference, digest: report.digest.description, tags: tags.joined(separator: ","), registry: target.client.host))
@@ -39,5 +57,20 @@ enum PushStage {
             StageContext.fail("pushing the image of \(spec.service): \(error)")
             return 1
         }
+    }
+
+    /// Tags the pushed image with its build key, last, so that only an image wholly in the registry is ever found
+    /// by key. A key tag already naming another image (a build that is not reproducible, or two runs at once) is
+    /// left as it is, and said.
+    static func tagKey(_ key: String, image root: ImageManifest, client: RegistryClient) async throws {
+        let tag = BuildKey.tag(of: key)
+        if let existing = try await client.manifestDigest(tag) {
+            if existing != root.digest {
+                print("warning: \(client.repository):\(tag) already names \(existing), another build of the same content; it stays (this build made \(root.digest): the Dockerfile's steps are not reproducible)")
+            }
+            return
+        }
+        try await client.putManifest(root, as: tag)
+        print("tagged \(client.repository):\(tag) (the build key)")
     }
 }

@@ -28,8 +28,14 @@ enum RegisterStage {
         guard let service = plan.service(named: spec.service) else { throw StageError("the plan has no service \(spec.service)") }
         let client = try context.awsClient()
         let image: String
+        var sourceSha = context.run.sha ?? ""
         if let push = spec.pushStage {
             image = try context.output(PushOutput.self, of: push).image
+            if case .push(let pushSpec)? = plan.stages.first(where: { $0.id == push })?.spec, let build = pushSpec.buildStage,
+                let since = try context.output(BuildOutput.self, of: build).since
+            {
+                sourceSha = since
+            }
         } else {
             let tag = try context.fill("{sha}", field: "the image tag")
             image = "\(try await client.repositoryURI(spec.repository)):\(tag)"
@@ -41,6 +47,7 @@ enum RegisterStage {
         var values = TaskDefinitionTemplate.values(environment: plan.environment, service: service)
         values["image"] = image
         values["sha"] = context.run.sha ?? ""
+        values["sourceSha"] = sourceSha
         let rendered = try template.render(values)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]

@@ -17,6 +17,17 @@ enum UpdateServiceStage {
             // What ran before the run is recorded once, before the first change; a retry or a resume uses it.
             let (baseline, fresh) = try ServiceBaseline.recordOnce(
                 service: spec.service, folder: context.folder, attempt: context.attempt, live: before.taskDefinition)
+            let verifiedLater = context.healthCheck(of: spec.service) != nil
+            var settled = ServiceStability(target: target, totalLimit: .infinity, noProgressLimit: .infinity, at: Date())
+            if before.taskDefinition == target, settled.observe(before, at: Date()) == .stable {
+                // Nothing changed for this service (an unchanged image and definition reuse the revision it runs).
+                print("\(spec.ecsService) in \(spec.cluster) already runs \(target), stable with \(before.runningCount)/\(before.desiredCount) tasks: no UpdateService sent")
+                var result = DeployOutput(previousTaskDefinition: baseline.taskDefinition, taskDefinitionArn: target)
+                result.stable = true
+                try outputs.set(result)
+                if !verifiedLater { try context.claimDeploy(spec, target: target, previous: baseline.taskDefinition) }
+                return 0
+            }
             if fresh {
                 print("\(spec.ecsService) in \(spec.cluster) runs \(before.taskDefinition); updating to \(target)")
             } else {
@@ -32,7 +43,6 @@ enum UpdateServiceStage {
             }
             result.deploymentId = updated.deployments.first { $0.status == "PRIMARY" && $0.taskDefinition == target }?.id
             try outputs.set(result)
-            let verifiedLater = context.healthCheck(of: spec.service) != nil
             guard spec.waitForStable else {
                 print("updated; not waiting for the rollout (waitForStable is off)")
                 if !verifiedLater { try context.claimDeploy(spec, target: target, previous: baseline.taskDefinition) }

@@ -275,14 +275,17 @@ private func store(_ home: TemporaryDirectory) throws -> StateStore { try StateS
     @Test func theReferencePlanChecksOutThenSaysWhyTheBuildCannotRun() throws {
         let home = TemporaryDirectory()
         // This repository holds the reference pipelines, not the platform's services: the checkout works, the
-        // build finds no services/user-service/Dockerfile and says what to check.
+        // build finds no services/user-service and says what to check. (Staging: prod takes only what staging
+        // verified, and refuses before it starts.)
+        let head = try runProcess(URL(filePath: "/usr/bin/git"), ["rev-parse", "HEAD"], in: Project.root).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
         let result = try runProcess(
-            Project.executable, ["run", "prod", "--only", "user-service"], in: Project.root,
+            Project.executable, ["run", "staging", "--sha", head, "--only", "user-service"], in: Project.root,
             environment: ["PIPELINE_HOME": home.url.path, "PIPELINE_CACHE_DIR": RunFixture.cache.url.path])
         #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("[checkout] checked out "))
         #expect(FileManager.default.fileExists(atPath: home.url.appending(path: "runs/1/workspace/pipelines/Pipeline.swift").path))
-        #expect(result.stdout.contains("[user-service.build] error: building the image of user-service: no Dockerfile in services/user-service of the checked-out commit"))
+        #expect(result.stdout.contains("[user-service.build] error: building the image of user-service: the commit \(head.prefix(12)) has no services/user-service to build user-service from; check the service's build context"), "\(result.stdout)")
         #expect(result.stdout.contains("↷ user-service.push skipped: user-service.build did not succeed"))
         #expect(result.stdout.contains("run 1 failed"))
     }

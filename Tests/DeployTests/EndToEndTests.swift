@@ -54,11 +54,36 @@ import TestSupport
         let digestA = try #require(try outputs(1, "user-service.push")["digest"])
         let revisionA = try #require(try outputs(1, "user-service.register")["taskDefinitionArn"])
 
-        // Tuesday: B to staging.
+        #expect(try outputs(1, "user-service.build")["reused"] == nil, "the first run builds")
+        let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: aws))
+        let others = ["expense-service", "notification-service", "api-service", "frontend-service"]
+        var before: [String: ECS.Service] = [:]
+        for service in others { before[service] = try await client.describeService(cluster: "staging-cluster", service: "\(service)-staging") }
+
+        // Tuesday: B to staging. Only user-service changed: only it is built, pushed and rolled out; the other four
+        // reuse their images (found by build key), their revisions, and are not touched in ECS.
         let b = try commit("user-service B") { try version("B") }
-        #expect(try pipeline("run", "staging").status == 0)
+        let runB = try pipeline("run", "staging")
+        #expect(runB.status == 0, "\(runB.stdout)\(runB.stderr)")
         let digestB = try #require(try outputs(2, "user-service.push")["digest"])
         let revisionB = try #require(try outputs(2, "user-service.register")["taskDefinitionArn"])
+        #expect(try outputs(2, "user-service.build")["reused"] == nil && digestB != digestA)
+        let platform = try git("rev-list", "--max-parents=0", "HEAD")  // the commit that made the five services
+        for service in others {
+            let built = try outputs(2, "\(service).build")
+            #expect(built["reused"] == (try outputs(1, "\(service).push")["digest"]), "\(service): \(built)")
+            let buildLog = try String(contentsOf: home.appending(path: "runs/2/logs/\(service).build.log"), encoding: .utf8)
+            #expect(buildLog.contains("\(service) unchanged since \(platform.prefix(7)): image \(built["reused"] ?? "-") reused"), "\(buildLog)")
+            #expect(!buildLog.contains("buildah bud"), "\(service) was built: \(buildLog)")
+            #expect(try outputs(2, "\(service).push")["digest"] == built["reused"])
+            #expect(try outputs(2, "\(service).register")["reused"] == "true")
+            let deployLog = try String(contentsOf: home.appending(path: "runs/2/logs/\(service).deploy.log"), encoding: .utf8)
+            #expect(deployLog.contains("no UpdateService sent"), "\(service): \(deployLog)")
+            let now = try await client.describeService(cluster: "staging-cluster", service: "\(service)-staging")
+            #expect(now.taskDefinition == before[service]?.taskDefinition && now.deployments.map(\.id) == before[service]?.deployments.map(\.id),
+                    "\(service) was rolled out again: \(now.deployments) after \(before[service]?.deployments ?? [])")
+            #expect(FileManager.default.fileExists(atPath: home.appending(path: "runs/2/outputs/\(service).health.json").path), "\(service)'s health is still checked")
+        }
 
         // Wednesday: B merged to main; prod waits at its gate, is rejected, runs again and is approved.
         _ = try git("branch", "-f", "main", b)
@@ -72,6 +97,12 @@ import TestSupport
         let approved = try pipeline("approve", "prod", "--comment", "notes are out", as: "alice")
         #expect(approved.status == 0, "\(approved.stdout)\(approved.stderr)")
         #expect(approved.stdout.contains("run 4 succeeded"), "\(approved.stdout)")
+        // prod requires what it deploys to be verified in staging: it built nothing and took staging's images.
+        for service in ["user-service"] + others {
+            let log = try String(contentsOf: home.appending(path: "runs/4/logs/\(service).build.log"), encoding: .utf8)
+            #expect(log.contains("verified in staging, promoted as it is; nothing built") && !log.contains("bud"), "\(service): \(log)")
+            #expect(try outputs(4, "\(service).push")["digest"] == (try outputs(2, "\(service).push")["digest"]), "\(service)")
+        }
 
         // Thursday: C breaks user-service's health check; the run puts it back on B by itself.
         let templateFile = app.appending(path: "pipelines/taskdefs/user-service.json")
@@ -85,6 +116,15 @@ import TestSupport
         let broken = try pipeline("run", "staging")
         #expect(broken.status == 1, "\(broken.stdout)")
         #expect(broken.stdout.contains("run 5 failed and was rolled back"), "\(broken.stdout)")
+        // C never passed staging: prod refuses it before anything changes, naming what staging last verified.
+        _ = try git("branch", "-f", "main", c)
+        let unverified = try pipeline("run", "prod", as: "dave")
+        #expect(unverified.status == 2, "\(unverified.stdout)\(unverified.stderr)")
+        #expect(unverified.stderr.contains("prod deploys only images staging verified; nothing was started"), "\(unverified.stderr)")
+        #expect(unverified.stderr.contains("user-service: what \(c.prefix(7)) builds it from") && unverified.stderr.contains("staging last verified \(digestB)"),
+                "\(unverified.stderr)")
+        #expect(!unverified.stderr.contains("expense-service"), "the unchanged services were verified: \(unverified.stderr)")
+        _ = try git("branch", "-f", "main", b)
 
         // Friday: user-service on staging back to A.
         let rollback = try pipeline("rollback", "user-service", "--env", "staging", "--to", String(a.prefix(7)), "--yes")
@@ -106,7 +146,6 @@ import TestSupport
         #expect(!prod.contains(String(c.prefix(12))))
 
         // The AWS side, in moto.
-        let client = AWSClient(configuration: try AWSConfiguration.resolve(environment: aws))
         #expect(try await client.describeService(cluster: "staging-cluster", service: "user-service-staging").taskDefinition == revisionA)
         let imagesA = try await client.describeTaskDefinition(revisionA).images
         #expect(imagesA == [imageA], "\(imagesA) vs \(imageA)")

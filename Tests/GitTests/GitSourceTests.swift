@@ -94,6 +94,37 @@ private let noCredentials = GitCredentials.fromEnvironment([:])
         #expect(!files.fileExists(atPath: workspace.url.appending(path: "vendor/lib/lib.txt").path))
     }
 
+    @Test func aPathsContentAndTheCommitThatLastChangedItAreWhatGitSays() throws {
+        // Two more commits on main that leave deep/ alone (the second commit changed it last), and then one that
+        // changes it back to the first commit's content: the same tree again, changed last by that newest commit.
+        fixture.folder.write("app/other.txt", "unrelated\n")
+        try fixture.git(["add", "."], in: "app")
+        try fixture.git(["commit", "-qm", "third commit"], in: "app")
+        fixture.folder.write("app/other.txt", "unrelated again\n")
+        try fixture.git(["commit", "-qam", "fourth commit"], in: "app")
+        let fourth = try fixture.sha("main")
+        let second = try fixture.sha("main~2")
+        _ = try source.resolve(sha: nil, ref: nil, branch: "main", credentials: noCredentials)
+
+        let found = try source.content(of: ["deep", "run.sh", "", "missing/path"], at: fourth)
+        #expect(found.map(\.objectID) == [
+            try fixture.sha("main:deep"), try fixture.sha("main:run.sh"), try fixture.sha("main^{tree}"), nil,
+        ])
+        #expect(found[0].since.sha == second && found[0].since.subject == "second commit", "\(found[0])")
+        #expect(found[0].since.sha == (try fixture.git(["log", "-1", "--format=%H", "--", "deep"], in: "app")))
+        #expect(found[1].since.sha == (try fixture.git(["log", "-1", "--format=%H", "--", "run.sh"], in: "app")))
+        #expect(found[2].since.sha == fourth, "the root changes with every commit")
+
+        fixture.folder.write("app/deep/er/file.txt", "hello\n")
+        try fixture.git(["commit", "-qam", "fifth commit: deep as in the first"], in: "app")
+        let fifth = try fixture.sha("main")
+        _ = try source.resolve(sha: nil, ref: nil, branch: "main", credentials: noCredentials)
+        let again = try source.content(of: ["deep"], at: fifth)[0]
+        #expect(again.objectID == (try fixture.sha("v1:deep")), "the same content has the same id, whichever commit holds it")
+        #expect(again.since.sha == fifth)
+        #expect(throws: SourceError.self) { try source.content(of: ["deep"], at: String(repeating: "0", count: 40)) }
+    }
+
     @Test func newCommitsArriveOnTheNextResolve() throws {
         _ = try source.resolve(sha: nil, ref: nil, branch: "main", credentials: noCredentials)
         fixture.folder.write("app/new.txt", "new\n")

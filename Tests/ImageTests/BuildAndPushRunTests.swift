@@ -86,9 +86,11 @@ import TestSupport
                 }
             }
             """)
+        // Content of its own too: the registry is shared, and an image is found by what it is built from.
+        let id = UUID().uuidString
         for service in ["user", "api"] {
             project.folder.write("repo/services/\(service)/Dockerfile", dockerfile)
-            project.folder.write("repo/services/\(service)/app.txt", "the \(service) service\n")
+            project.folder.write("repo/services/\(service)/app.txt", "the \(service) service \(id)\n")
         }
         try FileManager.default.copyItem(
             at: Project.root.appending(path: "pipelines/taskdefs"), to: project.root.appending(path: "repo/pipelines/taskdefs"))
@@ -102,6 +104,19 @@ import TestSupport
 
     func outputs(_ home: TemporaryDirectory, _ run: Int, _ stage: String) throws -> [String: String] {
         try JSONDecoder().decode([String: String].self, from: Data(contentsOf: home.url.appending(path: "runs/\(run)/outputs/\(stage).json")))
+    }
+
+    @Test func aBuildThatFailsLeavesNoKeyTagBehind() async throws {
+        let (project, repo) = try project(dockerfile: "FROM scratch\nCOPY not-in-the-context.txt /x\n")
+        let home = TemporaryDirectory()
+        let environment = LocalAWS.environment.merging(["PIPELINE_HOME": home.url.path]) { _, new in new }
+        let result = try await runProcess(Project.executable, ["run", "staging"], in: repo, environment: environment)
+        #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
+        let log = try String(contentsOf: home.url.appending(path: "runs/1/logs/user-service.build.log"), encoding: .utf8)
+        let tag = try #require(log.range(of: "no tag ").map { String(log[$0.upperBound...].prefix(46)) }, "\(log)")
+        #expect(tag.hasPrefix("build-") && tag.count == 46, "\(log)")
+        #expect(try served("sv-user:\(tag)").hasPrefix("missing"), "a failed build left its key tag \(tag)")
+        withExtendedLifetime(project) {}
     }
 
     @Test func aRunBuildsWithBuildahPushesWithECRAuthAndRegistersByDigest() async throws {
@@ -125,12 +140,26 @@ import TestSupport
         #expect(log.contains("--build-arg GREETING=hello"), "\(log)")
         #expect(log.contains("STEP 2/4: ARG GREETING") || log.contains("ARG GREETING"), "\(log)")
 
-        // The same commit again: the same image (stamped with the commit's time), so nothing to send and no refusal.
+        // The same commit again: the registry has the image of its build key, so nothing is built or sent.
+        let first = try #require(try outputs(home, 1, "user-service.push")["digest"])
+        #expect(try served("sv-user:build-\(try #require(try outputs(home, 1, "user-service.build")["key"]).prefix(40))") == first)
         let again = try await runProcess(Project.executable, ["run", "staging"], in: repo, environment: environment)
         #expect(again.status == 0, "\(again.stdout)\(again.stderr)")
-        #expect(try outputs(home, 2, "user-service.push")["digest"] == (try outputs(home, 1, "user-service.push")["digest"]))
+        #expect(try outputs(home, 2, "user-service.build")["reused"] == first)
+        #expect(try outputs(home, 2, "user-service.push")["digest"] == first)
         let pushLog = try String(contentsOf: home.url.appending(path: "runs/2/logs/user-service.push.log"), encoding: .utf8)
-        #expect(pushLog.contains("0 blobs uploaded"), "\(pushLog)")
+        #expect(pushLog.contains("pushed nothing: the image \(first) is in"), "\(pushLog)")
+
+        // --rebuild builds it anyway: the same content stamped with the time of the commit that last changed it is
+        // the same image, so nothing is sent and its immutable SHA tag takes it.
+        let rebuilt = try await runProcess(Project.executable, ["run", "staging", "--rebuild"], in: repo, environment: environment)
+        #expect(rebuilt.status == 0, "\(rebuilt.stdout)\(rebuilt.stderr)")
+        let buildLog = try String(contentsOf: home.url.appending(path: "runs/3/logs/user-service.build.log"), encoding: .utf8)
+        #expect(buildLog.contains("the run was started with --rebuild") && buildLog.contains("bud --layers"), "\(buildLog)")
+        #expect(try outputs(home, 3, "user-service.build")["reused"] == nil)
+        #expect(try outputs(home, 3, "user-service.push")["digest"] == first)
+        let pushedAgain = try String(contentsOf: home.url.appending(path: "runs/3/logs/user-service.push.log"), encoding: .utf8)
+        #expect(pushedAgain.contains("0 blobs uploaded"), "\(pushedAgain)")
         withExtendedLifetime(project) {}
     }
 

@@ -164,6 +164,21 @@ private func stages(_ pipeline: Pipeline, _ env: String) throws -> [String: Stag
         #expect(byID["user-service.build"]?.dependsOn == ["user-service.proto"])
     }
 
+    @Test func anEnvironmentPromotesOnlyFromAnotherThatExists() throws {
+        let promoted = Pipeline("demo", handOver: false) {
+            staging
+            Environment("prod", branch: "main", region: "us-east-1", cluster: "prod").requiresVerified(in: "staging")
+        }
+        #expect(promoted.document.errors.isEmpty, "\(promoted.document.errors)")
+        #expect(promoted.document.plan?.environments.first { $0.name == "prod" }?.verifiedIn == "staging")
+        let wrong = Pipeline("demo", handOver: false) {
+            Environment("qa", branch: "qa", region: "us-east-1", cluster: "qa").requiresVerified(in: "qa")
+            Environment("prod", branch: "main", region: "us-east-1", cluster: "prod").requiresVerified(in: "stagign")
+        }
+        #expect(wrong.document.errors.contains("environment 'qa' requires what it deploys to be verified in itself: name another environment in requiresVerified(in:)"))
+        #expect(wrong.document.errors.contains("environment 'prod' requires verification in 'stagign', which the pipeline does not declare (it has qa, prod)"))
+    }
+
     @Test func mistakesAreCollectedAndReportedTogether() {
         let pipeline = Pipeline("demo", handOver: false) {
             staging

@@ -11,7 +11,7 @@ import Testing
         let home = TemporaryDirectory()
         _ = try StateStore(home: home.url)
         let again = try StateStore(home: home.url)
-        #expect(try again.database.query("PRAGMA user_version").first?["user_version"].int == 7)
+        #expect(try again.database.query("PRAGMA user_version").first?["user_version"].int == 8)
         #expect(try again.database.query("PRAGMA table_info(runs)").contains { $0["name"].string == "fence" })
         #expect(try again.database.query("PRAGMA journal_mode").first?["journal_mode"].string == "wal")
         let mode = try FileManager.default.attributesOfItem(atPath: home.url.appending(path: "state.db").path)[.posixPermissions] as? Int

@@ -160,6 +160,26 @@ public final class RegistryClient: Sendable {
         }
     }
 
+    /// GETs the manifest `reference` (a tag, or a digest) names, or nil when there is none. Its bytes are checked
+    /// against the digest the registry gives (and the one asked for): a manifest is only ever taken by content.
+    public func manifest(_ reference: String) async throws(ImageError) -> ImageManifest? {
+        let response = try await send("GET", "/v2/\(repository)/manifests/\(reference)", headers: [("Accept", MediaType.manifests.joined(separator: ", "))])
+        switch response.status {
+        case 200: break
+        case 404: return nil
+        default: throw failure("reading the manifest \(repository):\(reference)", response)
+        }
+        let digest = Digest(of: response.body)
+        let claimed = response.header("Docker-Content-Digest") ?? (reference.hasPrefix("sha256:") ? reference : nil)
+        for expected in [claimed, reference.hasPrefix("sha256:") ? reference : nil].compactMap({ $0 }) where expected != digest.description {
+            throw ImageError("the registry's manifest \(repository):\(reference) hashes to \(digest), not \(expected); it is not what it claims to be")
+        }
+        let type = response.header("Content-Type").map { String($0.split(separator: ";")[0]).trimmingCharacters(in: .whitespaces) }
+        let mediaType = type.flatMap { MediaType.manifests.contains($0) ? $0 : nil }
+            ?? ((try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])?["mediaType"] as? String) ?? MediaType.ociManifest
+        return ImageManifest(digest: digest, mediaType: mediaType, bytes: response.body)
+    }
+
     /// PUTs `manifest` under `reference` (a tag, or its digest) and checks the digest the registry stored.
     public func putManifest(_ manifest: ImageManifest, as reference: String) async throws(ImageError) {
         let response = try await send(

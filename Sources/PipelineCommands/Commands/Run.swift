@@ -51,6 +51,9 @@ extension PipelineCommand {
         @Flag(help: "At an approval gate, wait in the foreground instead of exiting with 4.")
         var wait = false
 
+        @Flag(help: "Build every image, even one whose build key (what it is built from) the registry already has.")
+        var rebuild = false
+
         @Flag(help: "Print what would run, in order, and run nothing.")
         var dryRun = false
 
@@ -61,8 +64,8 @@ extension PipelineCommand {
 
         func validate() throws {
             if sha != nil && ref != nil { throw ValidationError("--sha and --ref name the same thing: give one of them") }
-            if server, ref != nil || !only.isEmpty || dryRun || wait || parallel != nil {
-                throw ValidationError("--server starts the environment's run with at most --sha; --ref, --only, --parallel, --wait and --dry-run are for local runs")
+            if server, ref != nil || !only.isEmpty || dryRun || wait || parallel != nil || rebuild {
+                throw ValidationError("--server starts the environment's run with at most --sha; --ref, --only, --parallel, --wait, --rebuild and --dry-run are for local runs")
             }
             if let parallel, parallel < 1 { throw ValidationError("--parallel must be at least 1, got \(parallel)") }
         }
@@ -110,6 +113,11 @@ extension PipelineCommand {
                 print("run \(earlier.id) already deploys \(sha.prefix(12)) to \(environment) (\(earlier.status.rawValue)); not starting another")
                 return
             }
+            // An environment that deploys only what another verified: refused here, before anything changes.
+            let verified = try VerifiedImages.check(
+                plan, sha: resolution.commit?.sha, source: resolution.source, store: store, environment: processEnvironment, rebuild: rebuild)
+            let verifiedVariable = verified.isEmpty
+                ? [:] : [StageVariables.verifiedImages: String(decoding: try JSONEncoder().encode(verified), as: UTF8.self)]
             let branch = ref ?? (sha == nil ? plan.environment.branch : nil)
             var request = RunSession.Request(
                 environment: environment, sha: resolution.commit?.sha ?? sha, ref: branch, branch: branch,
@@ -117,7 +125,9 @@ extension PipelineCommand {
                 source: resolution.source?.url, commit: resolution.facts,
                 stageEnvironment: SourceResolution.stageEnvironment(
                     source: resolution.source?.url, workspace: loading.workspace, commit: resolution.facts
-                ).merging(execution.stageEnvironment) { _, flag in flag })
+                ).merging(execution.stageEnvironment) { _, flag in flag }
+                .merging(rebuild ? [StageVariables.rebuild: "1"] : [:]) { _, flag in flag }
+                .merging(verifiedVariable) { _, flag in flag })
             request.pipelineFiles = try Self.templates(of: plan, in: loading.workspace.pipelinesDirectory)
             var options = RunOptions(
                 parallelism: parallel ?? plan.parallelism, failFast: failFast, killGrace: execution.killGrace)

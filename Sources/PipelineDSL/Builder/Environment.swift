@@ -45,6 +45,13 @@ public struct Environment: Sendable {
         with { $0.commitQueue = policy }
     }
 
+    /// Deploys only images a deploy to `environment` verified (passed its health check): a run here builds
+    /// nothing, takes each service's image by its build key, and is refused before it starts when `environment`
+    /// never verified what the commit builds.
+    public func requiresVerified(in environment: String) -> Environment {
+        with { $0.verifiedIn = environment }
+    }
+
     /// Approvals of this environment's gates must come through `pipeline serve` from a signed-in user or an API
     /// token (`pipeline approve ENV --server`); a local `pipeline approve`, known only by its operating-system user or
     /// identity variable, is refused.

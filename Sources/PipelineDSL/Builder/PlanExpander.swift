@@ -33,6 +33,14 @@ struct PlanExpander {
             problems.add("the pipeline declares no environment: add Environment(\"staging\", branch: ..., region: ..., cluster: ...)")
         }
         reportDuplicates(environments.map(\.name), what: "environment")
+        for env in environments {
+            guard let source = env.verifiedIn else { continue }
+            if source == env.name {
+                problems.add("environment '\(env.name)' requires what it deploys to be verified in itself: name another environment in requiresVerified(in:)")
+            } else if !environments.contains(where: { $0.name == source }) {
+                problems.add("environment '\(env.name)' requires verification in '\(source)', which the pipeline does not declare (it has \(environments.map(\.name).joined(separator: ", ")))")
+            }
+        }
         reportDuplicates(services.map(\.name), what: "service")
         reportServiceStagesOutsideEachService(steps)
         for problem in ForgeSpec.problems(forges) { problems.add(problem) }

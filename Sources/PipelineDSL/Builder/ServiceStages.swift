@@ -7,13 +7,17 @@ public struct BuildImage: StageComponent {
     /// See ``StageComponent/needsService``.
     public var needsService: Bool { true }
 
-    /// Builds the service's image as the service declares it.
-    public init() {}
+    /// Whether to build even an unchanged service (see `BuildImageSpec.alwaysBuild`).
+    public var alwaysBuild: Bool
+
+    /// Builds the service's image as the service declares it, unless the registry already has the image of its
+    /// build key (`alwaysBuild: true` builds every time, as `pipeline run --rebuild` does for one run).
+    public init(alwaysBuild: Bool = false) { self.alwaysBuild = alwaysBuild }
 
     /// See ``StageComponent/makeSpec(in:)``.
     public func makeSpec(in context: StageContext) -> StageSpec? {
         guard let service = context.service else { return nil }
-        return .build(BuildImageSpec(service: service.name, build: service.build))
+        return .build(BuildImageSpec(service: service.name, build: service.build, alwaysBuild: alwaysBuild))
     }
 }
 

@@ -24,6 +24,9 @@ public struct EnvironmentSpec: Codable, Sendable, Equatable {
     /// Whether approvals here must carry an identity the server verified (a signed-in user or an API token): a
     /// local `pipeline approve` (whose identity is only the operating-system user or a variable) is refused.
     public var verifiedApprovals: Bool?
+    /// The environment whose healthy deploys are the only images this one deploys (nil: it builds its own). A run
+    /// here builds nothing: each service's image must be the one a deploy there verified for the same build key.
+    public var verifiedIn: String?
 
     /// Creates an environment spec.
     public init(

@@ -118,12 +118,24 @@ public struct BuildImageSpec: Codable, Sendable, Equatable {
     public var build: BuildSpec
     /// The tag the image gets; `{sha}` is the full commit SHA.
     public var tag: String
+    /// Build even when the registry has the image of this build key (what the context, Dockerfile, arguments,
+    /// target and builder make); by default an unchanged service is not built again.
+    public var alwaysBuild: Bool
 
     /// Creates a build spec.
-    public init(service: String, build: BuildSpec, tag: String = "{sha}") {
+    public init(service: String, build: BuildSpec, tag: String = "{sha}", alwaysBuild: Bool = false) {
         self.service = service
         self.build = build
         self.tag = tag
+        self.alwaysBuild = alwaysBuild
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        service = try container.decode(String.self, forKey: .service)
+        build = try container.decode(BuildSpec.self, forKey: .build)
+        tag = try container.decode(String.self, forKey: .tag)
+        alwaysBuild = try container.decodeIfPresent(Bool.self, forKey: .alwaysBuild) ?? false
     }
 }
 

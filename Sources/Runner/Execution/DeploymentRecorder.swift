@@ -72,7 +72,8 @@ struct DeploymentRecorder {
                 run: run.id, environment: plan.environment.name, service: claim.service, kind: kind, sha: sha ?? "", image: image,
                 digest: digest, taskDefinitionArn: claim.taskDefinitionArn, taskDefinition: definition,
                 previousTaskDefinitionArn: claim.previousTaskDefinitionArn, trigger: run.trigger,
-                approvedBy: approvers.isEmpty ? nil : Array(Set(approvers)).sorted().joined(separator: ", ")))
+                approvedBy: approvers.isEmpty ? nil : Array(Set(approvers)).sorted().joined(separator: ", "),
+                buildKey: claim.kind == .deploy ? claim.buildKey : nil))
         try store.addEvent(
             run.id, stage: nil, kind: "deployment.\(kind.rawValue)",
             message: masker.mask("\(claim.service): \(sha.map { String($0.prefix(12)) } ?? "unknown commit") on \(claim.taskDefinitionArn)"))

@@ -126,6 +126,12 @@ enum Migrations {
             operation TEXT NOT NULL, outcome TEXT NOT NULL, seconds REAL NOT NULL, at REAL NOT NULL
         );
         """,
+        // What a deployed image is built from (its build key): an environment that deploys only what another
+        // verified finds the verified image of a commit by it.
+        """
+        ALTER TABLE deployments ADD COLUMN build_key TEXT;
+        CREATE INDEX deployments_by_build_key ON deployments (environment, service, build_key);
+        """,
     ]
 
     static func apply(to database: Database) throws {

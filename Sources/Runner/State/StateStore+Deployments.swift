@@ -38,13 +38,16 @@ public struct DeploymentRecord: Sendable, Equatable {
     public let approvedBy: String?
     /// When.
     public let createdAt: Date
+    /// What the image is built from (the build stage's key), when a build stage made or found it.
+    public let buildKey: String?
 
     /// A record (its id is set by the store).
     public init(
         id: Int = 0, run: Int?, environment: String, service: String, kind: Kind, sha: String, image: String?, digest: String?,
         taskDefinitionArn: String?, taskDefinition: String?, previousTaskDefinitionArn: String?, trigger: String?,
-        approvedBy: String?, createdAt: Date = Date()
+        approvedBy: String?, createdAt: Date = Date(), buildKey: String? = nil
     ) {
+        self.buildKey = buildKey
         self.id = id
         self.run = run
         self.environment = environment
@@ -71,8 +74,8 @@ extension StateStore {
         let rows = try database.query(
             """
             INSERT INTO deployments (run_id, run_number, environment, service, kind, sha, image, image_digest,
-                task_definition_arn, task_definition_json, previous_task_definition_arn, trigger, approved_by, created_at)
-            SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14
+                task_definition_arn, task_definition_json, previous_task_definition_arn, trigger, approved_by, created_at, build_key)
+            SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15
             WHERE ?1 IS NULL OR NOT EXISTS (
                 SELECT 1 FROM deployments WHERE run_id = ?1 AND service = ?4 AND kind = ?5 AND task_definition_arn IS ?9)
             RETURNING id
@@ -82,7 +85,7 @@ extension StateStore {
                 .text(record.environment), .text(record.service), .text(record.kind.rawValue), .text(record.sha),
                 text(record.image), text(record.digest), text(record.taskDefinitionArn), text(record.taskDefinition),
                 text(record.previousTaskDefinitionArn), text(record.trigger), text(record.approvedBy),
-                .real(record.createdAt.timeIntervalSince1970),
+                .real(record.createdAt.timeIntervalSince1970), text(record.buildKey),
             ])
         return rows.first?["id"].int ?? 0
     }
@@ -97,14 +100,26 @@ extension StateStore {
             try database.query(
                 "SELECT * FROM deployments WHERE service = ? ORDER BY id DESC LIMIT ?", [.text(service), .integer(Int64(limit))])
         }
-        return try rows.map { row in
-            DeploymentRecord(
-                id: row["id"].int ?? 0, run: row["run_number"].int ?? row["run_id"].int, environment: row["environment"].string ?? "",
-                service: row["service"].string ?? "", kind: try known(DeploymentRecord.Kind.self, row["kind"], of: "deployment \(row["id"].int ?? 0)"),
-                sha: row["sha"].string ?? "", image: row["image"].string, digest: row["image_digest"].string,
-                taskDefinitionArn: row["task_definition_arn"].string, taskDefinition: row["task_definition_json"].string,
-                previousTaskDefinitionArn: row["previous_task_definition_arn"].string, trigger: row["trigger"].string,
-                approvedBy: row["approved_by"].string, createdAt: Date(timeIntervalSince1970: row["created_at"].double ?? 0))
-        }
+        return try rows.map(Self.deploymentRecord)
+    }
+
+    private static func deploymentRecord(_ row: Row) throws -> DeploymentRecord {
+        DeploymentRecord(
+            id: row["id"].int ?? 0, run: row["run_number"].int ?? row["run_id"].int, environment: row["environment"].string ?? "",
+            service: row["service"].string ?? "", kind: try known(DeploymentRecord.Kind.self, row["kind"], of: "deployment \(row["id"].int ?? 0)"),
+            sha: row["sha"].string ?? "", image: row["image"].string, digest: row["image_digest"].string,
+            taskDefinitionArn: row["task_definition_arn"].string, taskDefinition: row["task_definition_json"].string,
+            previousTaskDefinitionArn: row["previous_task_definition_arn"].string, trigger: row["trigger"].string,
+            approvedBy: row["approved_by"].string, createdAt: Date(timeIntervalSince1970: row["created_at"].double ?? 0),
+            buildKey: row["build_key"].string)
+    }
+
+    /// The newest deploy of `service` in `environment` whose image was built from `buildKey`: there, a deploy is
+    /// recorded only once its health check (else its rollout) passed, so this is the image that environment verified.
+    public func verifiedDeployment(service: String, environment: String, buildKey: String) throws -> DeploymentRecord? {
+        let rows = try database.query(
+            "SELECT * FROM deployments WHERE environment = ? AND service = ? AND build_key = ? AND kind = 'deploy' AND image_digest IS NOT NULL ORDER BY id DESC LIMIT 1",
+            [.text(environment), .text(service), .text(buildKey)])
+        return try rows.first.map(Self.deploymentRecord)
     }
 }

@@ -4,7 +4,9 @@ import PipelineDSL
 /// A service's task-definition template: the JSON that `aws ecs register-task-definition --cli-input-json`
 /// takes, with `{{name}}` placeholders in its strings.
 ///
-/// Placeholders: `{{image}}` (the pushed image, by digest), `{{sha}}`, `{{env}}`, `{{service}}`,
+/// Placeholders: `{{image}}` (the pushed image, by digest), `{{sha}}` (the run's commit), `{{sourceSha}}` (the
+/// commit that last changed what the service's image is built from: it changes only when the image does, so an
+/// unchanged service keeps its revision), `{{env}}`, `{{service}}`,
 /// `{{ecsService}}`, `{{repository}}`, `{{region}}`, `{{cluster}}`, `{{account}}`, `{{domain}}` and
 /// `{{var.NAME}}` for the environment's variables.
 public struct TaskDefinitionTemplate: Sendable {
@@ -59,6 +61,7 @@ public struct TaskDefinitionTemplate: Sendable {
         var values = Self.values(environment: environment, service: service)
         values["image"] = "\(service.repository):\(String(repeating: "0", count: 40))"
         values["sha"] = String(repeating: "0", count: 40)
+        values["sourceSha"] = String(repeating: "0", count: 40)
         let rendered: JSONValue
         do {
             rendered = try render(values)

@@ -1,0 +1,56 @@
+import Foundation
+import Git
+import PipelineDSL
+import Runner
+import Stages
+
+/// An environment that deploys only what another verified (`requiresVerified(in:)`): before a run of it starts,
+/// each service's image must be one a healthy deploy there recorded for the same build key (what the commit builds
+/// the service from), or the run is refused with everything it found, and nothing changes.
+enum VerifiedImages {
+    /// Per built service, the digest the other environment verified, having said where each comes from; throws a
+    /// `LoadError` (exit 2) naming each service that environment never verified, and the last image it did.
+    static func check(
+        _ plan: Plan, sha: String?, source: GitSource?, store: StateStore, environment: [String: String], rebuild: Bool
+    ) throws -> [String: String] {
+        guard let from = plan.environment.verifiedIn else { return [:] }
+        let name = plan.environment.name
+        if rebuild {
+            throw LoadError(.definition, "\(name) deploys only images \(from) verified and builds none, so --rebuild does not apply here")
+        }
+        guard let sha, let source else {
+            throw LoadError(.definition, "\(name) deploys only images \(from) verified, found by what the commit builds; run it with a commit of the pipeline's repository (--sha or --ref)")
+        }
+        var verified: [String: String] = [:]
+        var refusals: [String] = []
+        for stage in plan.stages {
+            guard case .build(let spec) = stage.spec else { continue }
+            let key: BuildKey
+            do {
+                key = try BuildKey.of(spec, builder: try BuildKey.builder(for: spec, environment: environment), source: source, sha: sha)
+            } catch {
+                throw LoadError(.definition, "\(spec.service): cannot tell what \(sha.prefix(12)) builds it from: \(error)")
+            }
+            if let record = try store.verifiedDeployment(service: spec.service, environment: from, buildKey: key.value),
+                let digest = record.digest
+            {
+                verified[spec.service] = digest
+                print("\(spec.service): \(digest), verified in \(from) by run \(record.run.map(String.init) ?? "-") (commit \(record.sha.prefix(7)))")
+                continue
+            }
+            let last = try store.deployments(service: spec.service, environment: from, limit: 200).first { $0.kind == .deploy && $0.digest != nil }
+            refusals.append(
+                "\(spec.service): what \(sha.prefix(7)) builds it from (\(spec.build.context) as of \(key.since.sha.prefix(7)), build key \(key.value.prefix(12))) has no healthy deploy in \(from); "
+                    + (last.map { "\(from) last verified \($0.digest ?? "-") (commit \($0.sha.prefix(7)), run \($0.run.map(String.init) ?? "-"))" }
+                        ?? "\(from) has verified no image of it yet"))
+        }
+        guard refusals.isEmpty else {
+            throw LoadError(
+                .definition,
+                ["error: \(name) deploys only images \(from) verified; nothing was started:"] + refusals.map { "  " + $0 }
+                    + ["deploy \(sha.prefix(12)) to \(from) first (`pipeline run \(from) --sha \(sha.prefix(12))`), then run \(name) again"],
+                verbatim: true)
+        }
+        return verified
+    }
+}
