@@ -27,7 +27,7 @@ public struct PipelineCommand: AsyncParsableCommand {
               130  cancelled (Ctrl-C or SIGTERM)
             """,
         version: version,
-        subcommands: [Plan.self, List.self, Run.self, Approve.self, Reject.self, Rollback.self, Deployments.self, HooksGroup.self, Watch.self, Stats.self, Checkout.self, AWSGroup.self, ImageGroup.self, Status.self, History.self, Logs.self, Resume.self, GC.self, Serve.self, Login.self, UsersGroup.self, TokensGroup.self, StageCommand.self]
+        subcommands: [Plan.self, List.self, Run.self, Diff.self, Approve.self, Reject.self, Rollback.self, Deployments.self, HooksGroup.self, Watch.self, Stats.self, Checkout.self, AWSGroup.self, ImageGroup.self, Status.self, History.self, Logs.self, Resume.self, GC.self, Serve.self, Login.self, UsersGroup.self, TokensGroup.self, StageCommand.self]
     )
 
     /// Makes the command; argument-parser fills it in.

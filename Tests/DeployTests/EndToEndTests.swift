@@ -126,6 +126,27 @@ import TestSupport
         #expect(!unverified.stderr.contains("expense-service"), "the unchanged services were verified: \(unverified.stderr)")
         _ = try git("branch", "-f", "main", b)
 
+        // What a run of staging's tip (C) would change now that staging is back on B: user-service's commit, image
+        // and definition (C's template adds LOCAL_HEALTH); the other four left as they are.
+        let diff = try pipeline("diff", "staging")
+        #expect(diff.status == 0, "\(diff.stdout)\(diff.stderr)")
+        #expect(diff.stdout.contains("user-service\n  commit  \(b.prefix(7)) → \(c.prefix(7))\n    \(c.prefix(7)) Dev: user-service C"), "\(diff.stdout)")
+        #expect(diff.stdout.contains("  image   \(digestB) → sha256:") && !diff.stdout.contains("to be built"), "\(diff.stdout)")
+        #expect(diff.stdout.contains("+           \"name\" : \"LOCAL_HEALTH\","), "\(diff.stdout)")
+        #expect(diff.stdout.contains("-       \"image\" : \"\(imageA.split(separator: "@")[0])@\(digestB)\",\n    +       \"image\" : "), "\(diff.stdout)")
+        #expect(diff.stdout.contains("unchanged, and left as they are: expense-service, notification-service, api-service, frontend-service"), "\(diff.stdout)")
+        let diffJSON = try #require(try JSONSerialization.jsonObject(with: Data(try pipeline("diff", "staging", "--json").stdout.utf8)) as? [String: Any])
+        let changes = try #require(diffJSON["services"] as? [[String: Any]])
+        #expect(changes.map { $0["unchanged"] as? Bool } == [false, true, true, true, true], "\(changes)")
+        // A changed DNS target (the environment's load balancer, in the working copy's pipeline) shows per record.
+        let environments = app.appending(path: "pipelines/Environments.swift")
+        let original = try String(contentsOf: environments, encoding: .utf8)
+        try original.replacingOccurrences(of: "staging-alb.us-east-1", with: "staging-alb-2.us-east-1").write(to: environments, atomically: true, encoding: .utf8)
+        let dnsDiff = try pipeline("diff", "staging")
+        try original.write(to: environments, atomically: true, encoding: .utf8)
+        #expect(dnsDiff.stdout.contains("  dns     expense.staging.comyno.net CNAME: staging-alb.us-east-1.elb.amazonaws.com → staging-alb-2.us-east-1.elb.amazonaws.com"), "\(dnsDiff.stdout)")
+        #expect(!dnsDiff.stdout.contains("expense-service: unchanged"), "\(dnsDiff.stdout)")
+
         // Friday: user-service on staging back to A.
         let rollback = try pipeline("rollback", "user-service", "--env", "staging", "--to", String(a.prefix(7)), "--yes")
         #expect(rollback.status == 0, "\(rollback.stdout)\(rollback.stderr)")
