@@ -52,7 +52,15 @@ enum OpenAPI {
             "sha": {"type": "string"}, "ref": {"type": "string"}, "trigger": {"type": "string"}, "user": {"type": "string"},
             "createdAt": {"type": "string", "format": "date-time"}, "startedAt": {"type": "string", "format": "date-time"},
             "finishedAt": {"type": "string", "format": "date-time"}, "message": {"type": "string"},
-            "commit": {"$ref": "#/components/schemas/Commit"}, "stages": {"type": "array", "items": {"$ref": "#/components/schemas/Stage"}}}},
+            "commit": {"$ref": "#/components/schemas/Commit"}, "stages": {"type": "array", "items": {"$ref": "#/components/schemas/Stage"}},
+            "changes": {"type": "array", "items": {"$ref": "#/components/schemas/ServiceChange"}}}},
+          "ServiceChange": {"type": "object", "required": ["service", "liveFrom", "newSha", "commits", "taskDefinitionDiff", "dns", "unchanged", "notes"], "properties": {
+            "service": {"type": "string"}, "liveSha": {"type": "string"}, "liveFrom": {"type": "string", "enum": ["record", "ecs", "none"]},
+            "newSha": {"type": "string"}, "liveDigest": {"type": "string"}, "newDigest": {"type": "string"}, "liveTaskDefinition": {"type": "string"},
+            "commits": {"type": "array", "items": {"type": "object", "required": ["sha", "author", "time", "subject"], "properties": {
+              "sha": {"type": "string"}, "author": {"type": "string"}, "time": {"type": "string", "format": "date-time"}, "subject": {"type": "string"}}}},
+            "taskDefinitionDiff": {"type": "array", "items": {"type": "string"}}, "dns": {"type": "array", "items": {"type": "string"}},
+            "unchanged": {"type": "boolean"}, "notes": {"type": "array", "items": {"type": "string"}}}},
           "Live": {"type": "object", "required": ["environment", "service", "kind", "sha", "at"], "properties": {
             "environment": {"type": "string"}, "service": {"type": "string"}, "kind": {"type": "string"}, "sha": {"type": "string"},
             "subject": {"type": "string"}, "image": {"type": "string"}, "digest": {"type": "string"}, "taskDefinitionArn": {"type": "string"},

@@ -189,6 +189,17 @@ extension Routes {
             "<p>Needs \(view.required) of: \(view.approvers.joined(separator: ", "))\(view.selfApproval ? "" : view.startedBy.map { " (not \($0), who started it)" } ?? "") · approved so far by: \(view.approvedBy.isEmpty ? "nobody yet" : view.approvedBy.joined(separator: ", "))\(view.expiresAt.map { HTML(" · expires \(Page.time($0))") } ?? "")</p>",
             "<table><tr><th>Service</th><th>Live SHA</th><th>Live digest</th><th>New SHA</th><th>New digest</th><th>Commits</th></tr>\(rows.isEmpty ? HTML("<tr><td colspan=\"6\">This run deploys no services.</td></tr>") : HTML(rows))</table>",
         ]
+        // What it would change, as worked out when it stopped here (`pipeline diff`).
+        if let changes = RunFolder(root: store.runFolder(run.id)).gateChanges() {
+            let unchanged = changes.filter(\.unchanged).map(\.service)
+            let blocks = changes.filter { !$0.unchanged }.map { change -> HTML in
+                let definition = change.taskDefinitionDiff.isEmpty
+                    ? "task definition: as \(change.liveTaskDefinition ?? "-") (reused)" : change.taskDefinitionDiff.joined(separator: "\n")
+                let extra = (change.dns.map { "dns: \($0)" } + change.notes.map { "note: \($0)" }).joined(separator: "\n")
+                return "<h3>\(change.service)</h3><pre>\(definition)\(extra.isEmpty ? "" : "\n" + extra)</pre>"
+            }
+            body.append("<h2>What it would change</h2>\(HTML(blocks))<p>Left as they are: \(unchanged.isEmpty ? "none" : unchanged.joined(separator: ", "))</p>")
+        }
         if gate.refusal(of: caller.name, to: .approve) == nil {
             body.append(Page.form("/runs/\(run.id)/approve", caller: caller, button: "Approve", fields: "<label>Comment <input name=\"comment\"></label>"))
         }

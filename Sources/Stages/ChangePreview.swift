@@ -12,27 +12,7 @@ import StageContract
 /// service would be skipped as unchanged.
 public struct ChangePreview: Sendable {
     /// One service's change.
-    public struct Service: Codable, Sendable, Equatable {
-        public var service: String
-        /// The commit live now, and where that was read (`record`, `ecs`, or `none` when nothing runs).
-        public var liveSha: String?
-        public var liveFrom: String
-        public var newSha: String
-        /// The commits a deploy adds, newest first (author, subject).
-        public var commits: [CommitSummary]
-        public var liveDigest: String?
-        /// nil: the image of this build key is not in the registry yet (the run would build it).
-        public var newDigest: String?
-        public var liveTaskDefinition: String?
-        /// The task-definition diff, `- ` what ECS runs, `+ ` what would be registered, two spaces context.
-        public var taskDefinitionDiff: [String]
-        /// Records that would change: `NAME TYPE: live → new`.
-        public var dns: [String]
-        /// Nothing would change: the image, the definition and the records are as live.
-        public var unchanged: Bool
-        /// What could not be found out, and why.
-        public var notes: [String]
-    }
+    public typealias Service = ServiceChange
 
     let plan: Plan
     let client: AWSClient
@@ -162,7 +142,8 @@ public struct ChangePreview: Sendable {
         let commits = (try? source.commits(from: liveSha, to: sha, limit: 50)) ?? []  // a mirror without the live commit: none listed
         let unchanged = newDigest != nil && newDigest == liveDigest && !definitionChanges && dns.isEmpty && notes.isEmpty
         return Service(
-            service: update.service, liveSha: liveSha, liveFrom: liveFrom, newSha: sha, commits: liveSha == sha ? [] : commits,
+            service: update.service, liveSha: liveSha, liveFrom: liveFrom, newSha: sha,
+            commits: liveSha == sha ? [] : commits.map { .init(sha: $0.sha, author: $0.author, time: $0.time, subject: $0.subject) },
             liveDigest: liveDigest, newDigest: newDigest, liveTaskDefinition: liveArn, taskDefinitionDiff: diff, dns: dns,
             unchanged: unchanged, notes: notes)
     }

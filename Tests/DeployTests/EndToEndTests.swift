@@ -92,6 +92,12 @@ import TestSupport
         #expect(waiting.stdout.contains("run 3 waits for approval at release: Deploy prod from the main branch"))
         let status = try pipeline("status", "3")
         #expect(status.stdout.contains("user-service") && status.stdout.contains(String(b.prefix(12))) && status.stdout.contains(String(digestB.prefix(19))), "\(status.stdout)")
+        // The gate shows what the run would change (worked out when it stopped there), in text and in its JSON.
+        #expect(status.stdout.contains("what it would change (as of when it stopped here"), "\(status.stdout)")
+        #expect(status.stdout.contains("  image   ") && status.stdout.contains("→ \(digestB)"), "\(status.stdout)")
+        let waitingJSON = try #require(try JSONSerialization.jsonObject(with: Data(try pipeline("status", "3", "--json").stdout.utf8)) as? [String: Any])
+        let gateChanges = try #require(waitingJSON["changes"] as? [[String: Any]], "\(waitingJSON)")
+        #expect(gateChanges.count == 5 && gateChanges.first { $0["service"] as? String == "user-service" }?["newDigest"] as? String == digestB, "\(gateChanges)")
         #expect(try pipeline("reject", "prod", "--reason", "wait for the release notes", as: "bob").status == 0)
         #expect(try pipeline("run", "prod", as: "dave").status == 4)
         let approved = try pipeline("approve", "prod", "--comment", "notes are out", as: "alice")

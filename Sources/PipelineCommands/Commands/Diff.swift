@@ -56,12 +56,7 @@ extension PipelineCommand {
                 throw LoadError(.definition, "the pipeline has no repository to compare with: set its source, or run from the repository")
             }
             let store = try StateAccess.open(workspace)
-            var records: [String: [ChangePreview.DeploymentClaimRecord]] = [:]
-            for service in plan.services.map(\.name) {
-                records[service] = try store.deployments(service: service, environment: environment, limit: 200).map {
-                    ChangePreview.DeploymentClaimRecord(sha: $0.sha, digest: $0.digest, taskDefinitionArn: $0.taskDefinitionArn, buildKey: $0.buildKey)
-                }
-            }
+            let records = try GateChanges.records(of: plan, store: store)
             let client = AWSClient(configuration: try StageAWS.configuration(for: plan.environment, environment: processEnvironment))
             let preview = ChangePreview(plan: plan, client: client, environment: processEnvironment, pipelinesFolder: workspace.pipelinesDirectory)
             let services = try await preview.services(sha: commit.sha, source: source, records: records)

@@ -59,7 +59,11 @@ struct RunStart {
         }
         await console.delivered()
         let (record, status) = outcome
-        if status == .waiting { print(try ApprovalText.waitingNotice(record, store: store), terminator: "") }
+        if status == .waiting {
+            await GateChanges.keep(
+                for: record, plan: plan, stageEnvironment: request.stageEnvironment, environment: environment, secrets: secrets ?? [:], store: store)
+            print(try ApprovalText.waitingNotice(record, store: store), terminator: "")
+        }
         return status
     }
 }
