@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(name: "StageContractTests", dependencies: ["StageContract", "PipelineDSL", "TestSupport"]),
         .testTarget(name: "RunnerTests", dependencies: ["Runner", "StageContract", "PipelineDSL", "TestSupport", "CTestExecutor"]),
         .testTarget(name: "GitTests", dependencies: ["Git", "TestSupport"]),
-        .testTarget(name: "StagesTests", dependencies: ["Stages", "StageContract", "PipelineDSL", "AWS", "Runner", "TestSupport"]),
+        .testTarget(name: "StagesTests", dependencies: ["Stages", "StageContract", "PipelineDSL", "AWS", "Runner", "Git", "TestSupport"]),
         .testTarget(name: "AWSTests", dependencies: ["AWS", "HTTP", "TestSupport", "pipeline"]),
         .testTarget(name: "DeployTests", dependencies: ["Stages", "StageContract", "AWS", "HTTP", "Hashing", "Runner", "PipelineDSL", "TestSupport", "pipeline"]),
         .testTarget(name: "ImageTests", dependencies: ["OCI", "Stages", "AWS", "HTTP", "Hashing", "TestSupport", "pipeline"]),

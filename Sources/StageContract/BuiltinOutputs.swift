@@ -18,6 +18,8 @@ public struct BuildOutput: StageOutput, Equatable {
     public var reused: String?
     /// The commit that last changed what the key covers.
     public var since: String?
+    /// Built whatever the registry had (`--rebuild`, `alwaysBuild`): the push moves the key's tag to this image.
+    public var forced: Bool?
 
     public init(image: String, ref: String?, builder: String?, key: String? = nil, reused: String? = nil, since: String? = nil) {
         self.image = image

@@ -22,44 +22,70 @@ public struct BuildKey: Sendable, Equatable {
 
     /// The key of `spec` at the run's commit, read from the run's git mirror; nil (saying why) when the run has
     /// no commit or no source, so that there is nothing to key by.
-    static func of(_ spec: BuildImageSpec, builder: String, context: StageContext) throws -> BuildKey? {
+    static func of(_ spec: BuildImageSpec, context: StageContext) throws -> BuildKey? {
         guard let source = context.source, let sha = context.run.sha else {
             print("no build key: the run has no git source and commit, so the image is built every time")
             return nil
         }
-        return try of(spec, builder: builder, source: GitSource(url: source.url, cache: source.cache), sha: sha)
+        return try of(spec, source: GitSource(url: source.url, cache: source.cache), sha: sha)
     }
 
-    /// The key of `spec` at commit `sha`, read from `source`'s mirror (which is not fetched).
-    public static func of(_ spec: BuildImageSpec, builder: String, source: GitSource, sha: String) throws -> BuildKey {
-        let contextPath = try repositoryPath(spec.build.context, what: "the build context")
-        let dockerfilePath = try repositoryPath(
-            contextPath.isEmpty ? spec.build.dockerfile : contextPath + "/" + spec.build.dockerfile, what: "the Dockerfile")
+    /// The key of `spec` at commit `sha`, read from `source`'s mirror (which is not fetched). The builder in it is
+    /// the one the service names (`any` when it names none), so that hosts with different builders installed agree
+    /// on a key; symbolic links to the context or the Dockerfile are followed; the `.gitattributes` of the folders
+    /// above the context (whose filters the checkout applies) are in it too.
+    public static func of(_ spec: BuildImageSpec, source: GitSource, sha: String) throws -> BuildKey {
+        let contextPath = try resolved(try repositoryPath(spec.build.context, what: "the build context"), what: "the build context", source: source, sha: sha)
+        let dockerfilePath = try resolved(
+            try repositoryPath(contextPath.isEmpty ? spec.build.dockerfile : contextPath + "/" + spec.build.dockerfile, what: "the Dockerfile"),
+            what: "the Dockerfile", source: source, sha: sha)
         let insideContext = contextPath.isEmpty || dockerfilePath.hasPrefix(contextPath + "/")
-        let paths = [contextPath] + (insideContext ? [] : [dockerfilePath])
+        // The attributes files of every folder above the context, and of an outside Dockerfile's folder and those above.
+        var above: Set<String> = []
+        func addAttributes(of folders: [Substring]) {
+            for count in 0...folders.count { above.insert((folders.prefix(count).map(String.init) + [".gitattributes"]).joined(separator: "/")) }
+        }
+        addAttributes(of: Array(contextPath.split(separator: "/").dropLast()))
+        if !insideContext { addAttributes(of: Array(dockerfilePath.split(separator: "/").dropLast())) }
+        let attributes = above.sorted()
+        let paths = [contextPath] + (insideContext ? [] : [dockerfilePath]) + attributes
         let contents = try source.content(of: paths, at: sha)
         guard let tree = contents[0].objectID else {
             throw StageError("the commit \(sha.prefix(12)) has no \(contextPath.isEmpty ? "root" : contextPath) to build \(spec.service) from; check the service's build context")
         }
+        let arguments = spec.build.arguments.sorted { $0.key < $1.key }.map { [$0.key, $0.value] }
         var lines = [
-            "pipeline build key v1",
+            "pipeline build key v2",
             "context \(contextPath) \(tree)",
             "dockerfile \(dockerfilePath) \(insideContext ? "in the context" : contents[1].objectID ?? "missing")",
             "target \(spec.build.target ?? "-")",
-            "builder \(builder)",
+            "builder \(spec.build.builder ?? "any")",
+            // JSON, so that no argument's value can pass for another argument.
+            "arguments " + String(decoding: try JSONEncoder().encode(arguments), as: UTF8.self),
         ]
-        lines += spec.build.arguments.sorted { $0.key < $1.key }.map { "arg \($0.key)=\($0.value)" }
+        for (path, content) in zip(attributes, contents.suffix(attributes.count)) where content.objectID != nil {
+            lines.append("attributes \(path) \(content.objectID!)")
+        }
         let value = Digest(of: Array(lines.joined(separator: "\n").utf8)).hex
-        let since = contents.map(\.since).max { $0.time < $1.time } ?? contents[0].since
+        let since = contents.filter { $0.objectID != nil }.map(\.since).max { $0.time < $1.time } ?? contents[0].since
         return BuildKey(value: value, since: since)
+    }
+
+    /// `path` with symbolic links followed (at most 8), as the checkout will have it; refuses a link out of the
+    /// repository.
+    static func resolved(_ path: String, what: String, source: GitSource, sha: String) throws -> String {
+        var current = path
+        for _ in 0..<8 {
+            guard !current.isEmpty, let target = try source.content(of: [current], at: sha)[0].linkTarget else { return current }
+            let folder = current.split(separator: "/").dropLast().joined(separator: "/")
+            guard !target.hasPrefix("/") else { throw StageError("\(what) '\(path)' is a link to \(target), outside the repository") }
+            current = try repositoryPath(folder.isEmpty ? target : folder + "/" + target, what: what)
+        }
+        throw StageError("\(what) '\(path)' is a chain of more than 8 links")
     }
 
     /// `path` relative to the repository's root, with `.` and `..` resolved ("" for the root); refuses one that
     /// leaves the repository.
-    /// The builder a build of `spec` uses here (the one it names, else the first found), which its key includes.
-    public static func builder(for spec: BuildImageSpec, environment: [String: String]) throws -> String {
-        try BuildStage.pick(spec.build.builder, environment: environment).0
-    }
 
     static func repositoryPath(_ path: String, what: String) throws -> String {
         var parts: [Substring] = []

@@ -13,14 +13,17 @@ enum BuildStage {
 
     static func run(_ spec: BuildImageSpec, _ context: StageContext) async -> Int32 {
         do {
-            let (builder, executable) = try pick(spec.build.builder, environment: context.processEnvironment)
-            let key = try BuildKey.of(spec, builder: builder, context: context)
+            let key = try BuildKey.of(spec, context: context)
+            if let key {
+                print("build key \(key.value.prefix(12)): \(spec.build.context) as of \(key.since.sha.prefix(7)) (\(key.since.subject)), with its Dockerfile, arguments, target and builder")
+            }
             if let source = context.plan.environment.verifiedIn {
                 return try await promote(spec, key: key, from: source, context)
             }
+            let (builder, executable) = try pick(spec.build.builder, environment: context.processEnvironment)
+            let forced = context.rebuild || spec.alwaysBuild
             if let key {
-                print("build key \(key.value.prefix(12)): \(spec.build.context) as of \(key.since.sha.prefix(7)) (\(key.since.subject)), with its Dockerfile, arguments, target and \(builder)")
-                if context.rebuild || spec.alwaysBuild {
+                if forced {
                     print("building whatever the registry has: \(context.rebuild ? "the run was started with --rebuild" : "the stage says alwaysBuild")")
                 } else if let found = await registeredOrSaid(key, of: spec.service, context) {
                     print("\(spec.service) unchanged since \(key.since.sha.prefix(7)): image \(found.digest) reused (\(key.tag)); nothing built")
@@ -32,8 +35,9 @@ enum BuildStage {
             let timestamp = key.map { Int($0.since.time.timeIntervalSince1970) } ?? context.commitTime
             let result = try build(spec, context, builder: builder, executable: executable, timestamp: timestamp)
             print("built \(spec.service) as \(result.name) with \(result.builder); image at \(result.path)")
-            try context.outputs.set(
-                BuildOutput(image: result.path, ref: result.reference, builder: result.builder, key: key?.value, since: key?.since.sha))
+            var output = BuildOutput(image: result.path, ref: result.reference, builder: result.builder, key: key?.value, since: key?.since.sha)
+            output.forced = forced ? true : nil
+            try context.outputs.set(output)
             return 0
         } catch {
             StageContext.fail("building the image of \(spec.service): \(error)")
@@ -63,7 +67,11 @@ enum BuildStage {
     /// never wrong, only slower).
     static func registeredOrSaid(_ key: BuildKey, of service: String, _ context: StageContext) async -> (image: String, digest: String)? {
         do {
-            return try await registered(key, of: service, context)
+            guard let found = try await registered(key, of: service, context) else {
+                print("the registry has no image of this key yet (no tag \(key.tag)): building")
+                return nil
+            }
+            return found
         } catch {
             print("could not ask the registry for the image of this key (\(error)): building")
             return nil
@@ -75,10 +83,7 @@ enum BuildStage {
     static func registered(_ key: BuildKey, of service: String, _ context: StageContext) async throws -> (image: String, digest: String)? {
         guard let repository = context.plan.services.first(where: { $0.name == service })?.repository else { return nil }
         let target = try await RegistryTarget.resolve(repository: repository, aws: try context.awsClient(), environment: context.processEnvironment)
-        guard let manifest = try await target.client.manifest(key.tag) else {
-            print("\(repository) has no image of this key yet (no tag \(key.tag)): building")
-            return nil
-        }
+        guard let manifest = try await target.client.manifest(key.tag) else { return nil }
         return ("\(target.repositoryURI)@\(manifest.digest)", manifest.digest.description)
     }
 

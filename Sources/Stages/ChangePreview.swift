@@ -86,7 +86,7 @@ public struct ChangePreview: Sendable {
         let service = plan.service(named: update.service)
         if case .build(let spec)? = build?.spec, let service {
             do {
-                let key = try BuildKey.of(spec, builder: try BuildKey.builder(for: spec, environment: environment), source: source, sha: sha)
+                let key = try BuildKey.of(spec, source: source, sha: sha)
                 sourceSha = key.since.sha
                 let target = try await RegistryTarget.resolve(repository: service.repository, aws: client, environment: environment)
                 if let manifest = try await target.client.manifest(key.tag) {
@@ -94,7 +94,11 @@ public struct ChangePreview: Sendable {
                     newImage = "\(target.repositoryURI)@\(manifest.digest)"
                 } else {
                     newImage = "\(target.repositoryURI)@(to be built)"
-                    notes.append("\(service.repository) has no image of build key \(key.value.prefix(12)) yet: the run would build it")
+                    if let from = plan.environment.verifiedIn {
+                        notes.append("\(service.repository) has no image of build key \(key.value.prefix(12)): \(plan.environment.name) builds nothing and takes only images \(from) verified, so a run would be refused")
+                    } else {
+                        notes.append("\(service.repository) has no image of build key \(key.value.prefix(12)) yet: the run would build it")
+                    }
                 }
             } catch {
                 notes.append("the new image: \(error)")

@@ -37,15 +37,17 @@ enum PushStage {
                 print("pushed nothing: the image \(report.digest) is in \(target.client.host)/\(spec.repository) already (build key \(built.key?.prefix(12) ?? "-"))")
             } else {
                 let image = try LocalImage.read(URL(filePath: built.image), reference: built.ref)
-                if let key = built.key, let theirs = try await target.client.manifest(BuildKey.tag(of: key)), theirs.digest != image.root.digest {
-                    // Another run pushed an image of the same content while this one built: one key, one image.
+                if built.forced != true, let key = built.key, let theirs = try await target.client.manifest(BuildKey.tag(of: key)),
+                    theirs.digest != image.root.digest
+                {
+                    // Another run pushed an image of the same content after this build looked: one key, one image.
                     report = try await push.tag(theirs, tags: tags) { print($0) }
-                    print("pushed nothing: another run put the image of this build key in the registry meanwhile (\(theirs.digest)); it is used, and this build's \(image.root.digest) is not sent")
+                    print("pushed nothing: the registry has an image of this build key that another run pushed after this build looked (\(theirs.digest)); it is used, and this build's \(image.root.digest) is not sent")
                 } else {
                     print("pushing \(image.origin) (\(image.blobs.count) blobs, \(image.blobBytes) bytes) to \(target.client.host)/\(spec.repository)")
                     report = try await push.push(image, tags: tags) { print($0) }
                     print("pushed \(report)")
-                    if let key = built.key { try await tagKey(key, image: image.root, client: target.client) }
+                    if let key = built.key { try await tagKey(key, image: image.root, client: target.client, move: built.forced == true) }
                 }
             }
             let reference = "\(target.repositoryURI)@\(report.digest)"
@@ -62,8 +64,14 @@ enum PushStage {
     /// Tags the pushed image with its build key, last, so that only an image wholly in the registry is ever found
     /// by key. A key tag already naming another image (a build that is not reproducible, or two runs at once) is
     /// left as it is, and said.
-    static func tagKey(_ key: String, image root: ImageManifest, client: RegistryClient) async throws {
+    static func tagKey(_ key: String, image root: ImageManifest, client: RegistryClient, move: Bool) async throws {
         let tag = BuildKey.tag(of: key)
+        if let existing = try await client.manifestDigest(tag), existing != root.digest, move {
+            // A forced build replaces the key's image (a cached image that was wrong, or made by another builder).
+            try await client.putManifest(root, as: tag)
+            print("moved \(client.repository):\(tag) from \(existing) to \(root.digest) (a forced build replaces the key's image)")
+            return
+        }
         if let existing = try await client.manifestDigest(tag) {
             if existing != root.digest {
                 print("warning: \(client.repository):\(tag) already names \(existing), another build of the same content; it stays (this build made \(root.digest): the Dockerfile's steps are not reproducible)")

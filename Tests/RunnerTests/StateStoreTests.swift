@@ -220,6 +220,26 @@ import Testing
         process.waitUntilExit()
         #expect(OwnerLiveness.isProvablyGone(host: nil, pid: Int(pid), started: started, leaseExpiresAt: nil))
     }
+
+    @Test func aDeployRolledBackRightAfterIsNoLongerVerified() throws {
+        let home = TemporaryDirectory()
+        let store = try StateStore(home: home.url)
+        let key = String(repeating: "a", count: 64)
+        func record(_ kind: DeploymentRecord.Kind, _ arn: String, buildKey: String? = nil) throws {
+            try store.recordDeployment(DeploymentRecord(
+                run: nil, environment: "staging", service: "api", kind: kind, sha: String(repeating: "1", count: 40), image: "r@sha256:" + String(repeating: "b", count: 64),
+                digest: "sha256:" + String(repeating: "b", count: 64), taskDefinitionArn: arn, taskDefinition: nil, previousTaskDefinitionArn: nil,
+                trigger: "cli", approvedBy: nil, buildKey: buildKey))
+        }
+        try record(.deploy, "arn:td:2", buildKey: key)
+        #expect(try store.verifiedDeployment(service: "api", environment: "staging", buildKey: key)?.taskDefinitionArn == "arn:td:2")
+        try record(.rollback, "arn:td:2")  // an automatic rollback back onto it keeps it
+        #expect(try store.verifiedDeployment(service: "api", environment: "staging", buildKey: key) != nil)
+        try record(.rollback, "arn:td:1")  // backed out
+        #expect(try store.verifiedDeployment(service: "api", environment: "staging", buildKey: key) == nil)
+        try record(.deploy, "arn:td:2", buildKey: key)  // deployed and verified again
+        #expect(try store.verifiedDeployment(service: "api", environment: "staging", buildKey: key) != nil)
+    }
 }
 
 /// The identity of a process that has ended.

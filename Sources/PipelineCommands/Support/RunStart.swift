@@ -1,6 +1,8 @@
 import Foundation
+import Git
 import PipelineDSL
 import Runner
+import StageContract
 import Stages
 
 /// The one way the commands start a run or continue one (`run`, `resume`, `approve`, `rollback`; hooks and
@@ -25,11 +27,19 @@ struct RunStart {
     /// the plan it started with.
     func continuing(_ record: RunRecord, lease: RunLease, workspace: Workspace, trigger: String) async throws -> RunStatus {
         let plan = try PipelineCommand.Resume.plan(of: record.id, store: store)
+        // An environment that deploys only what another verified is checked again, now: its images are taken at the
+        // digests verified there, never at whatever their build key names in the registry by then.
+        var verified: [String: String] = [:]
+        if plan.environment.verifiedIn != nil {
+            let source = record.source.map { GitSource(url: $0, cache: SourceResolution.cache(workspace)) }
+            verified = try VerifiedImages.check(plan, sha: record.sha, source: source, store: store, environment: environment, rebuild: false)
+        }
         let request = RunSession.Request(
             environment: record.environment, sha: record.sha, ref: record.ref, branch: record.ref,
             trigger: trigger, user: StateAccess.currentUser, noWait: execution.noWait,
             stageEnvironment: SourceResolution.stageEnvironment(source: record.source, workspace: workspace, commit: record.commit)
-                .merging(execution.stageEnvironment) { _, flag in flag })
+                .merging(execution.stageEnvironment) { _, flag in flag }
+                .merging(verified.isEmpty ? [:] : [StageVariables.verifiedImages: String(decoding: try JSONEncoder().encode(verified), as: UTF8.self)]) { _, flag in flag })
         return try await go(
             plan: plan, request: request, secrets: nil, options: RunOptions(parallelism: plan.parallelism, killGrace: execution.killGrace),
             resuming: lease)

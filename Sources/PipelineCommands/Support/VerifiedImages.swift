@@ -27,7 +27,7 @@ enum VerifiedImages {
             guard case .build(let spec) = stage.spec else { continue }
             let key: BuildKey
             do {
-                key = try BuildKey.of(spec, builder: try BuildKey.builder(for: spec, environment: environment), source: source, sha: sha)
+                key = try BuildKey.of(spec, source: source, sha: sha)
             } catch {
                 throw LoadError(.definition, "\(spec.service): cannot tell what \(sha.prefix(12)) builds it from: \(error)")
             }

@@ -116,9 +116,18 @@ extension StateStore {
 
     /// The newest deploy of `service` in `environment` whose image was built from `buildKey`: there, a deploy is
     /// recorded only once its health check (else its rollout) passed, so this is the image that environment verified.
+    /// A deploy the environment then rolled back (the first later record that moved the service off its revision is
+    /// a rollback) no longer counts: the environment backed it out.
     public func verifiedDeployment(service: String, environment: String, buildKey: String) throws -> DeploymentRecord? {
         let rows = try database.query(
-            "SELECT * FROM deployments WHERE environment = ? AND service = ? AND build_key = ? AND kind = 'deploy' AND image_digest IS NOT NULL ORDER BY id DESC LIMIT 1",
+            """
+            SELECT * FROM deployments d WHERE environment = ?1 AND service = ?2 AND build_key = ?3 AND kind = 'deploy' AND image_digest IS NOT NULL
+            AND NOT EXISTS (
+                SELECT 1 FROM deployments n WHERE n.kind = 'rollback' AND n.id = (
+                    SELECT MIN(m.id) FROM deployments m WHERE m.environment = d.environment AND m.service = d.service AND m.id > d.id
+                    AND m.task_definition_arn IS NOT d.task_definition_arn))
+            ORDER BY id DESC LIMIT 1
+            """,
             [.text(environment), .text(service), .text(buildKey)])
         return try rows.first.map(Self.deploymentRecord)
     }
