@@ -160,6 +160,20 @@ import TestSupport
         #expect(try outputs(home, 3, "user-service.push")["digest"] == first)
         let pushedAgain = try String(contentsOf: home.url.appending(path: "runs/3/logs/user-service.push.log"), encoding: .utf8)
         #expect(pushedAgain.contains("0 blobs uploaded"), "\(pushedAgain)")
+
+        // A key tag naming a wrong image (moved by hand): --rebuild builds the right one and moves the tag back.
+        let apiKeyTag = "build-" + (try #require(try outputs(home, 1, "api-service.build")["key"])).prefix(40)
+        let apiDigest = try #require(try outputs(home, 1, "api-service.push")["digest"])
+        let foreign = ImageFixture.image(seed: 777)
+        let moved = try await runProcess(
+            Project.executable, ["image", "push", foreign.folder.path, "sv-core-api:\(apiKeyTag)", "--force"], environment: LocalAWS.environment)
+        let movedTo = try served("sv-core-api:\(apiKeyTag)")
+        #expect(moved.status == 0 && movedTo == foreign.digest, "\(moved.stderr)")
+        let repaired = try await runProcess(Project.executable, ["run", "staging", "--rebuild"], in: repo, environment: environment)
+        #expect(repaired.status == 0, "\(repaired.stdout)\(repaired.stderr)")
+        let repairLog = try String(contentsOf: home.url.appending(path: "runs/4/logs/api-service.push.log"), encoding: .utf8)
+        #expect(repairLog.contains("moved sv-core-api:\(apiKeyTag) from \(foreign.digest) to \(apiDigest)"), "\(repairLog)")
+        #expect(try served("sv-core-api:\(apiKeyTag)") == apiDigest)
         withExtendedLifetime(project) {}
     }
 
