@@ -171,7 +171,7 @@ import TestSupport
         #expect(try pipeline("run", "prod", user: "carol", home: other).status == 4)
         approve = try pipeline("approve", "prod", "--detach", user: "bob", home: other)
         #expect(approve.status == 0 && approve.stdout.contains("continues in the background"), "\(approve.stdout)")
-        #expect(RunFixture.waitFor(other.url.appending(path: "ran"), seconds: 30))
+        #expect(RunFixture.waitFor(other.url.appending(path: "ran"), seconds: 180))
         var finished = false
         for _ in 0..<600 where !finished {
             finished = try StateStore(home: other.url).run(1)?.status == .succeeded

@@ -123,7 +123,7 @@ private func store(_ home: TemporaryDirectory) throws -> StateStore { try StateS
         let run = try #require(try store(home).run(1))
         // The run's other processes start beside the one that wrote `started`: under load, a moment later.
         var running = RunFixture.processes(withMarker: run.marker).count
-        for _ in 0..<200 where running < 3 {
+        for _ in 0..<1200 where running < 3 {
             Thread.sleep(forTimeInterval: 0.05)
             running = RunFixture.processes(withMarker: run.marker).count
         }

@@ -99,7 +99,7 @@ enum RunFixture {
     }
 
     /// Waits until `file` exists, up to `seconds`.
-    static func waitFor(_ file: URL, seconds: Double = 30) -> Bool {
+    static func waitFor(_ file: URL, seconds: Double = 180) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if FileManager.default.fileExists(atPath: file.path) { return true }

@@ -87,7 +87,7 @@ import Testing
         let lease = ["PIPELINE_LEASE_SECONDS": "4"]
         let runner = try RunFixture.start(["run", "pair"], home: home, environment: lease, capture: true)
         let log = home.url.appending(path: "runs/1/logs/one.log")
-        for _ in 0..<200 where !((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("one 1") { Thread.sleep(forTimeInterval: 0.1) }
+        for _ in 0..<1200 where !((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("one 1") { Thread.sleep(forTimeInterval: 0.1) }
         kill(runner.processIdentifier, SIGSTOP)
         Thread.sleep(forTimeInterval: 6)
         // On this host the stopped owner is alive, however stale its lease: refused.
@@ -147,7 +147,7 @@ import Testing
         let runner = try RunFixture.start(["run", "tick"], home: home)
         let log = home.url.appending(path: "runs/1/logs/tick.log")
         var seen = ""
-        for _ in 0..<200 where !seen.contains("out tick 3") {
+        for _ in 0..<1200 where !seen.contains("out tick 3") {
             Thread.sleep(forTimeInterval: 0.1)
             seen = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         }
@@ -200,7 +200,7 @@ import Testing
         let home = TemporaryDirectory()
         let runner = try RunFixture.start(["run", "pair"], home: home, capture: true)
         let log = home.url.appending(path: "runs/1/logs/one.log")
-        for _ in 0..<200 where !((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("one 2") { Thread.sleep(forTimeInterval: 0.1) }
+        for _ in 0..<1200 where !((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("one 2") { Thread.sleep(forTimeInterval: 0.1) }
         let marker = try #require(try store(home).run(1)?.marker)
         // Another process holds the database's write lock for longer than half a lease plus the busy timeout.
         let holder = Process()
