@@ -84,7 +84,12 @@ extension PipelineCommand {
                 return "\(change.service): unchanged (image \(change.liveDigest ?? "-"), \(change.liveTaskDefinition.map(Self.revision) ?? "-"))\n"
             }
             var out = "\(change.service)\n"
-            let from = change.liveFrom == "ecs" ? " (read from ECS: no deployment record)" : change.liveFrom == "none" ? " (nothing runs)" : ""
+            let from = switch (change.liveFrom, change.liveSha) {
+            case ("ecs", nil): " (no deployment record, and the image ECS runs names no commit)"
+            case ("ecs", _): " (read from the image ECS runs: no deployment record)"
+            case ("none", _): " (nothing runs)"
+            default: ""
+            }
             out += "  commit  \(short(change.liveSha)) → \(short(change.newSha))\(from)\n"
             for commit in change.commits.prefix(20) { out += "    \(commit.sha.prefix(7)) \(commit.author): \(commit.subject)\n" }
             if change.commits.count > 20 { out += "    … \(change.commits.count - 20) more\n" }
