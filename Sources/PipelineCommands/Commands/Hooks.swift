@@ -148,9 +148,10 @@ extension PipelineCommand {
             do {
                 let loading = try PlanLoading(global)
                 try loading.workspace.prepareHome()
+                let unverified = UnverifiedCommits()
                 while true {
                     do {
-                        try await poll(loading)
+                        try await poll(loading, unverified: unverified)
                     } catch {
                         if once { throw error }
                         // A broken pipeline pushed to the branch, a state database briefly locked: said, and the
@@ -166,7 +167,7 @@ extension PipelineCommand {
             }
         }
 
-        private func poll(_ loading: PlanLoading) async throws {
+        private func poll(_ loading: PlanLoading, unverified: UnverifiedCommits) async throws {
             let manifest = try loading.manifest()
             let store = try StateAccess.open(loading.workspace)
             let environment = ProcessInfo.processInfo.environment
@@ -193,11 +194,27 @@ extension PipelineCommand {
                 }
                 guard let sha = resolution.commit?.sha else { continue }
                 if try !store.deployingRuns(environment: spec.name, sha: sha).isEmpty { continue }
+                if let from = plan.environment.verifiedIn {
+                    // A commit the other environment has not verified would be refused: said once, tried each poll.
+                    do {
+                        _ = try VerifiedImages.check(plan, sha: sha, source: resolution.source, store: store, environment: environment, rebuild: false, quiet: true)
+                    } catch {
+                        if unverified.shas.insert("\(spec.name) \(sha)").inserted {
+                            print("\(Dates.format(Date())) \(spec.name): new commit \(sha.prefix(12)) on \(spec.branch) is not verified in \(from) yet; its run starts once it is")
+                        }
+                        continue
+                    }
+                }
                 try CommitRuns.start(environment: spec.name, sha: sha, trigger: "watch", workspace: loading.workspace)
                 print("\(Dates.format(Date())) \(spec.name): new commit \(sha.prefix(12)) on \(spec.branch); run started")
             }
         }
     }
+}
+
+/// The commits `pipeline watch` has said it waits for (so that it says so once, not on every poll).
+final class UnverifiedCommits {
+    var shas: Set<String> = []
 }
 
 /// Starting runs for commits, in the background.

@@ -11,7 +11,7 @@ enum VerifiedImages {
     /// Per built service, the digest the other environment verified, having said where each comes from; throws a
     /// `LoadError` (exit 2) naming each service that environment never verified, and the last image it did.
     static func check(
-        _ plan: Plan, sha: String?, source: GitSource?, store: StateStore, environment: [String: String], rebuild: Bool
+        _ plan: Plan, sha: String?, source: GitSource?, store: StateStore, environment: [String: String], rebuild: Bool, quiet: Bool = false
     ) throws -> [String: String] {
         guard let from = plan.environment.verifiedIn else { return [:] }
         let name = plan.environment.name
@@ -35,7 +35,7 @@ enum VerifiedImages {
                 let digest = record.digest
             {
                 verified[spec.service] = digest
-                print("\(spec.service): \(digest), verified in \(from) by run \(record.run.map(String.init) ?? "-") (commit \(record.sha.prefix(7)))")
+                if !quiet { print("\(spec.service): \(digest), verified in \(from) by run \(record.run.map(String.init) ?? "-") (commit \(record.sha.prefix(7)))") }
                 continue
             }
             let last = try store.deployments(service: spec.service, environment: from, limit: 200).first { $0.kind == .deploy && $0.digest != nil }
