@@ -39,7 +39,7 @@ public struct DeploymentClaim: Codable, Sendable, Equatable {
         self.service = service
         self.sha = sha
         self.image = image
-        self.digest = digest ?? image.flatMap { image in image.range(of: "@").map { String(image[$0.upperBound...]) } }
+        self.digest = digest ?? image.flatMap(ImageReference.digest(of:))
         self.taskDefinitionArn = taskDefinitionArn
         self.taskDefinition = taskDefinition
         self.previousTaskDefinitionArn = previousTaskDefinitionArn

@@ -81,7 +81,7 @@ enum BuildStage {
     /// The image the registry holds for `key` in the service's repository (by digest, its manifest checked against
     /// it), or nil when there is none.
     static func registered(_ key: BuildKey, of service: String, _ context: StageContext) async throws -> (image: String, digest: String)? {
-        guard let repository = context.plan.services.first(where: { $0.name == service })?.repository else { return nil }
+        guard let repository = context.plan.service(named: service)?.repository else { return nil }
         let target = try await RegistryTarget.resolve(repository: repository, aws: try context.awsClient(), environment: context.processEnvironment)
         guard let manifest = try await target.client.manifest(key.tag) else { return nil }
         return ("\(target.repositoryURI)@\(manifest.digest)", manifest.digest.description)

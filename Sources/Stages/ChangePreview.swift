@@ -28,7 +28,7 @@ public struct ChangePreview: Sendable {
 
     /// The change of every deployed service of the plan, for commit `sha` of `source`; `records` are the
     /// environment's deployment records, newest first.
-    public func services(sha: String, source: GitSource, records: [String: [DeploymentClaimRecord]]) async throws -> [Service] {
+    public func services(sha: String, source: GitSource, records: [String: [LiveRecord]]) async throws -> [Service] {
         var found: [Service] = []
         for update in plan.stages.compactMap({ stage -> UpdateServiceSpec? in if case .updateService(let spec) = stage.spec { spec } else { nil } }) {
             found.append(try await service(update, sha: sha, source: source, records: records[update.service] ?? []))
@@ -37,20 +37,18 @@ public struct ChangePreview: Sendable {
     }
 
     /// A deployment record as the preview needs it (the runner's type lives above this module).
-    public struct DeploymentClaimRecord: Sendable {
+    public struct LiveRecord: Sendable {
         public let sha: String
         public let digest: String?
         public let taskDefinitionArn: String?
-        public let buildKey: String?
-        public init(sha: String, digest: String?, taskDefinitionArn: String?, buildKey: String?) {
+        public init(sha: String, digest: String?, taskDefinitionArn: String?) {
             self.sha = sha
             self.digest = digest
             self.taskDefinitionArn = taskDefinitionArn
-            self.buildKey = buildKey
         }
     }
 
-    private func service(_ update: UpdateServiceSpec, sha: String, source: GitSource, records: [DeploymentClaimRecord]) async throws -> Service {
+    private func service(_ update: UpdateServiceSpec, sha: String, source: GitSource, records: [LiveRecord]) async throws -> Service {
         var notes: [String] = []
         // Live: what ECS runs, and the record of it.
         var liveArn: String?
@@ -74,9 +72,9 @@ public struct ChangePreview: Sendable {
                 notes.append("cannot describe \(liveArn)")
             }
         }
-        let liveSha = record?.sha ?? liveImage.flatMap(Self.sha(inTag:))
-        let liveFrom = record != nil ? "record" : liveSha != nil ? "ecs" : liveArn == nil ? "none" : "ecs"
-        let liveDigest = record?.digest ?? liveImage.flatMap { image in image.range(of: "@").map { String(image[$0.upperBound...]) } }
+        let liveSha = record?.sha ?? liveImage.flatMap(ImageReference.commit(inTag:))
+        let liveFrom = record != nil ? "record" : liveArn == nil ? "none" : "ecs"
+        let liveDigest = record?.digest ?? liveImage.flatMap(ImageReference.digest(of:))
 
         // New: the image of the build key, the definition it would register, the records.
         var newDigest: String?
@@ -150,13 +148,6 @@ public struct ChangePreview: Sendable {
             commits: liveSha == sha ? [] : commits.map { .init(sha: $0.sha, author: $0.author, time: $0.time, subject: $0.subject) },
             liveDigest: liveDigest, newDigest: newDigest, liveTaskDefinition: liveArn, taskDefinitionDiff: diff, dns: dns,
             unchanged: unchanged, notes: notes)
-    }
-
-    /// The SHA an image is tagged with (`repo:<40 hex>`), if it is.
-    static func sha(inTag image: String) -> String? {
-        guard !image.contains("@"), let colon = image.lastIndex(of: ":") else { return nil }
-        let tag = image[image.index(after: colon)...]
-        return tag.utf8.count == 40 && tag.allSatisfy(\.isHexDigit) ? String(tag) : nil
     }
 
     /// `value` as pretty JSON with sorted keys, one line each.

@@ -6,6 +6,12 @@ import StageContract
 extension StageContext {
     /// Claims that `deploy` put this run's commit on `service`: written by the stage that verified it (the health
     /// check, or the deploy stage when the plan checks no health), from the register stage's outputs and rendering.
+    /// The outputs of the build stage whose image push stage `push` pushed, when it has one.
+    func buildOutput(behindPush push: String) throws -> BuildOutput? {
+        guard case .push(let spec)? = plan.stages.first(where: { $0.id == push })?.spec, let build = spec.buildStage else { return nil }
+        return try output(BuildOutput.self, of: build)
+    }
+
     func claimDeploy(_ deploy: UpdateServiceSpec, target: String, previous: String) throws {
         var image: String?
         var definition: String?
@@ -22,10 +28,9 @@ extension StageContext {
             }
             // The key of the image: register → push → build.
             if case .registerTaskDefinition(let registerSpec)? = plan.stages.first(where: { $0.id == register })?.spec,
-                let push = registerSpec.pushStage, case .push(let pushSpec)? = plan.stages.first(where: { $0.id == push })?.spec,
-                let build = pushSpec.buildStage
+                let push = registerSpec.pushStage
             {
-                buildKey = try output(BuildOutput.self, of: build).key
+                buildKey = try buildOutput(behindPush: push)?.key
             }
         }
         try DeploymentClaim(

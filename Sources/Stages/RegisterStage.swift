@@ -31,11 +31,7 @@ enum RegisterStage {
         var sourceSha = context.run.sha ?? ""
         if let push = spec.pushStage {
             image = try context.output(PushOutput.self, of: push).image
-            if case .push(let pushSpec)? = plan.stages.first(where: { $0.id == push })?.spec, let build = pushSpec.buildStage,
-                let since = try context.output(BuildOutput.self, of: build).since
-            {
-                sourceSha = since
-            }
+            if let since = try context.buildOutput(behindPush: push)?.since { sourceSha = since }
         } else {
             let tag = try context.fill("{sha}", field: "the image tag")
             image = "\(try await client.repositoryURI(spec.repository)):\(tag)"

@@ -125,6 +125,25 @@ private let noCredentials = GitCredentials.fromEnvironment([:])
         #expect(throws: SourceError.self) { try source.content(of: ["deep"], at: String(repeating: "0", count: 40)) }
     }
 
+    @Test func aCheckoutWritesGitsModesWhateverTheUmask() throws {
+        // An image built from the checkout records each file's mode: under umask 077 files were 0600 and the same
+        // commit built another image.
+        let workspace = TemporaryDirectory()
+        let sha = try fixture.sha("v1")
+        let result = try runProcess(
+            URL(filePath: "/bin/sh"),
+            ["-c", "umask 077; exec \"$0\" checkout \"$1\" \"$2\" --sha \"$3\"", Project.executable.path,
+             fixture.root.appending(path: "app").path, workspace.url.appending(path: "out").path, sha],
+            environment: ["PIPELINE_HOME": workspace.url.appending(path: "home").path])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        func mode(_ path: String) throws -> Int {
+            (try FileManager.default.attributesOfItem(atPath: workspace.url.appending(path: "out/\(path)").path)[.posixPermissions] as? Int) ?? -1
+        }
+        #expect(try mode("deep/er/file.txt") == 0o644)
+        #expect(try mode("run.sh") == 0o755)
+        #expect(try mode("deep/er") == 0o755)
+    }
+
     @Test func newCommitsArriveOnTheNextResolve() throws {
         _ = try source.resolve(sha: nil, ref: nil, branch: "main", credentials: noCredentials)
         fixture.folder.write("app/new.txt", "new\n")

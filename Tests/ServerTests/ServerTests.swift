@@ -240,7 +240,7 @@ import TestSupport
         _ = try await dave.post("/runs", ["environment": "staging", "csrf": csrf])
         let running = try await served.waitFor(run: 1, [.running])
         // Killed with SIGKILL while its build stage prints: the run is interrupted once its owner is provably gone.
-        for _ in 0..<3000 where try served.store.stageRuns(1).first(where: { $0.stageID == "build" })?.status != .running {
+        for _ in 0..<200 where try served.store.stageRuns(1).first(where: { $0.stageID == "build" })?.status != .running {
             try await Task.sleep(for: .milliseconds(20))
         }
         #expect(kill(Int32(try #require(running.pid)), SIGKILL) == 0)

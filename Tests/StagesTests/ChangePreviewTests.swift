@@ -1,4 +1,5 @@
 @testable import Stages
+import StageContract
 import Testing
 
 /// The pieces of `pipeline diff` that need no AWS: the line diff and the cut of ECS's description to a template.
@@ -24,7 +25,8 @@ import Testing
         ]))
         let diff = ChangePreview.diff(ChangePreview.lines(cut), ChangePreview.lines(template))
         #expect(diff.filter { !$0.hasPrefix("  ") }.count == 2, "\(diff)")
-        #expect(ChangePreview.sha(inTag: "repo:" + String(repeating: "a", count: 40)) == String(repeating: "a", count: 40))
-        #expect(ChangePreview.sha(inTag: "repo@sha256:" + String(repeating: "a", count: 64)) == nil)
+        #expect(ImageReference.commit(inTag: "repo:" + String(repeating: "a", count: 40)) == String(repeating: "a", count: 40))
+        #expect(ImageReference.commit(inTag: "repo@sha256:" + String(repeating: "a", count: 64)) == nil)
+        #expect(ImageReference.digest(of: "repo@sha256:" + String(repeating: "a", count: 64)) == "sha256:" + String(repeating: "a", count: 64))
     }
 }

@@ -116,8 +116,6 @@ extension PipelineCommand {
             // An environment that deploys only what another verified: refused here, before anything changes.
             let verified = try VerifiedImages.check(
                 plan, sha: resolution.commit?.sha, source: resolution.source, store: store, environment: processEnvironment, rebuild: rebuild)
-            let verifiedVariable = verified.isEmpty
-                ? [:] : [StageVariables.verifiedImages: String(decoding: try JSONEncoder().encode(verified), as: UTF8.self)]
             let branch = ref ?? (sha == nil ? plan.environment.branch : nil)
             var request = RunSession.Request(
                 environment: environment, sha: resolution.commit?.sha ?? sha, ref: branch, branch: branch,
@@ -127,7 +125,7 @@ extension PipelineCommand {
                     source: resolution.source?.url, workspace: loading.workspace, commit: resolution.facts
                 ).merging(execution.stageEnvironment) { _, flag in flag }
                 .merging(rebuild ? [StageVariables.rebuild: "1"] : [:]) { _, flag in flag }
-                .merging(verifiedVariable) { _, flag in flag })
+                .merging(try VerifiedImages.stageEnvironment(verified)) { _, flag in flag })
             request.pipelineFiles = try Self.templates(of: plan, in: loading.workspace.pipelinesDirectory)
             var options = RunOptions(
                 parallelism: parallel ?? plan.parallelism, failFast: failFast, killGrace: execution.killGrace)

@@ -12,11 +12,11 @@ import Stages
 /// gate shows the rest and says so.
 enum GateChanges {
     /// The environment's deployment records of each of `plan`'s services, as the preview takes them.
-    static func records(of plan: Plan, store: StateStore) throws -> [String: [ChangePreview.DeploymentClaimRecord]] {
-        var records: [String: [ChangePreview.DeploymentClaimRecord]] = [:]
+    static func records(of plan: Plan, store: StateStore) throws -> [String: [ChangePreview.LiveRecord]] {
+        var records: [String: [ChangePreview.LiveRecord]] = [:]
         for service in plan.services.map(\.name) {
             records[service] = try store.deployments(service: service, environment: plan.environment.name, limit: 200).map {
-                ChangePreview.DeploymentClaimRecord(sha: $0.sha, digest: $0.digest, taskDefinitionArn: $0.taskDefinitionArn, buildKey: $0.buildKey)
+                ChangePreview.LiveRecord(sha: $0.sha, digest: $0.digest, taskDefinitionArn: $0.taskDefinitionArn)
             }
         }
         return records

@@ -39,7 +39,7 @@ struct RunStart {
             trigger: trigger, user: StateAccess.currentUser, noWait: execution.noWait,
             stageEnvironment: SourceResolution.stageEnvironment(source: record.source, workspace: workspace, commit: record.commit)
                 .merging(execution.stageEnvironment) { _, flag in flag }
-                .merging(verified.isEmpty ? [:] : [StageVariables.verifiedImages: String(decoding: try JSONEncoder().encode(verified), as: UTF8.self)]) { _, flag in flag })
+                .merging(try VerifiedImages.stageEnvironment(verified)) { _, flag in flag })
         return try await go(
             plan: plan, request: request, secrets: nil, options: RunOptions(parallelism: plan.parallelism, killGrace: execution.killGrace),
             resuming: lease)

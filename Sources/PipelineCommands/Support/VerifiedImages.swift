@@ -2,12 +2,18 @@ import Foundation
 import Git
 import PipelineDSL
 import Runner
+import StageContract
 import Stages
 
 /// An environment that deploys only what another verified (`requiresVerified(in:)`): before a run of it starts,
 /// each service's image must be one a healthy deploy there recorded for the same build key (what the commit builds
 /// the service from), or the run is refused with everything it found, and nothing changes.
 enum VerifiedImages {
+    /// What the stages are told of `verified` (the build stages take exactly these digests).
+    static func stageEnvironment(_ verified: [String: String]) throws -> [String: String] {
+        verified.isEmpty ? [:] : [StageVariables.verifiedImages: String(decoding: try JSONEncoder().encode(verified), as: UTF8.self)]
+    }
+
     /// Per built service, the digest the other environment verified, having said where each comes from; throws a
     /// `LoadError` (exit 2) naming each service that environment never verified, and the last image it did.
     static func check(

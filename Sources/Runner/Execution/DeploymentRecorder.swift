@@ -58,10 +58,10 @@ struct DeploymentRecorder {
             let earlier = try store.deployments(service: claim.service, environment: plan.environment.name)
                 .first { $0.taskDefinitionArn == claim.taskDefinitionArn }
             image = image.flatMap { $0.isEmpty ? nil : $0 } ?? earlier?.image
-            sha = earlier?.sha ?? Self.sha(inTag: image)
+            sha = earlier?.sha ?? image.flatMap(ImageReference.commit(inTag:))
             definition = definition ?? earlier?.taskDefinition
         }
-        let digest = claim.image == image ? claim.digest : image.flatMap { image in image.range(of: "@").map { String(image[$0.upperBound...]) } }
+        let digest = claim.image == image ? claim.digest : image.flatMap(ImageReference.digest(of:))
         // Who let it through: the approvals at the run's gates.
         let approvers = try plan.stages.filter { $0.kind == .approval }.flatMap { gate in
             try store.approvals(run: run.id, stage: gate.id).filter { $0.decision == .approved }.map(\.user)
@@ -84,12 +84,5 @@ struct DeploymentRecorder {
         // Unreadable outputs only lose the detail of a message.
         if let published = try? folder.publishedOutputs(of: stage) { return published }
         return try? folder.writtenOutputs(of: stage)
-    }
-
-    /// The SHA an image is tagged with (`repo:<40 hex>`), if it is.
-    static func sha(inTag image: String?) -> String? {
-        guard let image, !image.contains("@"), let colon = image.lastIndex(of: ":") else { return nil }
-        let tag = image[image.index(after: colon)...]
-        return tag.isCommitID ? String(tag) : nil
     }
 }
