@@ -68,6 +68,9 @@ import TestSupport
         let digestB = try #require(try outputs(2, "user-service.push")["digest"])
         let revisionB = try #require(try outputs(2, "user-service.register")["taskDefinitionArn"])
         #expect(try outputs(2, "user-service.build")["reused"] == nil && digestB != digestA)
+        // Its Dockerfile's steps ran: the program was compiled with B's version and passed its self-test.
+        let builtB = try String(contentsOf: home.appending(path: "runs/2/logs/user-service.build.log"), encoding: .utf8)
+        #expect(builtB.contains("RUN cc -O2") && builtB.contains("user-service user-service B: self-test passed"), "\(builtB)")
         let platform = try git("rev-list", "--max-parents=0", "HEAD")  // the commit that made the five services
         for service in others {
             let built = try outputs(2, "\(service).build")
