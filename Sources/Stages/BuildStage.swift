@@ -33,7 +33,9 @@ enum BuildStage {
                 }
             }
             let timestamp = key.map { Int($0.since.time.timeIntervalSince1970) } ?? context.commitTime
-            let result = try build(spec, context, builder: builder, executable: executable, timestamp: timestamp)
+            let cache = await RemoteLayerCache.prepare(spec, builder: builder, context)
+            defer { cache?.remove() }
+            let result = try build(spec, context, builder: builder, executable: executable, timestamp: timestamp, cache: cache)
             print("built \(spec.service) as \(result.name) with \(result.builder); image at \(result.path)")
             var output = BuildOutput(image: result.path, ref: result.reference, builder: result.builder, key: key?.value, since: key?.since.sha)
             output.forced = forced ? true : nil
@@ -94,7 +96,9 @@ enum BuildStage {
         let path: String
     }
 
-    static func build(_ spec: BuildImageSpec, _ run: StageContext, builder: String, executable: String, timestamp: Int?) throws -> Result {
+    static func build(
+        _ spec: BuildImageSpec, _ run: StageContext, builder: String, executable: String, timestamp: Int?, cache: RemoteLayerCache? = nil
+    ) throws -> Result {
         let environment = run.processEnvironment
         let artifacts = run.artifacts.path
         let tag = try run.fill(spec.tag, field: "the image tag")
@@ -112,6 +116,7 @@ enum BuildStage {
         // Stamped with the time of the commit that last changed what the image is built from: the same content
         // makes the same layers and digest, whichever commit (or retried run) builds it.
 
+        let cached = cache?.arguments ?? []
         let steps: [(what: String, arguments: [String])]
         let path: String
         let reference: String
@@ -124,13 +129,13 @@ enum BuildStage {
             path = "\(artifacts)/image"
             reference = tag
             steps = [
-                ("buildah bud", storage + ["bud", "--layers"] + isolation + options + (timestamp.map { ["--timestamp", String($0)] } ?? []) + [context.path]),
+                ("buildah bud", storage + ["bud", "--layers"] + isolation + cached + options + (timestamp.map { ["--timestamp", String($0)] } ?? []) + [context.path]),
                 ("buildah push", storage + ["push", "--quiet", name, "oci:\(path):\(tag)"]),
             ]
         case "podman":
             path = "\(artifacts)/image.tar"
             reference = name
-            steps = [("podman build", ["build", "--layers"] + options + (timestamp.map { ["--timestamp", String($0)] } ?? []) + [context.path]),
+            steps = [("podman build", ["build", "--layers"] + cached + options + (timestamp.map { ["--timestamp", String($0)] } ?? []) + [context.path]),
                      ("podman save", ["save", "--format", "oci-archive", "-o", path, name])]
         default:
             path = "\(artifacts)/image.tar"
@@ -139,7 +144,14 @@ enum BuildStage {
         }
         for step in steps {
             print("$ \(builder) \(step.arguments.joined(separator: " "))")
-            let outcome = try ChildProcess.run(executable, step.arguments, in: context, environment: environment)
+            var outcome = try ChildProcess.run(executable, step.arguments, in: context, environment: environment)
+            let without = step.arguments.removing(cached)
+            if outcome.status != 0, without != step.arguments, RemoteLayerCache.failedOnCache(outcome.tail) {
+                // The cache only saves time: a registry that refuses it must not fail the build.
+                print("the layer cache in \(cache?.reference ?? "-") failed (\(outcome.tail.last ?? "")); building again with this host's cache only")
+                print("$ \(builder) \(without.joined(separator: " "))")
+                outcome = try ChildProcess.run(executable, without, in: context, environment: environment)
+            }
             guard outcome.status == 0 else {
                 throw StageError("\(step.what) failed with exit status \(outcome.status); its last lines:\n  " + outcome.tail.joined(separator: "\n  "))
             }
@@ -177,5 +189,16 @@ extension ChildProcess {
         try process.run()
         process.waitUntilExit()
         return process.terminationStatus
+    }
+}
+
+extension Array where Element == String {
+    /// This list without the run of elements equal to `run` (the first place it occurs), or itself.
+    func removing(_ run: [String]) -> [String] {
+        guard !run.isEmpty, run.count <= count else { return self }
+        for start in 0...(count - run.count) where Array(self[start..<start + run.count]) == run {
+            return Array(self[..<start] + self[(start + run.count)...])
+        }
+        return self
     }
 }

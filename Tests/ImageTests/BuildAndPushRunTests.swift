@@ -106,6 +106,51 @@ import TestSupport
         try JSONDecoder().decode([String: String].self, from: Data(contentsOf: home.url.appending(path: "runs/\(run)/outputs/\(stage).json")))
     }
 
+    /// A layer cache in the registry: what one host built, another (a buildah storage of its own, empty) pulls
+    /// instead of building, and the image is the same. The registry's credentials reach buildah in an auth file
+    /// that is gone when the stage ends, and never reach the log. A cache repository that cannot be used slows the
+    /// build down and fails nothing; a name that is no repository name is refused with the plan.
+    @Test func aLayerCacheInTheRegistryServesAnotherHost() async throws {
+        let (project, repo) = try project(
+            dockerfile: "FROM scratch\nCOPY app.txt /app.txt\nCOPY app.txt /copy.txt\n",
+            chain: "BuildImage(cacheRepository: \"{repository}-cache\")\n        PushImage()")
+        let home = TemporaryDirectory()
+        let environment = LocalAWS.environment.merging(["PIPELINE_HOME": home.url.path]) { _, new in new }
+        let built = try await runProcess(Project.executable, ["run", "staging"], in: repo, environment: environment)
+        #expect(built.status == 0, "\(built.stdout)\(built.stderr)")
+        let log = try String(contentsOf: home.url.appending(path: "runs/1/logs/user-service.build.log"), encoding: .utf8)
+        #expect(log.contains("layer cache: \(registryHost)/sv-user-cache") && log.contains("Pushing cache \(registryHost)/sv-user-cache:"), "\(log)")
+        #expect(!log.contains("auth-token") && !log.contains(Data(ecrCredentials.utf8).base64EncodedString()), "\(log)")
+        let authFile = try #require(log.firstMatch(of: /--authfile (\S+)/).map { String($0.1) }, "\(log)")
+        #expect(!FileManager.default.fileExists(atPath: authFile) && !FileManager.default.fileExists(atPath: URL(filePath: authFile).deletingLastPathComponent().path))
+        let first = try #require(try outputs(home, 1, "user-service.push")["digest"])
+
+        // Another host: a buildah storage of its own, with nothing in it.
+        let storage = TemporaryDirectory()
+        storage.write("storage.conf", "[storage]\ndriver = \"vfs\"\ngraphroot = \"\(storage.url.path)/graph\"\nrunroot = \"\(storage.url.path)/run\"\n")
+        let otherHost = environment.merging(["CONTAINERS_STORAGE_CONF": storage.url.appending(path: "storage.conf").path]) { _, new in new }
+        let again = try await runProcess(Project.executable, ["run", "staging", "--rebuild"], in: repo, environment: otherHost)
+        #expect(again.status == 0, "\(again.stdout)\(again.stderr)")
+        let pulled = try String(contentsOf: home.url.appending(path: "runs/2/logs/user-service.build.log"), encoding: .utf8)
+        #expect(pulled.contains("Cache pulled from remote \(registryHost)/sv-user-cache:"), "\(pulled)")
+        #expect(try outputs(home, 2, "user-service.push")["digest"] == first)
+
+        // A cache repository that does not exist: said, and the build goes on without it.
+        let (other, elsewhere) = try self.project(chain: "BuildImage(cacheRepository: \"{service}-nowhere\")\n        PushImage()")
+        let missing = try await runProcess(Project.executable, ["run", "staging"], in: elsewhere, environment: environment)
+        #expect(missing.status == 0, "\(missing.stdout)\(missing.stderr)")
+        let without = try String(contentsOf: home.url.appending(path: "runs/3/logs/user-service.build.log"), encoding: .utf8)
+        #expect(without.contains("the layer cache in user-service-nowhere cannot be used") && without.contains("building with this host's cache only"), "\(without)")
+        #expect(without.contains("the ECR repository user-service-nowhere does not exist"), "\(without)")
+
+        // Not a repository name: the plan is refused before anything runs.
+        let (refusedProject, wrong) = try self.project(chain: "BuildImage(cacheRepository: \"Cache Here\")\n        PushImage()")
+        let refused = try await runProcess(Project.executable, ["run", "staging"], in: wrong, environment: environment)
+        #expect(refused.status == 2 && refused.stderr.contains("cacheRepository 'Cache Here' is not a repository name"), "\(refused.stdout)\(refused.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: home.url.appending(path: "runs/4").path))
+        withExtendedLifetime((project, other, refusedProject, storage)) {}  // Their folders live as long as the test.
+    }
+
     @Test func aBuildThatFailsLeavesNoKeyTagBehind() async throws {
         let (project, repo) = try project(dockerfile: "FROM scratch\nCOPY not-in-the-context.txt /x\n")
         let home = TemporaryDirectory()

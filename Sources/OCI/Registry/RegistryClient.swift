@@ -66,6 +66,15 @@ public final class RegistryClient: Sendable {
         self.http = http
     }
 
+    /// The credentials this client would send now (nil: none), for a tool of the user's that talks to the same
+    /// registry, such as a builder pushing its layer cache. They are secret: never print them.
+    public func currentCredentials() async throws -> RegistryCredentials? {
+        try await credentials.credentials(refresh: false)
+    }
+
+    /// Whether the registry is reached over plain HTTP (a local one).
+    public var isPlainHTTP: Bool { base.hasPrefix("http://") }
+
     /// The registry's host and port, as image references write it.
     public var host: String {
         let url = URLComponents(string: base)

@@ -9,15 +9,52 @@ public struct BuildImage: StageComponent {
 
     /// Whether to build even an unchanged service (see `BuildImageSpec.alwaysBuild`).
     public var alwaysBuild: Bool
+    /// The registry repository of the builder's layer cache (see `BuildImageSpec.cacheRepository`).
+    public var cacheRepository: String?
 
     /// Builds the service's image as the service declares it, unless the registry already has the image of its
     /// build key (`alwaysBuild: true` builds every time, as `pipeline run --rebuild` does for one run).
-    public init(alwaysBuild: Bool = false) { self.alwaysBuild = alwaysBuild }
+    /// `cacheRepository` (`"{repository}-cache"`, `"build-cache"`) names a repository of the service's registry
+    /// where buildah and podman keep the layers of each step, so that any host or run reuses them; the
+    /// repository must exist (pipeline creates none). Without it, builds reuse the host's own layer cache.
+    public init(alwaysBuild: Bool = false, cacheRepository: String? = nil) {
+        self.alwaysBuild = alwaysBuild
+        self.cacheRepository = cacheRepository
+    }
 
     /// See ``StageComponent/makeSpec(in:)``.
     public func makeSpec(in context: StageContext) -> StageSpec? {
         guard let service = context.service else { return nil }
-        return .build(BuildImageSpec(service: service.name, build: service.build, alwaysBuild: alwaysBuild))
+        let cache = cacheRepository.map { context.expand($0, field: "cacheRepository") }
+        if let cache, !BuildImage.isRepositoryName(cache) {
+            context.report(
+                "cacheRepository '\(cache)' is not a repository name (lower-case letters and digits, separated by '.', '_', '-' or '/'; plan-time placeholders such as {repository} and {service} only)")
+        }
+        return .build(BuildImageSpec(service: service.name, build: service.build, alwaysBuild: alwaysBuild, cacheRepository: cache))
+    }
+
+    /// Whether `name` is a registry repository name as ECR and the OCI distribution spec allow:
+    /// `[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*`, at most 256 characters.
+    static func isRepositoryName(_ name: String) -> Bool {
+        guard !name.isEmpty, name.count <= 256 else { return false }
+        return name.split(separator: "/", omittingEmptySubsequences: false).allSatisfy { component in
+            guard let first = component.first, let last = component.last, isLowerAlphanumeric(first), isLowerAlphanumeric(last) else { return false }
+            var previousSeparator = false
+            for character in component {
+                if isLowerAlphanumeric(character) {
+                    previousSeparator = false
+                } else if ".-_".contains(character), !previousSeparator {
+                    previousSeparator = true
+                } else {
+                    return false
+                }
+            }
+            return true
+        }
+    }
+
+    private static func isLowerAlphanumeric(_ character: Character) -> Bool {
+        character.isASCII && (character.isLowercase || character.isNumber)
     }
 }
 

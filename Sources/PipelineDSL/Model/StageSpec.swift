@@ -121,13 +121,18 @@ public struct BuildImageSpec: Codable, Sendable, Equatable {
     /// Build even when the registry has the image of this build key (what the context, Dockerfile, arguments,
     /// target and builder make); by default an unchanged service is not built again.
     public var alwaysBuild: Bool
+    /// A repository of the service's registry that holds the builder's layer cache (buildah's and podman's
+    /// `--cache-from`/`--cache-to`), so that a step built on one host or in one run is not run again on another.
+    /// Not part of the build key: where the cache lives changes nothing about the image.
+    public var cacheRepository: String?
 
     /// Creates a build spec.
-    public init(service: String, build: BuildSpec, tag: String = "{sha}", alwaysBuild: Bool = false) {
+    public init(service: String, build: BuildSpec, tag: String = "{sha}", alwaysBuild: Bool = false, cacheRepository: String? = nil) {
         self.service = service
         self.build = build
         self.tag = tag
         self.alwaysBuild = alwaysBuild
+        self.cacheRepository = cacheRepository
     }
 
     public init(from decoder: any Decoder) throws {
@@ -136,6 +141,7 @@ public struct BuildImageSpec: Codable, Sendable, Equatable {
         build = try container.decode(BuildSpec.self, forKey: .build)
         tag = try container.decode(String.self, forKey: .tag)
         alwaysBuild = try container.decodeIfPresent(Bool.self, forKey: .alwaysBuild) ?? false
+        cacheRepository = try container.decodeIfPresent(String.self, forKey: .cacheRepository)
     }
 }
 
