@@ -53,7 +53,7 @@ public struct BuildKey: Sendable, Equatable {
         guard let tree = contents[0].objectID else {
             throw StageError("the commit \(sha.prefix(12)) has no \(contextPath.isEmpty ? "root" : contextPath) to build \(spec.service) from; check the service's build context")
         }
-        let arguments = spec.build.arguments.sorted { $0.key < $1.key }.map { [$0.key, $0.value] }
+        let arguments = spec.arguments(at: sha).sorted { $0.key < $1.key }.map { [$0.key, $0.value] }
         var lines = [
             "pipeline build key v2",
             "context \(contextPath) \(tree)",
@@ -98,5 +98,42 @@ public struct BuildKey: Sendable, Equatable {
             }
         }
         return parts.joined(separator: "/")
+    }
+}
+
+extension BuildImageSpec {
+    /// The build arguments of a build of commit `sha`: `{sha}` and `{shortSha}` filled in (the plan filled the
+    /// plan-time placeholders, and refused the others).
+    public func arguments(at sha: String) -> [String: String] {
+        build.arguments.mapValues {
+            $0.replacingOccurrences(of: "{sha}", with: sha).replacingOccurrences(of: "{shortSha}", with: String(sha.prefix(12)))
+        }
+    }
+}
+
+/// The label every image the build stage builds carries, naming its build key, so that an image found by a key's
+/// tag can be checked to be of that key: a tag moved by hand, or a registry that lost track, is then caught before
+/// a wrong image is deployed as an unchanged service.
+public enum BuildKeyLabel {
+    /// The label's name.
+    public static let name = "dev.pipeline.build-key"
+
+    /// What the registry's image `manifest` says it was built from: the key in its config's label, or nil when it
+    /// has none (an image another tool made). An index is judged by its first image.
+    public static func key(of manifest: ImageManifest, client: RegistryClient) async throws -> String? {
+        guard let object = try JSONSerialization.jsonObject(with: Data(manifest.bytes)) as? [String: Any] else {
+            throw StageError("the manifest \(manifest.digest) is not a JSON object")
+        }
+        if let children = object["manifests"] as? [[String: Any]] {
+            guard let first = children.first?["digest"] as? String, let child = try await client.manifest(first) else { return nil }
+            return try await key(of: child, client: client)
+        }
+        guard let config = (object["config"] as? [String: Any])?["digest"] as? String, let digest = Digest(config) else {
+            throw StageError("the manifest \(manifest.digest) names no config")
+        }
+        let bytes = try await client.smallBlob(digest)
+        let document = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]
+        let labels = (document?["config"] as? [String: Any])?["Labels"] as? [String: Any]
+        return labels?[name] as? String
     }
 }

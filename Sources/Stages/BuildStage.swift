@@ -21,11 +21,11 @@ enum BuildStage {
                 return try await promote(spec, key: key, from: source, context)
             }
             let (builder, executable) = try pick(spec.build.builder, environment: context.processEnvironment)
-            let forced = context.rebuild || spec.alwaysBuild
+            var forced = context.rebuild || spec.alwaysBuild
             if let key {
                 if forced {
                     print("building whatever the registry has: \(context.rebuild ? "the run was started with --rebuild" : "the stage says alwaysBuild")")
-                } else if let found = await registeredOrSaid(key, of: spec.service, context) {
+                } else if let found = await registeredOrSaid(key, of: spec.service, context, repair: &forced) {
                     print("\(spec.service) unchanged since \(key.since.sha.prefix(7)): image \(found.digest) reused (\(key.tag)); nothing built")
                     try context.outputs.set(
                         BuildOutput(image: found.image, ref: nil, builder: nil, key: key.value, reused: found.digest, since: key.since.sha))
@@ -35,7 +35,7 @@ enum BuildStage {
             let timestamp = key.map { Int($0.since.time.timeIntervalSince1970) } ?? context.commitTime
             let cache = await RemoteLayerCache.prepare(spec, builder: builder, context)
             defer { cache?.remove() }
-            let result = try build(spec, context, builder: builder, executable: executable, timestamp: timestamp, cache: cache)
+            let result = try build(spec, context, builder: builder, executable: executable, timestamp: timestamp, key: key?.value, cache: cache)
             print("built \(spec.service) as \(result.name) with \(result.builder); image at \(result.path)")
             var output = BuildOutput(image: result.path, ref: result.reference, builder: result.builder, key: key?.value, since: key?.since.sha)
             output.forced = forced ? true : nil
@@ -54,26 +54,48 @@ enum BuildStage {
         guard let key else {
             throw StageError("\(environment) deploys only images \(source) verified, found by build key, and this run has no commit to key by")
         }
-        guard let found = try await registered(key, of: spec.service, context) else {
-            throw StageError("\(environment) deploys only images \(source) verified and builds none; the registry has no image of build key \(key.value.prefix(12)) (\(key.tag)): deploy this commit to \(source) first")
-        }
-        if let verified = context.verifiedImages[spec.service], verified != found.digest {
-            throw StageError("the registry's image of build key \(key.value.prefix(12)) is \(found.digest), not \(verified), which \(source) verified; the key's tag was moved, and nothing is deployed")
+        let found: (image: String, digest: String)
+        if let verified = context.verifiedImages[spec.service] {
+            // Exactly the image `source` verified for this key, by digest: whatever the key's tag names now (a later
+            // forced build that failed its checks may have moved it) does not change what is deployed.
+            guard let image = try await registered(verified, of: spec.service, context) else {
+                throw StageError("the registry no longer has \(verified), the image of build key \(key.value.prefix(12)) that \(source) verified; nothing is deployed: build and verify this commit in \(source) again")
+            }
+            found = image
+            if let tagged = try? await registered(key.tag, of: spec.service, context), tagged.digest != verified {  // only a note
+                print("note: the key's tag \(key.tag) names \(tagged.digest) now (a later build); \(verified), which \(source) verified, is what goes out")
+            }
+        } else {
+            guard let image = try await registered(key.tag, of: spec.service, context) else {
+                throw StageError("\(environment) deploys only images \(source) verified and builds none; the registry has no image of build key \(key.value.prefix(12)) (\(key.tag)): deploy this commit to \(source) first")
+            }
+            found = image
         }
         print("\(spec.service): image \(found.digest), verified in \(source), promoted as it is; nothing built")
         try context.outputs.set(BuildOutput(image: found.image, ref: nil, builder: nil, key: key.value, reused: found.digest, since: key.since.sha))
         return 0
     }
 
-    /// `registered`, or nil having said why the registry could not be asked (then the image is built: a build is
-    /// never wrong, only slower).
-    static func registeredOrSaid(_ key: BuildKey, of service: String, _ context: StageContext) async -> (image: String, digest: String)? {
+    /// `registered`, checked to be of `key` (its label), or nil having said why the registry could not be asked
+    /// or why its image is not taken (then the image is built: a build is never wrong, only slower). A key tag
+    /// naming an image of another key sets `repair`: the build's push moves the tag back.
+    static func registeredOrSaid(_ key: BuildKey, of service: String, _ context: StageContext, repair: inout Bool) async -> (image: String, digest: String)? {
         do {
-            guard let found = try await registered(key, of: service, context) else {
+            guard let repository = context.plan.service(named: service)?.repository else { return nil }
+            let target = try await RegistryTarget.resolve(repository: repository, aws: try context.awsClient(), environment: context.processEnvironment)
+            guard let manifest = try await target.client.manifest(key.tag) else {
                 print("the registry has no image of this key yet (no tag \(key.tag)): building")
                 return nil
             }
-            return found
+            let labelled = try await BuildKeyLabel.key(of: manifest, client: target.client)
+            guard labelled == key.value else {
+                print("the registry's \(key.tag) names \(manifest.digest), which "
+                    + (labelled.map { "says it was built from build key \($0.prefix(12))" } ?? "has no build-key label (not built by this pipeline, or by an older one)")
+                    + ": not taken; building, and the tag is put back on what this key builds")
+                repair = true
+                return nil
+            }
+            return ("\(target.repositoryURI)@\(manifest.digest)", manifest.digest.description)
         } catch {
             print("could not ask the registry for the image of this key (\(error)): building")
             return nil
@@ -83,9 +105,15 @@ enum BuildStage {
     /// The image the registry holds for `key` in the service's repository (by digest, its manifest checked against
     /// it), or nil when there is none.
     static func registered(_ key: BuildKey, of service: String, _ context: StageContext) async throws -> (image: String, digest: String)? {
+        try await registered(key.tag, of: service, context)
+    }
+
+    /// The image `reference` (a tag or a digest) names in the service's repository, its manifest checked against
+    /// its digest, or nil when there is none.
+    static func registered(_ reference: String, of service: String, _ context: StageContext) async throws -> (image: String, digest: String)? {
         guard let repository = context.plan.service(named: service)?.repository else { return nil }
         let target = try await RegistryTarget.resolve(repository: repository, aws: try context.awsClient(), environment: context.processEnvironment)
-        guard let manifest = try await target.client.manifest(key.tag) else { return nil }
+        guard let manifest = try await target.client.manifest(reference) else { return nil }
         return ("\(target.repositoryURI)@\(manifest.digest)", manifest.digest.description)
     }
 
@@ -97,7 +125,8 @@ enum BuildStage {
     }
 
     static func build(
-        _ spec: BuildImageSpec, _ run: StageContext, builder: String, executable: String, timestamp: Int?, cache: RemoteLayerCache? = nil
+        _ spec: BuildImageSpec, _ run: StageContext, builder: String, executable: String, timestamp: Int?, key: String? = nil,
+        cache: RemoteLayerCache? = nil
     ) throws -> Result {
         let environment = run.processEnvironment
         let artifacts = run.artifacts.path
@@ -111,8 +140,10 @@ enum BuildStage {
         }
         let name = "localhost/pipeline/\(spec.service):\(tag)"
         var options = ["-f", dockerfile.path, "-t", name]
-        for (key, value) in spec.build.arguments.sorted(by: { $0.key < $1.key }) { options += ["--build-arg", "\(key)=\(value)"] }
+        let arguments = try spec.build.arguments.mapValues { try run.fill($0, field: "a build argument") }
+        for (key, value) in arguments.sorted(by: { $0.key < $1.key }) { options += ["--build-arg", "\(key)=\(value)"] }
         if let target = spec.build.target { options += ["--target", target] }
+        if let key { options += ["--label", "\(BuildKeyLabel.name)=\(key)"] }
         // Stamped with the time of the commit that last changed what the image is built from: the same content
         // makes the same layers and digest, whichever commit (or retried run) builds it.
 

@@ -28,10 +28,12 @@ public struct ChangePreview: Sendable {
 
     /// The change of every deployed service of the plan, for commit `sha` of `source`; `records` are the
     /// environment's deployment records, newest first.
-    public func services(sha: String, source: GitSource, records: [String: [LiveRecord]]) async throws -> [Service] {
+    /// In an environment that requires verification, `verified` holds per service the digest the other environment
+    /// verified for what `sha` builds (a service without one would be refused): those digests are what a run takes.
+    public func services(sha: String, source: GitSource, records: [String: [LiveRecord]], verified: [String: String]? = nil) async throws -> [Service] {
         var found: [Service] = []
         for update in plan.stages.compactMap({ stage -> UpdateServiceSpec? in if case .updateService(let spec) = stage.spec { spec } else { nil } }) {
-            found.append(try await service(update, sha: sha, source: source, records: records[update.service] ?? []))
+            found.append(try await service(update, sha: sha, source: source, records: records[update.service] ?? [], verified: verified))
         }
         return found
     }
@@ -48,7 +50,7 @@ public struct ChangePreview: Sendable {
         }
     }
 
-    private func service(_ update: UpdateServiceSpec, sha: String, source: GitSource, records: [LiveRecord]) async throws -> Service {
+    private func service(_ update: UpdateServiceSpec, sha: String, source: GitSource, records: [LiveRecord], verified: [String: String]?) async throws -> Service {
         var notes: [String] = []
         // Live: what ECS runs, and the record of it.
         var liveArn: String?
@@ -87,9 +89,22 @@ public struct ChangePreview: Sendable {
                 let key = try BuildKey.of(spec, source: source, sha: sha)
                 sourceSha = key.since.sha
                 let target = try await RegistryTarget.resolve(repository: service.repository, aws: client, environment: environment)
-                if let manifest = try await target.client.manifest(key.tag) {
+                let from = plan.environment.verifiedIn ?? "-"
+                if let verified {
+                    // Exactly what the other environment verified, whatever the key's tag names.
+                    if let digest = verified[service.name] {
+                        newDigest = digest
+                        newImage = "\(target.repositoryURI)@\(digest)"
+                    } else {
+                        newImage = "\(target.repositoryURI)@(refused)"
+                        notes.append("what this commit builds (build key \(key.value.prefix(12))) has no healthy deploy in \(from): a run of \(plan.environment.name) would be refused")
+                    }
+                } else if let manifest = try await target.client.manifest(key.tag), try await BuildKeyLabel.key(of: manifest, client: target.client) == key.value {
                     newDigest = manifest.digest.description
                     newImage = "\(target.repositoryURI)@\(manifest.digest)"
+                } else if try await target.client.manifestDigest(key.tag) != nil {
+                    newImage = "\(target.repositoryURI)@(to be built)"
+                    notes.append("\(service.repository):\(key.tag) names an image that is not of this build key: the run would build it and put the tag back")
                 } else {
                     newImage = "\(target.repositoryURI)@(to be built)"
                     if let from = plan.environment.verifiedIn {

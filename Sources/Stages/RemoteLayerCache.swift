@@ -17,18 +17,35 @@ final class RemoteLayerCache {
     /// The builder arguments that use it.
     let arguments: [String]
     private let folder: URL?
+    private var signalSources: [any DispatchSourceSignal] = []
 
     private init(reference: String, arguments: [String], folder: URL?) {
         self.reference = reference
         self.arguments = arguments
         self.folder = folder
+        guard let folder else { return }
+        // A stage ended by the runner (a timeout, or Ctrl-C: SIGTERM) removes the credentials before it goes.
+        for number in [SIGTERM, SIGINT, SIGHUP] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                try? FileManager.default.removeItem(at: folder)  // Best effort on the way out; a later build sweeps.
+                print("ended by signal \(number) during the build; the builder's credentials were removed")
+                exit(128 + number)
+            }
+            source.resume()
+            signalSources.append(source)
+        }
     }
 
     deinit { remove() }
 
-    /// Removes the credentials (also when the object goes).
+    /// Removes the credentials (also when the object goes), and gives the signals back their default action.
     func remove() {
         if let folder { try? FileManager.default.removeItem(at: folder) }  // Gone already is fine; nothing else holds it.
+        for source in signalSources { source.cancel() }
+        if !signalSources.isEmpty { for number in [SIGTERM, SIGINT, SIGHUP] { signal(number, SIG_DFL) } }
+        signalSources = []
     }
 
     /// The cache `spec` names for `builder`, checked against the registry; nil (having said why) when there is
@@ -68,18 +85,33 @@ final class RemoteLayerCache {
         }
     }
 
-    /// A new folder under the temporary directory that only this user can enter.
+    static let folderPrefix = "pipeline-build-auth-"
+
+    /// A new folder under the temporary directory that only this user can enter, named with this process's id;
+    /// first, the folders of build processes that are gone (killed before they could remove theirs) are removed.
     private static func privateFolder() throws -> URL {
-        let folder = FileManager.default.temporaryDirectory.appending(path: "pipeline-build-auth-\(UUID().uuidString)")
+        sweep()
+        let folder = FileManager.default.temporaryDirectory.appending(path: "\(folderPrefix)\(getpid())-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
         return folder
     }
 
-    /// Whether a failed build's last lines say the cache was what failed (then the build is run again without it).
-    static func failedOnCache(_ tail: [String]) -> Bool {
-        tail.contains { line in
-            let lower = line.lowercased()
-            return lower.contains("cache") && (lower.contains("pushing") || lower.contains("pulling") || lower.contains("push cache") || lower.contains("pull cache"))
+    /// Removes the auth folders whose build process no longer runs (a stage ended by a signal or kill -9 leaves
+    /// its folder behind; the next build on the host removes it).
+    static func sweep(in directory: URL = FileManager.default.temporaryDirectory) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []  // none to sweep when unreadable
+        for name in names where name.hasPrefix(folderPrefix) {
+            guard let pid = Int32(name.dropFirst(folderPrefix.count).prefix { $0 != "-" }), pid > 0 else { continue }
+            if kill(pid, 0) == 0 || errno == EPERM { continue }  // still running (or another user's): not ours to remove
+            try? FileManager.default.removeItem(at: directory.appending(path: name))  // best effort; tried again next build
         }
+    }
+
+    /// Whether a failed build's error (its last `Error:` line) says the cache was what failed, as buildah words
+    /// it ("failed pushing cache to …", "failed pulling cache from …"); then the build is run again without it.
+    /// Its progress lines ("--> Pushing cache …") say nothing about why it failed.
+    static func failedOnCache(_ tail: [String]) -> Bool {
+        guard let error = tail.last(where: { $0.hasPrefix("Error:") })?.lowercased() else { return false }
+        return error.contains("pushing cache") || error.contains("pulling cache")
     }
 }

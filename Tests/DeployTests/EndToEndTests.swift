@@ -97,6 +97,12 @@ import TestSupport
         let merged = try git("rev-parse", "HEAD")
         _ = try git("checkout", "-q", "staging")
         #expect(merged != b)
+        // Since staging verified B, user-service's key tag was moved (a later forced build, or by hand): prod takes
+        // exactly the digest staging verified, whatever the tag names.
+        let keyB = try #require(try outputs(2, "user-service.build")["key"])
+        let movedTag = try pipeline("image", "push", home.appending(path: "runs/1/artifacts/expense-service.build/image").path, "sv-user:build-\(keyB.prefix(40))", "--force")
+        #expect(movedTag.status == 0, "\(movedTag.stderr)")
+        let foreignDigest = movedTag.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let waiting = try pipeline("run", "prod", as: "dave")
         #expect(waiting.status == 4, "\(waiting.stdout)\(waiting.stderr)")
         #expect(waiting.stdout.contains("run 3 waits for approval at release: Deploy prod from the main branch"))
@@ -119,6 +125,8 @@ import TestSupport
             #expect(log.contains("verified in staging, promoted as it is; nothing built") && !log.contains("bud"), "\(service): \(log)")
             #expect(try outputs(4, "\(service).push")["digest"] == (try outputs(2, "\(service).push")["digest"]), "\(service)")
         }
+        let promotedLog = try String(contentsOf: home.appending(path: "runs/4/logs/user-service.build.log"), encoding: .utf8)
+        #expect(promotedLog.contains("names \(foreignDigest) now (a later build); \(digestB), which staging verified, is what goes out"), "\(promotedLog)")
 
         // Thursday: C breaks user-service's health check; the run puts it back on B by itself.
         let templateFile = app.appending(path: "pipelines/taskdefs/user-service.json")
@@ -140,6 +148,10 @@ import TestSupport
         #expect(unverified.stderr.contains("user-service: what \(c.prefix(7)) builds it from") && unverified.stderr.contains("staging last verified \(digestB)"),
                 "\(unverified.stderr)")
         #expect(!unverified.stderr.contains("expense-service"), "the unchanged services were verified: \(unverified.stderr)")
+        // pipeline diff says so too, and shows the digests a run would take.
+        let refusedDiff = try pipeline("diff", "prod")
+        #expect(refusedDiff.status == 0 && refusedDiff.stdout.contains("a run of prod at \(c.prefix(12)) would be refused now, and change nothing:"), "\(refusedDiff.stdout)")
+        #expect(refusedDiff.stdout.contains("user-service: what \(c.prefix(7)) builds it from") && !refusedDiff.stdout.contains("  expense-service: what"), "\(refusedDiff.stdout)")
         _ = try git("branch", "-f", "main", merged)
 
         // What a run of staging's tip (C) would change now that staging is back on B: user-service's commit, image

@@ -77,7 +77,7 @@ import TestSupport
                     .serviceName("{service}-images")
                     .variables(["LOG_LEVEL": "debug", "EXECUTION_ROLE": "arn:aws:iam::123456789012:role/ecsTaskExecutionRole"])
                 Service("user-service", repository: "sv-user", port: 5000, protocol: .http)
-                    .build(context: "services/user", arguments: ["GREETING": "hello"])
+                    .build(context: "services/user", arguments: ["GREETING": "hello", "REVISION": "{shortSha}"])
                 Service("api-service", repository: "sv-core-api", port: 5003, protocol: .http)
                     .build(context: "services/api", builder: "\(apiBuilder)")
                 Checkout()
@@ -182,7 +182,7 @@ import TestSupport
             #expect(try await client.describeTaskDefinition(registered).images == [pushed["image"]!])
         }
         let log = try String(contentsOf: home.url.appending(path: "runs/1/logs/user-service.build.log"), encoding: .utf8)
-        #expect(log.contains("--build-arg GREETING=hello"), "\(log)")
+        #expect(log.contains("--build-arg GREETING=hello") && log.contains("--build-arg REVISION=\(sha.prefix(12))"), "\(log)")
         #expect(log.contains("STEP 2/4: ARG GREETING") || log.contains("ARG GREETING"), "\(log)")
 
         // The same commit again: the registry has the image of its build key, so nothing is built or sent.
@@ -206,18 +206,25 @@ import TestSupport
         let pushedAgain = try String(contentsOf: home.url.appending(path: "runs/3/logs/user-service.push.log"), encoding: .utf8)
         #expect(pushedAgain.contains("0 blobs uploaded"), "\(pushedAgain)")
 
-        // A key tag naming a wrong image (moved by hand): --rebuild builds the right one and moves the tag back.
+        // A key tag naming a wrong image (moved by hand to user-service's image, built by the pipeline from another
+        // key): an ordinary run does not take it (its label names the other key), builds the right one and moves
+        // the tag back.
         let apiKeyTag = "build-" + (try #require(try outputs(home, 1, "api-service.build")["key"])).prefix(40)
         let apiDigest = try #require(try outputs(home, 1, "api-service.push")["digest"])
-        let foreign = ImageFixture.image(seed: 777)
+        let userLayout = home.url.appending(path: "runs/1/artifacts/user-service.build/image")
         let moved = try await runProcess(
-            Project.executable, ["image", "push", foreign.folder.path, "sv-core-api:\(apiKeyTag)", "--force"], environment: LocalAWS.environment)
+            Project.executable, ["image", "push", userLayout.path, "sv-core-api:\(apiKeyTag)", "--force"], environment: LocalAWS.environment)
         let movedTo = try served("sv-core-api:\(apiKeyTag)")
-        #expect(moved.status == 0 && movedTo == foreign.digest, "\(moved.stderr)")
-        let repaired = try await runProcess(Project.executable, ["run", "staging", "--rebuild"], in: repo, environment: environment)
+        #expect(moved.status == 0 && movedTo == first, "\(moved.stderr)")
+        let repaired = try await runProcess(Project.executable, ["run", "staging"], in: repo, environment: environment)
         #expect(repaired.status == 0, "\(repaired.stdout)\(repaired.stderr)")
+        let refusedLog = try String(contentsOf: home.url.appending(path: "runs/4/logs/api-service.build.log"), encoding: .utf8)
+        let userKey = try #require(try outputs(home, 1, "user-service.build")["key"])
+        #expect(refusedLog.contains("names \(first), which says it was built from build key \(userKey.prefix(12)): not taken; building"), "\(refusedLog)")
+        #expect(try outputs(home, 4, "api-service.build")["reused"] == nil)
+        #expect(try outputs(home, 4, "user-service.build")["reused"] == first, "the untouched service is still reused")
         let repairLog = try String(contentsOf: home.url.appending(path: "runs/4/logs/api-service.push.log"), encoding: .utf8)
-        #expect(repairLog.contains("moved sv-core-api:\(apiKeyTag) from \(foreign.digest) to \(apiDigest)"), "\(repairLog)")
+        #expect(repairLog.contains("moved sv-core-api:\(apiKeyTag) from \(first) to \(apiDigest)"), "\(repairLog)")
         #expect(try served("sv-core-api:\(apiKeyTag)") == apiDigest)
         withExtendedLifetime(project) {}
     }

@@ -179,6 +179,38 @@ private func stages(_ pipeline: Pipeline, _ env: String) throws -> [String: Stag
         #expect(wrong.document.errors.contains("environment 'prod' requires verification in 'stagign', which the pipeline does not declare (it has qa, prod)"))
     }
 
+    @Test func buildSettingsAreCheckedWithThePlan() throws {
+        let good = Pipeline("demo", handOver: false) {
+            staging
+            Service("user-service", repository: "sv-user", port: 5000, protocol: .http)
+                .build(context: "services/user", arguments: ["REVISION": "{sha}", "ENV": "{env}", "SHORT": "{shortSha}"])
+            EachService { BuildImage(cacheRepository: "build-cache/{repository}") }
+        }
+        #expect(good.document.errors.isEmpty, "\(good.document.errors)")
+        guard case .build(let spec)? = good.document.plan?.stages["staging"]?.first?.spec else {
+            Issue.record("no build stage")
+            return
+        }
+        // Plan-time placeholders are filled; {sha} and {shortSha} wait for the run.
+        #expect(spec.build.arguments == ["REVISION": "{sha}", "ENV": "staging", "SHORT": "{shortSha}"])
+        #expect(spec.cacheRepository == "build-cache/sv-user")
+
+        let wrong = Pipeline("demo", handOver: false) {
+            staging
+            Service("user-service", repository: "sv-user", port: 5000, protocol: .http)
+                .build(context: "services/user", dockerfile: "../../../etc/hostname", arguments: ["RUN_ID": "{run}", "WHO": "{usr}"])
+            Service("api-service", repository: "sv-api", port: 5003, protocol: .http).build(context: "../elsewhere")
+            EachService { BuildImage(cacheRepository: "Cache Here") }
+        }
+        let errors = wrong.document.errors
+        #expect(errors.contains { $0.contains("build argument RUN_ID uses {run}, which differs from run to run") }, "\(errors)")
+        #expect(errors.contains { $0.contains("build argument WHO uses unknown placeholder {usr}") }, "\(errors)")
+        #expect(errors.contains { $0.contains("the Dockerfile 'services/user/../../../etc/hostname' leaves the repository") }, "\(errors)")
+        #expect(errors.contains { $0.contains("the build context '../elsewhere' leaves the repository") }, "\(errors)")
+        #expect(errors.contains { $0.contains("cacheRepository 'Cache Here' is not a repository name") }, "\(errors)")
+        #expect(BuildImage.isRepositoryName("a/b-c.d_e") && !BuildImage.isRepositoryName("a//b") && !BuildImage.isRepositoryName("a-") && !BuildImage.isRepositoryName("A"))
+    }
+
     @Test func mistakesAreCollectedAndReportedTogether() {
         let pipeline = Pipeline("demo", handOver: false) {
             staging

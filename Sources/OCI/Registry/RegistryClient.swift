@@ -153,6 +153,26 @@ public final class RegistryClient: Sendable {
         }
     }
 
+    /// GETs a small blob (an image config) and checks it against its digest; a redirect (ECR sends blobs from S3)
+    /// is followed without the registry's credentials. Larger than `limit` bytes is refused.
+    public func smallBlob(_ digest: Digest, limit: Int = 4 << 20) async throws(ImageError) -> [UInt8] {
+        var response = try await send("GET", "/v2/\(repository)/blobs/\(digest)")
+        if [301, 302, 303, 307, 308].contains(response.status), let location = response.header("Location") {
+            let url = location.hasPrefix("/") ? base + location : location
+            do {
+                response = try await http.send(HTTPRequest(url: url, timeout: 60, connectTimeout: 10))
+            } catch {
+                throw ImageError("GET \(Self.redact(url)): \(error.message)", transient: error.kind != .request && error.kind != .tls)
+            }
+        }
+        guard response.status == 200 else { throw failure("reading the blob \(digest)", response) }
+        guard response.body.count <= limit else { throw ImageError("the blob \(digest) in \(host)/\(repository) is larger than \(limit) bytes") }
+        guard Digest(of: response.body) == digest else {
+            throw ImageError("the registry's blob \(digest) in \(repository) hashes to \(Digest(of: response.body)); it is not what it claims to be")
+        }
+        return response.body
+    }
+
     // MARK: Manifests
 
     /// The digest the tag or digest `reference` points at, or nil when there is none.

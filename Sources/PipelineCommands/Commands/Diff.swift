@@ -59,23 +59,39 @@ extension PipelineCommand {
             let records = try GateChanges.records(of: plan, store: store)
             let client = AWSClient(configuration: try StageAWS.configuration(for: plan.environment, environment: processEnvironment))
             let preview = ChangePreview(plan: plan, client: client, environment: processEnvironment, pipelinesFolder: workspace.pipelinesDirectory)
-            let services = try await preview.services(sha: commit.sha, source: source, records: records)
+            // An environment that takes only what another verified: the digests a run would take, and what it refuses.
+            var verified: [String: String]?
+            var refusals: [String] = []
+            if let from = plan.environment.verifiedIn {
+                var digests: [String: String] = [:]
+                for found in try VerifiedImages.lookup(plan, sha: commit.sha, source: source, store: store) {
+                    if let digest = found.record?.digest { digests[found.service] = digest } else { refusals.append(found.refusal(sha: commit.sha, from: from)) }
+                }
+                verified = digests
+            }
+            let services = try await preview.services(sha: commit.sha, source: source, records: records, verified: verified)
             if json {
                 struct Output: Encodable {
                     let environment: String
                     let sha: String
                     let services: [ChangePreview.Service]
+                    /// Why a run would be refused now (an environment that takes only verified images); empty when not.
+                    let refusals: [String]
                 }
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
                 encoder.dateEncodingStrategy = .iso8601
-                print(String(decoding: try encoder.encode(Output(environment: environment, sha: commit.sha, services: services)), as: UTF8.self))
+                print(String(decoding: try encoder.encode(Output(environment: environment, sha: commit.sha, services: services, refusals: refusals)), as: UTF8.self))
                 return
             }
             print("what a run of \(environment) at \(commit.sha.prefix(12)) (\(commit.subject)) would change:")
             for service in services { print(Self.text(service), terminator: "") }
             let skipped = services.filter(\.unchanged).map(\.service)
             if !skipped.isEmpty { print("unchanged, and left as they are: \(skipped.joined(separator: ", "))") }
+            if !refusals.isEmpty {
+                print("a run of \(environment) at \(commit.sha.prefix(12)) would be refused now, and change nothing:")
+                for refusal in refusals { print("  " + refusal) }
+            }
         }
 
         static func text(_ change: ChangePreview.Service) -> String {

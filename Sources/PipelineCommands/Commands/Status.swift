@@ -90,7 +90,7 @@ extension PipelineCommand {
                 out += "\nwaiting for approval at \(gate.stage)\(gate.spec.message.map { ": \($0)" } ?? "")\n" + ApprovalText.gateLines(gate)
                 out += "\nwhat the gate lets through (live now → about to go out):\n" + (try ApprovalText.releaseLines(gate, store: store))
                 if let changes = RunFolder(root: store.runFolder(run.id)).gateChanges() {
-                    out += "\nwhat it would change (as of when it stopped here; `pipeline diff \(run.environment) --sha SHA` for now):\n"
+                    out += "\nwhat it would change (as of when it stopped here; `pipeline diff \(run.environment)\(run.sha.map { " --sha \($0.prefix(12))" } ?? "")` for now):\n"
                     out += changes.map(PipelineCommand.Diff.text).joined()
                 } else {
                     out += "\n(what it would change was not worked out: `pipeline diff \(run.environment)\(run.sha.map { " --sha \($0.prefix(12))" } ?? "")` shows it)\n"

@@ -37,8 +37,10 @@ enum GateChanges {
             let preview = ChangePreview(plan: plan, client: client, environment: environment, pipelinesFolder: folder.root.appending(path: "pipelines"))
             let masker = SecretMasker()
             masker.add(secrets.values.flatMap(\.values))
+            // The digests the run takes, when its environment takes only verified ones (the build stages were told).
+            let verified = try stageEnvironment[StageVariables.verifiedImages].map { try JSONDecoder().decode([String: String].self, from: Data($0.utf8)) }
             let changes = try await preview.services(
-                sha: sha, source: GitSource(url: url, cache: URL(filePath: cache)), records: try records(of: plan, store: store)
+                sha: sha, source: GitSource(url: url, cache: URL(filePath: cache)), records: try records(of: plan, store: store), verified: verified
             ).map { change in
                 var masked = change
                 masked.taskDefinitionDiff = change.taskDefinitionDiff.map(masker.mask)

@@ -26,11 +26,37 @@ public struct BuildImage: StageComponent {
     public func makeSpec(in context: StageContext) -> StageSpec? {
         guard let service = context.service else { return nil }
         let cache = cacheRepository.map { context.expand($0, field: "cacheRepository") }
+        // Build arguments take the plan-time placeholders and, filled when the stage runs, {sha} and {shortSha}
+        // (then every commit is a new build). {run} and {user} would make two runs of one commit build two
+        // images under one immutable SHA tag.
+        var build = service.build
+        for (what, path) in [("build context", build.context), ("Dockerfile", build.context + "/" + build.dockerfile)] where BuildImage.leavesRepository(path) {
+            context.report("the \(what) '\(path)' leaves the repository; name a path inside it (relative to the repository root)")
+        }
+        for (name, value) in build.arguments {
+            let filled = context.expand(value, field: "build argument \(name)")
+            for placeholder in ["{run}", "{user}"] where filled.contains(placeholder) {
+                context.report(
+                    "build argument \(name) uses \(placeholder), which differs from run to run; an image is built once per build key and tagged with its commit, so use {sha} or a plan-time placeholder")
+            }
+            build.arguments[name] = filled
+        }
         if let cache, !BuildImage.isRepositoryName(cache) {
             context.report(
                 "cacheRepository '\(cache)' is not a repository name (lower-case letters and digits, separated by '.', '_', '-' or '/'; plan-time placeholders such as {repository} and {service} only)")
         }
-        return .build(BuildImageSpec(service: service.name, build: service.build, alwaysBuild: alwaysBuild, cacheRepository: cache))
+        return .build(BuildImageSpec(service: service.name, build: build, alwaysBuild: alwaysBuild, cacheRepository: cache))
+    }
+
+    /// Whether the repository-relative `path` is absolute or climbs above the repository root.
+    static func leavesRepository(_ path: String) -> Bool {
+        if path.hasPrefix("/") { return true }
+        var depth = 0
+        for component in path.split(separator: "/") {
+            if component == ".." { depth -= 1 } else if component != "." { depth += 1 }
+            if depth < 0 { return true }
+        }
+        return false
     }
 
     /// Whether `name` is a registry repository name as ECR and the OCI distribution spec allow:

@@ -18,8 +18,9 @@ public struct RunView: Codable, Sendable, Equatable {
     public var commit: CommitView?
     /// Every stage of the plan, in plan order (the stages that never started too); empty in lists.
     public var stages: [StageView]
-    /// For a run waiting at an approval gate: what it would change per service once let through (worked out when
-    /// it stopped there; see `pipeline diff`). Absent otherwise.
+    /// For a run that stopped at an approval gate: what it would change per service once let through (worked out
+    /// when it stopped there; see `pipeline diff`), kept after the gate as the record of what was let through.
+    /// Absent for a run that never stopped at a gate.
     public var changes: [ServiceChange]?
 
     /// The commit a run deploys.
@@ -78,7 +79,9 @@ public struct RunView: Codable, Sendable, Equatable {
         for (id, record) in recorded.sorted(by: { $0.key < $1.key }) where !seen.contains(id) {
             view.stages.append(stageView(id, stage: nil, record: record, folder: folder))
         }
-        if view.status == .waiting { view.changes = folder.gateChanges() }
+        // What an approval gate showed, worked out when the run stopped there: kept once approved, as the record
+        // of what was let through.
+        view.changes = folder.gateChanges()
         return view
     }
 
