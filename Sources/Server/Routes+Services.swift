@@ -22,7 +22,7 @@ extension Routes {
         let views = try records.map { record -> LiveView in
             let run = try record.run.flatMap { try store.run($0) }
             return LiveView(
-                environment: record.environment, service: record.service, kind: record.kind.rawValue, sha: record.sha,
+                environment: record.environment, service: record.service, kind: record.shownKind, sha: record.sha,
                 subject: run?.sha == record.sha ? run?.commit?.subject : nil, image: record.image, digest: record.digest,
                 taskDefinitionArn: record.taskDefinitionArn, at: record.createdAt, run: record.run, trigger: record.trigger,
                 approvedBy: record.approvedBy, startedBy: run?.user)

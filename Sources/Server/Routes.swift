@@ -114,7 +114,7 @@ struct Routes: Sendable {
                 let run = try record.run.flatMap { try store.run($0) }
                 live.append(
                     LiveView(
-                        environment: environment.name, service: service, kind: record.kind.rawValue, sha: record.sha,
+                        environment: environment.name, service: service, kind: record.shownKind, sha: record.sha,
                         subject: run?.sha == record.sha ? run?.commit?.subject : nil, image: record.image, digest: record.digest,
                         taskDefinitionArn: record.taskDefinitionArn, at: record.createdAt, run: record.run, trigger: record.trigger,
                         approvedBy: record.approvedBy, startedBy: run?.user))

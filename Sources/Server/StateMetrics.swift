@@ -125,7 +125,9 @@ final class StateMetrics: Sendable {
         }
         // Deployments and rollbacks by environment, service and kind.
         for row in try store.database.query(
-            "SELECT environment, service, kind, COALESCE(trigger, '') = 'rollback' AS manual, COUNT(*) AS n FROM deployments GROUP BY environment, service, kind, manual")
+            "SELECT environment, service, kind, COALESCE(trigger, '') = 'rollback' AS manual, COUNT(*) AS n FROM deployments "
+                + "WHERE NOT (kind = 'deploy' AND previous_task_definition_arn IS NOT NULL AND previous_task_definition_arn = task_definition_arn) "
+                + "GROUP BY environment, service, kind, manual")
         {
             let labels = ["environment": row["environment"].string ?? "", "service": row["service"].string ?? ""]
             let n = row["n"].int ?? 0

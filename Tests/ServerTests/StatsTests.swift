@@ -8,7 +8,8 @@ import TestSupport
 @Suite struct StatsTests {
     /// The week: staging's user-service deploys four times (lead times 1 h, 4 h, 1 h and 24 h), one deploy fails its
     /// health check and is rolled back 30 min after its run started, and one is rolled back by hand 2 h after it
-    /// went out; prod's api-service deploys once (lead time 2 h); a deploy ten days ago is outside the window.
+    /// went out; prod's api-service deploys once (lead time 2 h); a deploy ten days ago is outside the window, and a
+    /// run that left user-service as it was is no deployment of it.
     static func script(_ store: StateStore, now: Date) throws {
         let hour = 3600.0, day = 86400.0
         func at(_ offset: Double) -> Date { now.addingTimeInterval(offset) }
@@ -20,11 +21,15 @@ import TestSupport
                 [.real(startedAt.timeIntervalSince1970), .real(startedAt.timeIntervalSince1970 + 600), .integer(Int64(record.id))])
             return record.id
         }
-        func record(_ run: Int, _ environment: String, _ service: String, _ kind: DeploymentRecord.Kind, at time: Date, trigger: String = "cli") throws {
+        func record(
+            _ run: Int, _ environment: String, _ service: String, _ kind: DeploymentRecord.Kind, at time: Date, trigger: String = "cli",
+            unchanged: Bool = false
+        ) throws {
+            let arn = "arn:aws:ecs:us-east-1:123456789012:task-definition/\(service):\(unchanged ? 1 : run)"
             try store.recordDeployment(DeploymentRecord(
                 run: run, environment: environment, service: service, kind: kind, sha: String(repeating: "a", count: 40), image: nil, digest: nil,
-                taskDefinitionArn: "arn:aws:ecs:us-east-1:123456789012:task-definition/\(service):\(run)", taskDefinition: nil,
-                previousTaskDefinitionArn: nil, trigger: trigger, approvedBy: nil, createdAt: time))
+                taskDefinitionArn: arn, taskDefinition: nil,
+                previousTaskDefinitionArn: unchanged ? arn : nil, trigger: trigger, approvedBy: nil, createdAt: time))
         }
         try record(try run("staging", commitAt: at(-10 * day - hour), startedAt: at(-10 * day)), "staging", "user-service", .deploy, at: at(-10 * day))
         // A manual rollback before any deploy of the window undoes no change of it: counted as a rollback, not a failure.
@@ -38,6 +43,8 @@ import TestSupport
             at: at(-3 * day + 2 * hour), trigger: "rollback")
         try record(try run("staging", commitAt: at(-2 * day), startedAt: at(-1 * day - 600)), "staging", "user-service", .deploy, at: at(-1 * day))
         try record(try run("prod", commitAt: at(-2 * day - 2 * hour), startedAt: at(-2 * day - 600)), "prod", "api-service", .deploy, at: at(-2 * day))
+        // A run that left user-service on the revision it ran (another service changed) deployed nothing to it.
+        try record(try run("staging", commitAt: at(-day), startedAt: at(-0.5 * day - 600)), "staging", "user-service", .deploy, at: at(-0.5 * day), unchanged: true)
     }
 
     @Test func aScriptedWeekOfDeploysAndRollbacks() async throws {

@@ -189,7 +189,7 @@ extension PipelineCommand {
                 var table = TextTable(headers: ["WHEN", "ENV", "KIND", "SHA", "DIGEST", "REVISION", "RUN", "TRIGGER", "APPROVED BY"])
                 for record in records {
                     table.add([
-                        Dates.format(record.createdAt), record.environment, record.kind.rawValue, RollbackPlanner.short(record.sha),
+                        Dates.format(record.createdAt), record.environment, record.shownKind, RollbackPlanner.short(record.sha),
                         record.digest.map { String($0.prefix(19)) } ?? "-", record.taskDefinitionArn.map(RollbackPlanner.revision) ?? "-",
                         record.run.map(String.init) ?? "-", record.trigger ?? "-", record.approvedBy ?? "-",
                     ])

@@ -41,6 +41,13 @@ public struct DeploymentRecord: Sendable, Equatable {
     /// What the image is built from (the build stage's key), when a build stage made or found it.
     public let buildKey: String?
 
+    /// A deploy that changed nothing: the service already ran this revision, and the run only checked its health
+    /// (an unchanged service). It verifies the commit there, but is no deployment in the delivery figures.
+    public var unchanged: Bool { kind == .deploy && previousTaskDefinitionArn != nil && previousTaskDefinitionArn == taskDefinitionArn }
+
+    /// The kind as shown: `deploy`, `rollback`, or `unchanged` for a deploy that changed nothing.
+    public var shownKind: String { unchanged ? "unchanged" : kind.rawValue }
+
     /// A record (its id is set by the store).
     public init(
         id: Int = 0, run: Int?, environment: String, service: String, kind: Kind, sha: String, image: String?, digest: String?,

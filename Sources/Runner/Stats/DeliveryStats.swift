@@ -1,7 +1,8 @@
 import Foundation
 
 /// The four DORA keys per environment and service, worked out from the deployment records:
-/// - deployment frequency: deploys that passed their health check;
+/// - deployment frequency: deploys that passed their health check (a run that left a service on the revision it
+///   ran, and only checked its health, deployed nothing there: `unchanged` records are not counted);
 /// - lead time for changes: from the deployed commit's time to the deploy passing its health check;
 /// - change failure rate: changes that were undone, by an automatic rollback (a deploy that failed its health check
 ///   and was put back) or a manual one (`pipeline rollback`, which undoes the service's last deploy), over all
@@ -58,6 +59,7 @@ extension StateStore {
             SELECT d.id, d.environment, d.service, d.kind, d.trigger, d.created_at, r.commit_time, r.started_at
             FROM deployments d LEFT JOIN runs r ON r.id = COALESCE(d.run_id, d.run_number)
             WHERE d.created_at >= ? AND d.created_at <= ?\(environment == nil ? "" : " AND d.environment = ?")
+            AND NOT (d.kind = 'deploy' AND d.previous_task_definition_arn IS NOT NULL AND d.previous_task_definition_arn = d.task_definition_arn)
             ORDER BY d.created_at, d.id
             """, parameters)
         struct Key: Hashable, Comparable {
