@@ -53,7 +53,7 @@ enum HealthCheckStage {
             if outcome.healthy {
                 print(outcome.summary)
                 if let deployed, let previous {
-                    try context.claimDeploy(deployed.update, target: deployed.target, previous: previous)
+                    try await context.claimDeployAndMoveTags(deployed.update, target: deployed.target, previous: previous)
                 }
                 return 0
             }

@@ -13,11 +13,15 @@ enum PushStage {
             guard let build = spec.buildStage else { throw StageError("the push of \(spec.service) has no build stage before it to take the image from") }
             let built = try context.output(BuildOutput.self, of: build)
             let fixed = try spec.tags.map { try context.fill($0, field: "the tag") }
-            let moving = try (spec.movingTags ?? []).map { try context.fill($0, field: "the tag") }
+            let movingAll = try (spec.movingTags ?? []).map { try context.fill($0, field: "the tag") }
+            // Where the plan deploys the service, its moving tags follow the deploy (see MovingTags), not the push.
+            let deferred = !movingAll.isEmpty && MovingTags.followDeploy(of: spec.service, in: context.plan)
+            if deferred { print("\(movingAll.joined(separator: ", ")) will move to this image once \(spec.service) is deployed and verified") }
+            let moving = deferred ? [] : movingAll
             let tags = fixed + moving.filter { !fixed.contains($0) }
             // {user} and {env} are known only now: the filled tags are checked again.
             for tag in tags { if let problem = ImageTags.problem(with: tag) { throw StageError("the tag '\(NameRules.shown(tag))' \(problem)") } }
-            for (template, tag) in zip(spec.movingTags ?? [], moving) {
+            for (template, tag) in zip(spec.movingTags ?? [], movingAll) {
                 if let problem = ImageTags.movingProblem(with: template, filled: tag) { throw StageError("the moving tag '\(NameRules.shown(tag))' \(problem)") }
             }
             let aws = try context.awsClient()

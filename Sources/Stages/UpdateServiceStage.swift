@@ -25,7 +25,7 @@ enum UpdateServiceStage {
                 var result = DeployOutput(previousTaskDefinition: baseline.taskDefinition, taskDefinitionArn: target)
                 result.stable = true
                 try outputs.set(result)
-                if !verifiedLater { try context.claimDeploy(spec, target: target, previous: baseline.taskDefinition) }
+                if !verifiedLater { try await context.claimDeployAndMoveTags(spec, target: target, previous: baseline.taskDefinition) }
                 return 0
             }
             if fresh {
@@ -45,7 +45,7 @@ enum UpdateServiceStage {
             try outputs.set(result)
             guard spec.waitForStable else {
                 print("updated; not waiting for the rollout (waitForStable is off)")
-                if !verifiedLater { try context.claimDeploy(spec, target: target, previous: baseline.taskDefinition) }
+                if !verifiedLater { try await context.claimDeployAndMoveTags(spec, target: target, previous: baseline.taskDefinition) }
                 return 0
             }
             do {
@@ -53,7 +53,7 @@ enum UpdateServiceStage {
                 print("stable: \(target) runs \(service.runningCount)/\(service.desiredCount)")
                 result.stable = true
                 try outputs.set(result)
-                if !verifiedLater { try context.claimDeploy(spec, target: target, previous: baseline.taskDefinition) }
+                if !verifiedLater { try await context.claimDeployAndMoveTags(spec, target: target, previous: baseline.taskDefinition) }
                 return 0
             } catch let failure as StageError {
                 let stopped = (try? await client.stoppedTaskReasons(cluster: spec.cluster, service: spec.ecsService)) ?? []  // only adds detail to the message

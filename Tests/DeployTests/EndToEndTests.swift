@@ -115,6 +115,15 @@ import TestSupport
         let gateChanges = try #require(waitingJSON["changes"] as? [[String: Any]], "\(waitingJSON)")
         #expect(gateChanges.count == 5 && gateChanges.first { $0["service"] as? String == "user-service" }?["newDigest"] as? String == digestB, "\(gateChanges)")
         #expect(try pipeline("reject", "prod", "--reason", "wait for the release notes", as: "bob").status == 0)
+        // The moving tag follows what prod runs: a run that stopped at the gate and was rejected moved nothing.
+        func tagged(_ reference: String) throws -> String? {
+            let host = String(aws["PIPELINE_REGISTRY"]!.dropFirst("http://".count))
+            let served = try runProcess(
+                URL(filePath: "/usr/bin/skopeo"),
+                ["inspect", "--raw", "--tls-verify=false", "--creds", "AWS:123456789012-auth-token", "docker://\(host)/\(reference)"])
+            return served.status == 0 ? "sha256:" + SHA256.hash(Data(served.stdout.utf8)).hexString : nil
+        }
+        #expect(try tagged("sv-user:prod") == nil, "prod's tag was moved by a run prod rejected")
         #expect(try pipeline("run", "prod", as: "dave").status == 4)
         let approved = try pipeline("approve", "prod", "--comment", "notes are out", as: "alice")
         #expect(approved.status == 0, "\(approved.stdout)\(approved.stderr)")
@@ -125,6 +134,7 @@ import TestSupport
             #expect(log.contains("verified in staging, promoted as it is; nothing built") && !log.contains("bud"), "\(service): \(log)")
             #expect(try outputs(4, "\(service).push")["digest"] == (try outputs(2, "\(service).push")["digest"]), "\(service)")
         }
+        #expect(try tagged("sv-user:prod") == digestB && tagged("sv-user:staging") == digestB)
         let promotedLog = try String(contentsOf: home.appending(path: "runs/4/logs/user-service.build.log"), encoding: .utf8)
         #expect(promotedLog.contains("names \(foreignDigest) now (a later build); \(digestB), which staging verified, is what goes out"), "\(promotedLog)")
 
