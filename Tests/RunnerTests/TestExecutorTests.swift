@@ -61,6 +61,10 @@ final class Barrier: @unchecked Sendable {
         let output = Pipe()
         let server = try ServerProcess("/bin/sh", ["-c", "echo ready; exec sleep 60"], stdout: output)
         #expect(String(decoding: output.fileHandleForReading.availableData, as: UTF8.self) == "ready\n")
+        // Looked at once the shell has become `sleep` (what the shell itself opens on its way there is not inherited).
+        for _ in 0..<200 where (try? String(contentsOfFile: "/proc/\(server.pid)/comm", encoding: .utf8)) != "sleep\n" {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
         let descriptors = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(server.pid)/fd")
         #expect(Set(descriptors) == ["0", "1", "2"], "the server holds \(descriptors)")
         withExtendedLifetime(other) {}
