@@ -60,7 +60,8 @@ enum OpenAPI {
             "commits": {"type": "array", "items": {"type": "object", "required": ["sha", "author", "time", "subject"], "properties": {
               "sha": {"type": "string"}, "author": {"type": "string"}, "time": {"type": "string", "format": "date-time"}, "subject": {"type": "string"}}}},
             "taskDefinitionDiff": {"type": "array", "items": {"type": "string"}}, "dns": {"type": "array", "items": {"type": "string"}},
-            "unchanged": {"type": "boolean"}, "notes": {"type": "array", "items": {"type": "string"}}}},
+            "unchanged": {"type": "boolean"}, "notes": {"type": "array", "items": {"type": "string"}},
+            "incomplete": {"type": "boolean", "description": "something the comparison needs could not be asked; the notes say what"}}},
           "Live": {"type": "object", "required": ["environment", "service", "kind", "sha", "at"], "properties": {
             "environment": {"type": "string"}, "service": {"type": "string"}, "kind": {"type": "string"}, "sha": {"type": "string"},
             "subject": {"type": "string"}, "image": {"type": "string"}, "digest": {"type": "string"}, "taskDefinitionArn": {"type": "string"},

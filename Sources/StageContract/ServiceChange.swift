@@ -37,6 +37,9 @@ public struct ServiceChange: Codable, Sendable, Equatable {
     public var unchanged: Bool
     /// What could not be found out, and why.
     public var notes: [String]
+    /// Set when something the comparison needs could not be asked (ECS, the registry, Route 53, the template): the
+    /// notes say what, and the rest of this change is then not to be trusted. Absent (false) otherwise.
+    public var incomplete: Bool?
 
     public init(
         service: String, liveSha: String?, liveFrom: String, newSha: String, commits: [Commit], liveDigest: String?, newDigest: String?,

@@ -52,12 +52,15 @@ public struct ChangePreview: Sendable {
 
     private func service(_ update: UpdateServiceSpec, sha: String, source: GitSource, records: [LiveRecord], verified: [String: String]?) async throws -> Service {
         var notes: [String] = []
+        // Whether something the comparison needs could not be asked.
+        var incomplete = false
         // Live: what ECS runs, and the record of it.
         var liveArn: String?
         do {
             liveArn = try await client.describeService(cluster: update.cluster, service: update.ecsService).taskDefinition
         } catch {
             notes.append("ECS: \(error)")
+            incomplete = true
         }
         let record = records.first { $0.taskDefinitionArn == liveArn } ?? (liveArn == nil ? records.first : nil)
         var liveBody: JSONValue?
@@ -72,6 +75,7 @@ public struct ChangePreview: Sendable {
                 }
             } else {
                 notes.append("cannot describe \(liveArn)")
+                incomplete = true
             }
         }
         let liveSha = record?.sha ?? liveImage.flatMap(ImageReference.commit(inTag:))
@@ -115,6 +119,7 @@ public struct ChangePreview: Sendable {
                 }
             } catch {
                 notes.append("the new image: \(error)")
+                incomplete = true
             }
         }
         var diff: [String] = []
@@ -138,6 +143,7 @@ public struct ChangePreview: Sendable {
                 }
             } catch {
                 notes.append("the task definition: \(error)")
+                incomplete = true
             }
         }
         var dns: [String] = []
@@ -154,15 +160,18 @@ public struct ChangePreview: Sendable {
                 dns.append("\(spec.name) \(spec.record.type): \(live) → \(wanted)")
             } catch {
                 notes.append("Route 53: \(error)")
+                incomplete = true
             }
         }
         let commits = (try? source.commits(from: liveSha, to: sha, limit: 50)) ?? []  // a mirror without the live commit: none listed
         let unchanged = newDigest != nil && newDigest == liveDigest && !definitionChanges && dns.isEmpty && notes.isEmpty
-        return Service(
+        var change = Service(
             service: update.service, liveSha: liveSha, liveFrom: liveFrom, newSha: sha,
             commits: liveSha == sha ? [] : commits.map { .init(sha: $0.sha, author: $0.author, time: $0.time, subject: $0.subject) },
             liveDigest: liveDigest, newDigest: newDigest, liveTaskDefinition: liveArn, taskDefinitionDiff: diff, dns: dns,
-            unchanged: unchanged, notes: notes)
+            unchanged: unchanged && !incomplete, notes: notes)
+        change.incomplete = incomplete ? true : nil
+        return change
     }
 
     /// `value` as pretty JSON with sorted keys, one line each.

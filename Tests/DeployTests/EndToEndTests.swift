@@ -173,6 +173,12 @@ import TestSupport
         #expect(diff.stdout.contains("+           \"name\" : \"LOCAL_HEALTH\","), "\(diff.stdout)")
         #expect(diff.stdout.contains("-       \"image\" : \"\(imageA.split(separator: "@")[0])@\(digestB)\",\n    +       \"image\" : "), "\(diff.stdout)")
         #expect(diff.stdout.contains("unchanged, and left as they are: expense-service, notification-service, api-service, frontend-service"), "\(diff.stdout)")
+        // With AWS out of reach, the comparison is incomplete: exit 1, and it says so, instead of "everything changes".
+        var unreachable = aws.merging(["PIPELINE_HOME": home.path, "AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_MAX_ATTEMPTS": "1"]) { _, new in new }
+        unreachable["AWS_ENDPOINT_URL_ROUTE_53"] = "http://127.0.0.1:1"
+        let blind = try await runProcess(Project.executable, ["diff", "staging", "--json"], in: app, environment: unreachable)
+        #expect(blind.status == 1 && blind.stderr.contains("the comparison is incomplete for user-service"), "\(blind.stdout)\(blind.stderr)")
+        #expect(blind.stdout.contains("\"incomplete\" : true") && !blind.stdout.contains("\"unchanged\" : true"), "\(blind.stdout)")
         let diffJSON = try #require(try JSONSerialization.jsonObject(with: Data(try pipeline("diff", "staging", "--json").stdout.utf8)) as? [String: Any])
         let changes = try #require(diffJSON["services"] as? [[String: Any]])
         #expect(changes.map { $0["unchanged"] as? Bool } == [false, true, true, true, true], "\(changes)")

@@ -82,6 +82,7 @@ extension PipelineCommand {
                 encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
                 encoder.dateEncodingStrategy = .iso8601
                 print(String(decoding: try encoder.encode(Output(environment: environment, sha: commit.sha, services: services, refusals: refusals)), as: UTF8.self))
+                try Self.requireComplete(services)
                 return
             }
             print("what a run of \(environment) at \(commit.sha.prefix(12)) (\(commit.subject)) would change:")
@@ -92,6 +93,17 @@ extension PipelineCommand {
                 print("a run of \(environment) at \(commit.sha.prefix(12)) would be refused now, and change nothing:")
                 for refusal in refusals { print("  " + refusal) }
             }
+            try Self.requireComplete(services)
+        }
+
+        /// Fails (exit 1) when something the comparison needs could not be asked: what it printed is then not the
+        /// whole answer, and a script gating on it must not take "everything changes" for one.
+        static func requireComplete(_ services: [ChangePreview.Service]) throws {
+            let incomplete = services.filter { $0.incomplete == true }.map(\.service)
+            guard !incomplete.isEmpty else { return }
+            FileHandle.standardError.write(Data(
+                "error: the comparison is incomplete for \(incomplete.joined(separator: ", ")): what could not be asked is in its notes; check the AWS settings and the registry, then run pipeline diff again\n".utf8))
+            throw Exit.stageFailed
         }
 
         static func text(_ change: ChangePreview.Service) -> String {
