@@ -16,24 +16,33 @@ enum MovingTags {
 
     /// Moves the moving tags of `service`'s push to the image it pushed (`digest`, else the push's output). A tag
     /// that cannot be moved is said in the log and fails nothing: the deploy it follows has happened.
-    static func follow(service: String, digest: String? = nil, context: StageContext) async {
+    static func follow(service: String, context: StageContext) async {
         guard let push = context.plan.stages.first(where: { if case .push(let spec) = $0.spec { spec.service == service } else { false } }),
             case .push(let spec) = push.spec, let templates = spec.movingTags, !templates.isEmpty
         else { return }
+        guard let digest = try? context.output(PushOutput.self, of: push.id).digest else {  // said: the tags stay
+            print("warning: the push of \(service) left no image; its moving tags stay where they were")
+            return
+        }
+        await move(templates, of: spec.repository, to: digest, context: context)
+    }
+
+    /// Moves the moving tags `templates` (filled for this run) of `repository` to `reference` (a digest, or a tag
+    /// naming the image). A tag that cannot be moved is said in the log and fails nothing.
+    static func move(_ templates: [String], of repository: String, to reference: String, context: StageContext) async {
         do {
             let tags = try templates.map { try context.fill($0, field: "the tag") }
-            let image = try digest ?? context.output(PushOutput.self, of: push.id).digest
-            let target = try await RegistryTarget.resolve(repository: spec.repository, aws: try context.awsClient(), environment: context.processEnvironment)
-            guard let manifest = try await target.client.manifest(image) else {
-                print("warning: \(spec.repository) has no \(image) any more; its moving tags \(tags.joined(separator: ", ")) stay where they were")
+            let target = try await RegistryTarget.resolve(repository: repository, aws: try context.awsClient(), environment: context.processEnvironment)
+            guard let manifest = try await target.client.manifest(reference) else {
+                print("warning: \(repository) has no \(reference) any more; its moving tags \(tags.joined(separator: ", ")) stay where they were")
                 return
             }
             var options = ImagePush.Options()
             options.moving = Set(tags)
             _ = try await ImagePush(client: target.client, options: options).tag(manifest, tags: tags) { print($0) }
-            print("moved \(tags.map { "\(spec.repository):\($0)" }.joined(separator: ", ")) to \(image), which \(context.plan.environment.name) now runs")
+            print("moved \(tags.map { "\(repository):\($0)" }.joined(separator: ", ")) to \(manifest.digest), which \(context.plan.environment.name) now runs")
         } catch {
-            print("warning: the moving tags of \(spec.repository) could not be moved (\(error)); they still name what they named before")
+            print("warning: the moving tags of \(repository) could not be moved (\(error)); they still name what they named before")
         }
     }
 }

@@ -24,6 +24,11 @@ enum RollbackStage {
             }
             try context.claimRollback(
                 service: spec.service, to: result.taskDefinitionArn, image: image, sha: spec.sha, definition: spec.taskDefinition)
+            if let repository = spec.repository, let templates = spec.movingTags, let image,
+                let reference = ImageReference.digest(of: image) ?? image.split(separator: "/").last?.split(separator: ":").dropFirst().last.map(String.init)
+            {
+                await MovingTags.move(templates, of: repository, to: reference, context: context)
+            }
             print("\(spec.service) is back on \(result.taskDefinitionArn)\(result.health.map { "; \($0)" } ?? "")")
             return 0
         } catch {

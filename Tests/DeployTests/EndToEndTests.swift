@@ -194,6 +194,8 @@ import TestSupport
         // Friday: user-service on staging back to A.
         let rollback = try pipeline("rollback", "user-service", "--env", "staging", "--to", String(a.prefix(7)), "--yes")
         #expect(rollback.status == 0, "\(rollback.stdout)\(rollback.stderr)")
+        // Staging's moving tag follows it back to A's image.
+        #expect(try tagged("sv-user:staging") == digestA, "\(rollback.stdout)")
 
         // The story, as the runner tells it.
         let history = try pipeline("history").stdout.split(separator: "\n").dropFirst().map { $0.split(separator: " ", omittingEmptySubsequences: true) }

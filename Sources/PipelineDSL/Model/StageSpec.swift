@@ -83,6 +83,10 @@ public struct RollbackSpec: Codable, Sendable, Equatable {
     public var image: String?
     /// The health check to pass afterwards, if the service has one.
     public var healthCheck: HealthCheckSpec?
+    /// The service's image repository and the moving tags its push sets (`{env}`): a healthy rollback moves them
+    /// back to the image the service runs again.
+    public var repository: String?
+    public var movingTags: [String]?
 
     /// Creates a rollback spec.
     public init(

@@ -174,12 +174,15 @@ public struct RollbackPlanner: Sendable {
     /// The rollback run's plan: one rollback stage putting the service on `target` with `image`, then its health
     /// check.
     public func rollbackPlan(to target: Target, image: String) -> Plan {
-        let stage = Stage(
-            id: "\(service).rollback", service: service,
-            spec: .rollback(
-                RollbackSpec(
-                    service: service, update: update, taskDefinitionArn: target.taskDefinitionArn, taskDefinition: target.taskDefinition,
-                    sha: target.sha, image: image, healthCheck: health)))
+        var spec = RollbackSpec(
+            service: service, update: update, taskDefinitionArn: target.taskDefinitionArn, taskDefinition: target.taskDefinition,
+            sha: target.sha, image: image, healthCheck: health)
+        // The environment's moving tags (`sv-user:prod`) follow what it runs: back to this image once it is healthy.
+        for case .push(let push) in plan.stages.map(\.spec) where push.service == service && !(push.movingTags ?? []).isEmpty {
+            spec.repository = push.repository
+            spec.movingTags = push.movingTags
+        }
+        let stage = Stage(id: "\(service).rollback", service: service, spec: .rollback(spec))
         return Plan(
             pipeline: plan.pipeline, source: plan.source, parallelism: 1, environment: plan.environment, services: plan.services,
             notifications: plan.notifications, stages: [stage])
