@@ -122,8 +122,10 @@ public struct ImagePush: Sendable {
         guard !options.force else { return }
         for tag in tags where !options.moving.contains(tag) {
             if let existing = try await client.manifestDigest(tag), existing != digest {
-                throw ImageError(
+                var conflict = ImageError(
                     "\(client.repository):\(tag) already points at \(existing), not at \(digest); tags are immutable (push with --force to move it)")
+                conflict.permanent = true
+                throw conflict
             }
         }
     }

@@ -2,6 +2,13 @@ import Foundation
 import PipelineDSL
 
 /// The variables the runner hands every stage process, shell or built-in (the README lists them for shell stages).
+/// What a stage's exit status tells the runner beyond success (0) and failure (anything else).
+public enum StageExit {
+    /// The stage failed in a way another attempt cannot change (an immutable tag taken by another image, a
+    /// refusal): the runner does not retry it, whatever its retries allow. Shell stages may exit with it too.
+    public static let permanentFailure: Int32 = 65
+}
+
 public enum StageVariables {
     public static let runID = "PIPELINE_RUN_ID"
     public static let environment = "PIPELINE_ENV"

@@ -61,7 +61,8 @@ enum PushStage {
             return 0
         } catch {
             StageContext.fail("pushing the image of \(spec.service): \(error)")
-            return 1
+            // A tag taken by another image stays taken: retrying the push cannot help.
+            return (error as? ImageError)?.permanent == true ? StageExit.permanentFailure : 1
         }
     }
 

@@ -85,6 +85,15 @@ private func store(_ home: TemporaryDirectory) throws -> StateStore { try StateS
         #expect(log.contains("--- attempt 1 of flaky") && log.contains("--- attempt 2 of flaky"))
     }
 
+    @Test func aStageThatSaysRetryingCannotHelpIsNotRetried() throws {
+        let home = TemporaryDirectory()
+        let result = try RunFixture.pipeline(["run", "hopeless"], home: home)
+        #expect(result.status == 1, "\(result.stdout)")
+        #expect(!result.stdout.contains("retrying"), "\(result.stdout)")
+        let stage = try #require(try store(home).stageRuns(1).first)
+        #expect(stage.status == .failed && stage.attempts == 1 && stage.exitCode == 65, "\(stage)")
+    }
+
     @Test func aStageThatIgnoresSIGTERMIsKilledAtItsTimeout() throws {
         let home = TemporaryDirectory()
         let result = try RunFixture.pipeline(["run", "timeout", "--kill-grace", "1"], home: home)

@@ -11,7 +11,7 @@ enum RunFixture {
 
     static let cache = TemporaryDirectory("pipeline-run-cache")
 
-    static let environments = ["basic", "chains", "retry", "timeout", "flood", "slow", "secrets", "race", "tick", "mark", "pair", "fill"]
+    static let environments = ["basic", "chains", "retry", "timeout", "flood", "slow", "secrets", "race", "tick", "mark", "pair", "fill", "hopeless"]
 
     static let source = """
         import PipelineDSL
@@ -39,6 +39,10 @@ enum RunFixture {
             Shell("flaky", "n=$(cat $TEST_DIR/count 2>/dev/null || echo 0); n=$((n+1)); echo $n > $TEST_DIR/count; echo attempt $n; [ $n -ge 2 ]")
                 .retries(2, backoff: .milliseconds(100))
                 .when(.environment("retry"))
+
+            Shell("hopeless", "echo attempt >> $TEST_DIR/attempts; exit 65")
+                .retries(2, backoff: .milliseconds(100))
+                .when(.environment("hopeless"))
 
             Shell("stubborn", "trap '' TERM; echo ignoring TERM; sleep 30 & wait; echo survived > $TEST_DIR/survived").timeout(.seconds(1))
                 .when(.environment("timeout"))

@@ -94,6 +94,8 @@ public struct ImageError: Error, CustomStringConvertible, Sendable {
     public let description: String
     /// Whether trying again may help (a dropped connection, a 5xx).
     public let transient: Bool
+    /// Whether trying again can never help (an immutable tag naming another image).
+    public var permanent = false
 
     /// An error saying `description`.
     public init(_ description: String, transient: Bool = false) {

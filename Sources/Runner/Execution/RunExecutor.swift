@@ -226,7 +226,9 @@ public final class RunExecutor: @unchecked Sendable {
             seconds[stage.id, default: 0] += elapsed
             let cancelled = cancelReason != nil
             condition.unlock()
-            let final = status == .succeeded || cancelled || tried >= maximum || status == .cancelled || status == .waiting
+            // A stage that says another attempt cannot help (StageExit.permanentFailure) is not retried.
+            let hopeless = exitCode == StageExit.permanentFailure && tried < maximum
+            let final = status == .succeeded || cancelled || tried >= maximum || status == .cancelled || status == .waiting || hopeless
             let recorder = DeploymentRecorder(plan: plan, run: run, folder: folder, store: store, masker: masker)
             // The stage's end and the deployment it means are one write: never one without the other.
             record {
