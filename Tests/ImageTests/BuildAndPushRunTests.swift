@@ -116,6 +116,9 @@ import TestSupport
             chain: "BuildImage(cacheRepository: \"{repository}-cache\")\n        PushImage()")
         let home = TemporaryDirectory()
         let environment = LocalAWS.environment.merging(["PIPELINE_HOME": home.url.path]) { _, new in new }
+        // The plan says how each image is built.
+        let plan = try await runProcess(Project.executable, ["plan", "staging"], in: repo, environment: environment)
+        #expect(plan.stdout.contains("(arguments GREETING=hello REVISION={shortSha}; layer cache in sv-user-cache)"), "\(plan.stdout)")
         let built = try await runProcess(Project.executable, ["run", "staging"], in: repo, environment: environment)
         #expect(built.status == 0, "\(built.stdout)\(built.stderr)")
         let log = try String(contentsOf: home.url.appending(path: "runs/1/logs/user-service.build.log"), encoding: .utf8)

@@ -66,7 +66,15 @@ struct PlanText {
             return "checkout    the commit into the run's workspace\(spec.submodules ? ", with submodules" : "")"
         case .build(let spec):
             let dockerfile = spec.build.context + "/" + spec.build.dockerfile
-            return "build       \(dockerfile) → image tagged \(spec.tag)"
+            var extras: [String] = []
+            if !spec.build.arguments.isEmpty {
+                extras.append("arguments " + spec.build.arguments.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+            }
+            if let target = spec.build.target { extras.append("target \(target)") }
+            if let builder = spec.build.builder { extras.append("with \(builder)") }
+            if let cache = spec.cacheRepository { extras.append("layer cache in \(cache)") }
+            if spec.alwaysBuild { extras.append("built every run") }
+            return "build       \(dockerfile) → image tagged \(spec.tag)" + (extras.isEmpty ? "" : " (\(extras.joined(separator: "; ")))")
         case .push(let spec):
             return "push        to ECR \(spec.repository) as \(spec.tags.joined(separator: ", "))"
         case .registerTaskDefinition(let spec):
