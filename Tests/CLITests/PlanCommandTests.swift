@@ -110,15 +110,18 @@ private let services = ["user-service", "expense-service", "notification-service
         let lib = prefix.url.appending(path: "lib/pipeline")
         try files.createDirectory(at: bin, withIntermediateDirectories: true)
         try files.createDirectory(at: lib, withIntermediateDirectories: true)
-        try files.copyItem(at: Project.executable, to: bin.appending(path: "pipeline"))
+        // Copied by cp, in a process of its own: a copy written by this process is open for writing in it, and a
+        // child another test starts meanwhile can inherit that descriptor and keep the file busy (ETXTBSY) as long
+        // as it lives.
+        let copied = try runProcess(URL(filePath: "/bin/cp"), [Project.executable.path, bin.appending(path: "pipeline").path])
+        #expect(copied.status == 0, "\(copied.stderr)")
         try files.copyItem(
             at: Project.buildDirectory.appending(path: "libPipelineDSL.so"), to: lib.appending(path: "libPipelineDSL.so"))
         try files.copyItem(
             at: Project.dslLibrary.moduleDirectory.appending(path: "PipelineDSL.swiftmodule"),
             to: lib.appending(path: "PipelineDSL.swiftmodule"))
         let home = TemporaryDirectory()
-        // While other tests start processes, a child forked while the copy was open for writing holds it so until it
-        // execs: running the copy then fails with ETXTBSY for a moment (as Go's os/exec retries too).
+        // Should ETXTBSY still come, it is waited out briefly, as Go's os/exec does.
         var result: ProcessOutput?
         for _ in 0..<100 where result == nil {
             do {
