@@ -111,6 +111,25 @@ extension BuildImageSpec {
     }
 }
 
+extension BuildKey {
+    /// What the registry holds under a key's tag.
+    public enum RegistryImage {
+        /// No tag: nothing was built for the key yet.
+        case none
+        /// An image of this key (its label says so).
+        case found(ImageManifest)
+        /// The tag names an image of another key (its label), or of none (no label): not to be taken.
+        case otherKey(ImageManifest, labelled: String?)
+    }
+
+    /// What `client`'s repository holds under this key's tag, its label checked.
+    public func image(in client: RegistryClient) async throws -> RegistryImage {
+        guard let manifest = try await client.manifest(tag) else { return .none }
+        let labelled = try await BuildKeyLabel.key(of: manifest, client: client)
+        return labelled == value ? .found(manifest) : .otherKey(manifest, labelled: labelled)
+    }
+}
+
 /// The label every image the build stage builds carries, naming its build key, so that an image found by a key's
 /// tag can be checked to be of that key: a tag moved by hand, or a registry that lost track, is then caught before
 /// a wrong image is deployed as an unchanged service.

@@ -83,19 +83,19 @@ enum BuildStage {
         do {
             guard let repository = context.plan.service(named: service)?.repository else { return nil }
             let target = try await RegistryTarget.resolve(repository: repository, aws: try context.awsClient(), environment: context.processEnvironment)
-            guard let manifest = try await target.client.manifest(key.tag) else {
+            switch try await key.image(in: target.client) {
+            case .none:
                 print("the registry has no image of this key yet (no tag \(key.tag)): building")
                 return nil
-            }
-            let labelled = try await BuildKeyLabel.key(of: manifest, client: target.client)
-            guard labelled == key.value else {
+            case .otherKey(let manifest, let labelled):
                 print("the registry's \(key.tag) names \(manifest.digest), which "
                     + (labelled.map { "says it was built from build key \($0.prefix(12))" } ?? "has no build-key label (not built by this pipeline, or by an older one)")
                     + ": not taken; building, and the tag is put back on what this key builds")
                 repair = true
                 return nil
+            case .found(let manifest):
+                return ("\(target.repositoryURI)@\(manifest.digest)", manifest.digest.description)
             }
-            return ("\(target.repositoryURI)@\(manifest.digest)", manifest.digest.description)
         } catch {
             print("could not ask the registry for the image of this key (\(error)): building")
             return nil

@@ -93,8 +93,7 @@ public struct ChangePreview: Sendable {
                 let key = try BuildKey.of(spec, source: source, sha: sha)
                 sourceSha = key.since.sha
                 let target = try await RegistryTarget.resolve(repository: service.repository, aws: client, environment: environment)
-                let from = plan.environment.verifiedIn ?? "-"
-                if let verified {
+                if let verified, let from = plan.environment.verifiedIn {
                     // Exactly what the other environment verified, whatever the key's tag names.
                     if let digest = verified[service.name] {
                         newDigest = digest
@@ -103,17 +102,16 @@ public struct ChangePreview: Sendable {
                         newImage = "\(target.repositoryURI)@(refused)"
                         notes.append("what this commit builds (build key \(key.value.prefix(12))) has no healthy deploy in \(from): a run of \(plan.environment.name) would be refused")
                     }
-                } else if let manifest = try await target.client.manifest(key.tag), try await BuildKeyLabel.key(of: manifest, client: target.client) == key.value {
-                    newDigest = manifest.digest.description
-                    newImage = "\(target.repositoryURI)@\(manifest.digest)"
-                } else if try await target.client.manifestDigest(key.tag) != nil {
-                    newImage = "\(target.repositoryURI)@(to be built)"
-                    notes.append("\(service.repository):\(key.tag) names an image that is not of this build key: the run would build it and put the tag back")
                 } else {
-                    newImage = "\(target.repositoryURI)@(to be built)"
-                    if let from = plan.environment.verifiedIn {
-                        notes.append("\(service.repository) has no image of build key \(key.value.prefix(12)): \(plan.environment.name) builds nothing and takes only images \(from) verified, so a run would be refused")
-                    } else {
+                    switch try await key.image(in: target.client) {
+                    case .found(let manifest):
+                        newDigest = manifest.digest.description
+                        newImage = "\(target.repositoryURI)@\(manifest.digest)"
+                    case .otherKey:
+                        newImage = "\(target.repositoryURI)@(to be built)"
+                        notes.append("\(service.repository):\(key.tag) names an image that is not of this build key: the run would build it and put the tag back")
+                    case .none:
+                        newImage = "\(target.repositoryURI)@(to be built)"
                         notes.append("\(service.repository) has no image of build key \(key.value.prefix(12)) yet: the run would build it")
                     }
                 }

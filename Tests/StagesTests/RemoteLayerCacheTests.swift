@@ -36,7 +36,7 @@ import Testing
         let other = folder.appending(path: "pipeline-something-else")
         for made in [gone, live, other] {
             try FileManager.default.createDirectory(at: made, withIntermediateDirectories: false)
-            FileManager.default.createFile(atPath: made.appending(path: "auth.json").path, contents: Data("{}".utf8))
+            #expect(FileManager.default.createFile(atPath: made.appending(path: "auth.json").path, contents: Data("{}".utf8)))
         }
         RemoteLayerCache.sweep(in: folder)
         #expect(!FileManager.default.fileExists(atPath: gone.path))
