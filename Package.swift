@@ -56,7 +56,7 @@ let package = Package(
         .target(
             name: "PipelineCommands",
             dependencies: [
-                "Runner", "Server", "Stages", "StageContract", "Git", "HTTP", "AWS", "OCI",
+                "Runner", "CSpawn", "Server", "Stages", "StageContract", "Git", "HTTP", "AWS", "OCI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "CSpawn.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,7 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void close_from(int lowest) {
+void pipeline_close_from(int lowest) {
 #ifdef SYS_close_range
     if (syscall(SYS_close_range, lowest, ~0U, 0) == 0) return;
 #endif
@@ -48,7 +49,7 @@ int pipeline_spawn(const char *path, char *const *argv, char *const *envp, const
             if (dup2(report[1], 3) < 0) goto fail;
             fcntl(3, F_SETFD, FD_CLOEXEC);
         }
-        close_from(4);
+        pipeline_close_from(4);
         if (directory && chdir(directory) != 0) goto fail_fd3;
         execve(path, argv, envp);
     fail_fd3: {

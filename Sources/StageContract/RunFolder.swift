@@ -41,7 +41,22 @@ public struct RunFolder: Sendable {
 
     /// Reads the plan back.
     public func readPlan() throws -> Plan {
-        try JSONDecoder().decode(Plan.self, from: Data(contentsOf: planFile))
+        if let kept = preloadedPlan, kept.path == planFile.path, kept.identity == PlanFileIdentity(planFile.path) {
+            return kept.plan
+        }
+        return try JSONDecoder().decode(Plan.self, from: Data(contentsOf: planFile))
+    }
+
+    /// Reads the run's plan once for the processes this one forks (the run's stage server, before it forks its
+    /// first stage): `readPlan` in them returns it while the file is the one read (same inode, size and time).
+    /// Call it while the process has one thread, before any fork.
+    public func preloadPlan() {
+        let identity = PlanFileIdentity(planFile.path)
+        // Not read: the stages read it themselves and say what is wrong with it.
+        guard identity != nil, let plan = try? JSONDecoder().decode(Plan.self, from: Data(contentsOf: planFile)),
+            identity == PlanFileIdentity(planFile.path)
+        else { return }
+        preloadedPlan = (planFile.path, identity, plan)
     }
 
     /// A stage's log.
@@ -145,4 +160,27 @@ public func describeFileError(_ error: any Error) -> String {
         }
     }
     return "\(error)"
+}
+
+/// The plan a stage server read before forking its stages (`RunFolder.preloadPlan`). Written once, while the
+/// process has one thread and before it forks; only read afterwards.
+nonisolated(unsafe) private var preloadedPlan: (path: String, identity: PlanFileIdentity?, plan: Plan)?
+
+/// Which file a path names, and its version: device, inode, size and modification time.
+private struct PlanFileIdentity: Equatable {
+    let device: UInt64
+    let inode: UInt64
+    let size: Int64
+    let modified: Int
+    let modifiedNanoseconds: Int
+
+    init?(_ path: String) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+        size = Int64(info.st_size)
+        modified = info.st_mtim.tv_sec
+        modifiedNanoseconds = info.st_mtim.tv_nsec
+    }
 }

@@ -34,7 +34,7 @@ enum RegisterStage {
             if let since = try context.buildOutput(behindPush: push)?.since { sourceSha = since }
         } else {
             let tag = try context.fill("{sha}", field: "the image tag")
-            image = "\(try await client.repositoryURI(spec.repository)):\(tag)"
+            image = "\(try await repositoryURI(spec.repository, client: client, folder: context.folder, environment: context.processEnvironment)):\(tag)"
         }
         if spec.verifyImage ?? true {
             try await ImagePresence.require(image, repository: spec.repository, aws: client, environment: context.processEnvironment)
@@ -57,6 +57,37 @@ enum RegisterStage {
         }
         let registered = try await client.registerTaskDefinition(body)
         return RegisterOutput(taskDefinitionArn: registered.taskDefinitionArn, image: image, reused: false)
+    }
+
+    /// The hosts of the registries the run's images are in, by region and credentials, looked up once per run:
+    /// every repository of an account's registry in a region is under one host (`ACCOUNT.dkr.ecr.REGION.amazonaws.com`).
+    static let registries = RunLookup(kind: "registries") { host in
+        !host.isEmpty && host.utf8.count < 256 && host.utf8.allSatisfy { $0 > 32 && $0 < 127 && $0 != UInt8(ascii: "/") }
+    }
+
+    /// The key of the registry that the credentials `environment` gives a stage reach in `region`: a stage with
+    /// credentials of its own (another account) looks its registry up for itself.
+    static func registryKey(_ region: String, environment: [String: String]) -> String {
+        let who = ["AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ECR"]
+            .map { environment[$0] ?? "" }.joined(separator: "\n")
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a: a stable name for the file, not a secret's hash
+        for byte in who.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return "\(region)-\(String(hash, radix: 16))"
+    }
+
+    /// The URI images of `repository` are pulled by: the run's registry host (asked with DescribeRepositories by
+    /// the first register stage of the run, for its own repository) and the repository's name.
+    static func repositoryURI(
+        _ repository: String, client: AWSClient, folder: RunFolder, environment: [String: String]
+    ) async throws -> String {
+        let host = try await registries.value(registryKey(client.configuration.region, environment: environment), folder: folder) {
+            let uri = try await client.repositoryURI(repository)
+            guard let slash = uri.firstIndex(of: "/"), uri[uri.index(after: slash)...] == repository else {
+                throw StageError("ECR answered \(uri) as the URI of \(repository), not REGISTRY/\(repository)")
+            }
+            return String(uri[..<slash])
+        }
+        return "\(host)/\(repository)"
     }
 
     /// The latest ACTIVE revision of `family` as ECS describes it, if there is one: DescribeTaskDefinition takes a

@@ -207,8 +207,9 @@ private func error(_ code: String, status: Int) -> AWSError {
         let name = "user-service-\(UUID().uuidString.prefix(8).lowercased()).staging.comyno.net"
         #expect(try await client.recordSet(zone: zone.id, name: name, type: "CNAME") == nil)
         let change = Route53.Change(action: "UPSERT", name: name, type: "CNAME", ttl: 60, values: ["lb.example.com"])
-        let id = try await client.changeRecordSets(zone: zone.id, changes: [change], comment: "pipeline test")
+        let (id, status) = try await client.changeRecordSets(zone: zone.id, changes: [change], comment: "pipeline test")
         #expect(!id.isEmpty)
+        #expect(["PENDING", "INSYNC"].contains(status))
         #expect(try await client.changeStatus(id) == "INSYNC")
         let record = try #require(try await client.recordSet(zone: zone.id, name: name, type: "CNAME"))
         #expect(record.values == ["lb.example.com"])

@@ -118,3 +118,91 @@ import TestSupport
         #expect(latest.kind == .deploy && latest.sha == b && latest.previousTaskDefinitionArn == revisionA)
     }
 }
+
+/// The run's stage server (`pipeline __stage-server`, which forks the run's built-in stages) stopped or killed while
+/// a deploy waits for its rollout, against the local stand-ins: the run never waits on it for ever.
+@Suite(.serialized) struct StageServerTests {
+    static let aws = LocalAWS.dedicated()
+
+    /// Stopped (SIGSTOP): the deploy's own process goes on and ends; the runner, which the server no longer tells,
+    /// gives the server up a few seconds later, takes the deploy's status from its unreaped process, and starts the
+    /// later stages as new processes: the run succeeds. Killed with -9: the stage in flight dies with it (137), the
+    /// run fails saying so, at once. With PIPELINE_STAGE_SERVER=off every stage is a new process of its own.
+    @Test func aStoppedOrKilledStageServerNeverHoldsTheRunUp() async throws {
+        let project = try DeployProject(
+            service: "notification-service", ecsService: "notification-service-staging", repository: "sv-notify", port: 5002,
+            grpc: false, aws: Self.aws)
+        _ = try project.commit("A")
+        var off = project.environment
+        off["PIPELINE_STAGE_SERVER"] = "off"
+        let first = try await runProcess(Project.executable, ["run", "staging"], in: project.repo, environment: off)
+        #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+        let store = try StateStore(home: project.home.url)
+
+        _ = try project.commit("B", looks: 30)  // 30 looks, 100 ms apart: the deploy waits about 3 s
+        async let stopped = runProcess(Project.executable, ["run", "staging"], in: project.repo, environment: project.environment)
+        let server = try #require(await Self.server(of: project, run: 2, onceLogged: "updating to"), "no stage server found for run 2")
+        kill(server.pid, SIGSTOP)
+        Self.watchdog(runner: server.runner)
+        let second = try await stopped
+        #expect(second.status == 0, "\(second.stdout)\(second.stderr)")
+        #expect(second.stderr.contains("the stage server (pid \(server.pid)) ended: it did not report the end of stage process"), "\(second.stderr)")
+        #expect(kill(server.pid, 0) != 0, "the stopped server was given up: killed")
+        #expect(try store.run(2)?.status == .succeeded)
+        let stages = try store.stageRuns(2)
+        #expect(stages.first { $0.stageID == "notification-service.deploy" }?.exitCode == 0, "\(stages)")
+        #expect(stages.first { $0.stageID == "notification-service.health" }?.status == .succeeded, "\(stages)")
+
+        _ = try project.commit("C", looks: 60)
+        async let killed = runProcess(Project.executable, ["run", "staging"], in: project.repo, environment: project.environment)
+        let third = try #require(await Self.server(of: project, run: 3, onceLogged: "updating to"), "no stage server found for run 3")
+        kill(third.pid, SIGKILL)
+        Self.watchdog(runner: third.runner)
+        let ended = try await killed
+        #expect(ended.status == 1, "\(ended.stdout)\(ended.stderr)")
+        #expect(ended.stderr.contains("the stage server (pid \(third.pid)) ended: it was killed or crashed"), "\(ended.stderr)")
+        let deploy = try #require(try store.stageRuns(3).first { $0.stageID == "notification-service.deploy" })
+        #expect(deploy.status == .failed && deploy.exitCode == 137, "\(deploy)")
+    }
+
+    /// Once the log of stage `.deploy` of `run` has `text`: the run's stage server and the runner that started it.
+    static func server(of project: DeployProject, run: Int, onceLogged text: String) async -> (pid: pid_t, runner: pid_t)? {
+        let log = project.home.url.appending(path: "runs/\(run)/logs/\(project.service).deploy.log")
+        let folder = project.home.url.appending(path: "runs/\(run)").path
+        return await onOwnThread { () -> (pid: pid_t, runner: pid_t)? in
+            let deadline = Date().addingTimeInterval(120)
+            while Date() < deadline {
+                if let content = try? String(contentsOf: log, encoding: .utf8), content.contains(text) { break }
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+            // The stages it forked have its command line too: the server is the one whose parent is not a server.
+            func arguments(_ pid: String) -> [String] {
+                (FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data()).split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            }
+            for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+                guard let pid = pid_t(entry), arguments(entry) == [arguments(entry).first ?? "", "__stage-server", folder],
+                    let parent = parentOf(pid), !arguments(String(parent)).contains("__stage-server")
+                else { continue }
+                return (pid, parent)
+            }
+            return nil
+        }
+    }
+
+    /// The parent of `pid`, from /proc.
+    static func parentOf(_ pid: pid_t) -> pid_t? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 1 ? pid_t(fields[1]) : nil
+    }
+
+    /// Kills `runner` if it still runs in `seconds` (and is still a `pipeline run`, not a process that got its
+    /// pid since): a run that waits for ever fails the test instead of hanging it.
+    static func watchdog(runner: pid_t, seconds: Double = 180) {
+        Thread.detachNewThread {
+            Thread.sleep(forTimeInterval: seconds)
+            let line = FileManager.default.contents(atPath: "/proc/\(runner)/cmdline") ?? Data()
+            if line.split(separator: 0).map({ String(decoding: $0, as: UTF8.self) }).contains("run") { kill(runner, SIGKILL) }
+        }
+    }
+}

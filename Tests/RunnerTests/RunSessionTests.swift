@@ -167,7 +167,8 @@ private func shell(_ id: String, _ command: String, after: [String] = [], servic
             plan: plan,
             request: .init(environment: "staging", sha: sha, ref: "main", branch: "main", trigger: "test", user: "alice", noWait: true),
             options: RunOptions(parallelism: 2, killGrace: 2), executable: executable.path, secrets: secrets,
-            environment: ["PATH": "/usr/bin:/bin"])
+            // The script stands in for `pipeline __stage`, not for the stage server that forks stages in its stead.
+            environment: ["PATH": "/usr/bin:/bin", "PIPELINE_STAGE_SERVER": "off"])
         return (store, record, status)
     }
 

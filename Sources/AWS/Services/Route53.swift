@@ -95,8 +95,11 @@ extension AWSClient {
         }.first { $0.name.lowercased() == wanted.lowercased() && $0.type == type }
     }
 
-    /// Route 53 ChangeResourceRecordSets; returns the change id to follow with `changeStatus`.
-    public func changeRecordSets(zone: String, changes: [Route53.Change], comment: String) async throws(AWSError) -> String {
+    /// Route 53 ChangeResourceRecordSets: the change's id, and its status as the answer gives it (`PENDING`, or
+    /// `INSYNC` when it is in effect already).
+    public func changeRecordSets(
+        zone: String, changes: [Route53.Change], comment: String
+    ) async throws(AWSError) -> (id: String, status: String) {
         let body = """
             <?xml version="1.0" encoding="UTF-8"?>
             <ChangeResourceRecordSetsRequest xmlns="https://route53.amazonaws.com/doc/\(Route53.version)/"><ChangeBatch><Comment>\(XMLText.escape(comment))</Comment><Changes>\(changes.map(\.xml).joined())</Changes></ChangeBatch></ChangeResourceRecordSetsRequest>
@@ -105,7 +108,7 @@ extension AWSClient {
         guard let id = XMLText.first("Id", in: xml) else {
             throw AWSError(service: "route53", operation: "ChangeResourceRecordSets", code: "Decoding", message: "no ChangeInfo Id in the answer", requestID: nil, status: 200)
         }
-        return id.replacingOccurrences(of: "/change/", with: "")
+        return (id.replacingOccurrences(of: "/change/", with: ""), XMLText.first("Status", in: xml) ?? "PENDING")
     }
 
     /// Route 53 GetChange: `PENDING` or `INSYNC`.

@@ -80,9 +80,9 @@ public struct SigV4: Sendable {
     static let algorithm = "AWS4-HMAC-SHA256"
 
     /// `20150830T123600Z`.
-    public var timestamp: String { Self.format(date, "yyyyMMdd'T'HHmmss'Z'") }
+    public var timestamp: String { Self.utc(date, dateOnly: false) }
     /// `20150830/us-east-1/service/aws4_request`.
-    public var scope: String { "\(Self.format(date, "yyyyMMdd"))/\(region)/\(service)/aws4_request" }
+    public var scope: String { "\(Self.utc(date, dateOnly: true))/\(region)/\(service)/aws4_request" }
 
     // MARK: Signing with headers
 
@@ -161,7 +161,7 @@ public struct SigV4: Sendable {
 
     /// The hex signature of a string to sign.
     public func sign(_ stringToSign: String) -> String {
-        var key = HMACSHA256.authenticate(Array(Self.format(date, "yyyyMMdd").utf8), key: Array("AWS4\(credentials.secretAccessKey)".utf8))
+        var key = HMACSHA256.authenticate(Array(Self.utc(date, dateOnly: true).utf8), key: Array("AWS4\(credentials.secretAccessKey)".utf8))
         for part in [region, service, "aws4_request"] { key = HMACSHA256.authenticate(Array(part.utf8), key: key) }
         return HMACSHA256.authenticate(Array(stringToSign.utf8), key: key).hexString
     }
@@ -237,11 +237,15 @@ public struct SigV4: Sendable {
         value.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }).joined(separator: " ")
     }
 
-    static func format(_ date: Date, _ pattern: String) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = pattern
-        return formatter.string(from: date)
+    /// `date` in UTC as SigV4 writes it: `yyyyMMdd'T'HHmmss'Z'`, or `yyyyMMdd` alone; seconds truncated. Written
+    /// out by hand: a DateFormatter loads ICU's calendar data, which cost every stage process (a new one for each
+    /// stage) several milliseconds on its first signature.
+    static func utc(_ date: Date, dateOnly: Bool) -> String {
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        let day = "\(parts.tm_year + 1900)\(two(parts.tm_mon + 1))\(two(parts.tm_mday))"
+        return dateOnly ? day : "\(day)T\(two(parts.tm_hour))\(two(parts.tm_min))\(two(parts.tm_sec))Z"
     }
 }

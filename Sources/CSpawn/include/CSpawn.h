@@ -30,4 +30,31 @@ int pipeline_spawn_detached(const char *_Nonnull path, char *const _Nullable *_N
 
 /// Makes stdout line-buffered (it is a pipe to a stage log: lines must interleave with stderr as they happened).
 void pipeline_line_buffered_stdout(void);
+
+#include <stdint.h>
+
+/// The stage server (stage_server.c): the first word of every request.
+#define PIPELINE_STAGE_SERVER_MAGIC 0x50535447u
+/// Reply kinds: a child started (pid), could not start (errno), ended (pid, exit status or 128 + signal).
+#define PIPELINE_STAGE_STARTED 1
+#define PIPELINE_STAGE_FAILED 2
+#define PIPELINE_STAGE_EXITED 3
+
+/// Serves stage requests on `socket` (see stage_server.c) until the other end closes it, forking a child per
+/// request that becomes the stage process and calls `stage_main(run_folder, stage)`, which must not return.
+/// `idle`, if given, runs once, the first time no request waits (after the first stages are forked, or before
+/// the first request comes). Returns 0 when the other end closed the socket, else an errno value. Call it while
+/// the process has one thread.
+int pipeline_stage_server(int socket, void (*_Nonnull stage_main)(const char *_Nonnull run_folder, const char *_Nonnull stage),
+                          void (*_Nullable idle)(void));
+
+/// Sends one request to a stage server: `payload` (see stage_server.c) with the stage's three descriptors.
+/// Returns 0 or an errno value.
+int pipeline_stage_server_send(int socket, const void *_Nonnull payload, uint32_t length, int stdin_fd, int stdout_fd, int stderr_fd);
+
+/// Reads one reply (kind, pid, value) from a stage server. Returns 0 or an errno value (EPIPE at its end).
+int pipeline_stage_server_reply(int socket, int32_t reply_out[_Nonnull 3]);
+
+/// `socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC)`; 0 or an errno value.
+int pipeline_socketpair(int fds[_Nonnull 2]);
 #endif

@@ -9,6 +9,7 @@ extension PipelineCommand {
     /// `pipeline approve ENV [--run RUN] [--comment TEXT] [--detach]`.
     struct Approve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "approve",
             abstract: "Approve the run waiting at an environment's approval gate; with enough approvals it continues.",
             discussion: """
                 The run continues in this process (or, with --detach, in the background, logging to its run folder). \
@@ -87,6 +88,7 @@ extension PipelineCommand {
     /// `pipeline reject ENV [--run RUN] --reason TEXT`.
     struct Reject: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "reject",
             abstract: "Reject the run waiting at an environment's approval gate: it ends failed, changing nothing deployed.",
             discussion: "Only the gate's approvers may reject. Exit codes: 0 rejected, 2 refused.")
 

@@ -7,6 +7,7 @@ extension PipelineCommand {
     /// `pipeline checkout REPOSITORY DIR`: what a run's checkout does, outside a run.
     struct Checkout: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "checkout",
             abstract: "Fetch a repository into its mirror and check one commit out into a folder, as a run does.",
             discussion: """
                 Uses the mirror in $PIPELINE_HOME/cache/git, like runs. For diagnosis and benchmarks: prints the \

@@ -10,6 +10,7 @@ extension PipelineCommand {
     /// `pipeline diff ENV [--sha SHA] [--json]`.
     struct Diff: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "diff",
             abstract: "Show what a run would change, per service, and change nothing.",
             discussion: """
                 For the environment's branch tip (or --sha/--ref): per service, the live commit (from the deployment \

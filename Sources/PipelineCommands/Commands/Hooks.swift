@@ -124,6 +124,7 @@ extension PipelineCommand {
     /// `pipeline watch [--interval SECONDS] [--once]`.
     struct Watch: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "watch",
             abstract: "Poll the source repository and start runs for new commits on the environments' branches.",
             discussion: """
                 Each poll fetches the source repository's branches through libgit2 and starts `pipeline run ENV --sha \

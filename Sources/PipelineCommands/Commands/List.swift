@@ -6,7 +6,7 @@ import Runner
 extension PipelineCommand {
     /// `pipeline list`: the environments and services of the pipeline.
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the pipeline's environments and services.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List the pipeline's environments and services.")
 
         @OptionGroup var global: GlobalOptions
 

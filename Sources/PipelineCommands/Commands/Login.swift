@@ -7,6 +7,7 @@ extension PipelineCommand {
     /// `rollback` and `run` with `--server` act as a verified user.
     struct Login: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "login",
             abstract: "Log in to a pipeline server: keep an API token (file mode 0600) for commands run with --server.",
             discussion: """
                 With --user, the password is asked for (or read with --password-stdin) and the server makes a token; \

@@ -8,6 +8,7 @@ extension PipelineCommand {
     /// `pipeline logs RUN`: the stage logs of a run.
     struct Logs: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "logs",
             abstract: "Print a run's stage logs (each line: time, out/err, text).",
             discussion: "Without --stage, every stage's log in plan order, each under a header.")
 

@@ -7,6 +7,7 @@ extension PipelineCommand {
     /// `pipeline plan ENV`: what a run of that environment would do.
     struct Plan: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "plan",
             abstract: "Print the plan of an environment: its stages, in the order they run.",
             discussion: """
                 Text groups the stages by service, in dependency order, with each stage's kind, key inputs, \

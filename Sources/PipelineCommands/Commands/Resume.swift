@@ -8,6 +8,7 @@ extension PipelineCommand {
     /// `pipeline resume RUN`: continues a run that did not finish.
     struct Resume: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "resume",
             abstract: "Continue an interrupted, failed or cancelled run from its first stage that did not succeed.",
             discussion: """
                 Stages that succeeded are never run again. The run keeps the plan it started with, and what each \

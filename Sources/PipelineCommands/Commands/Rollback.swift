@@ -10,6 +10,7 @@ extension PipelineCommand {
     /// `pipeline rollback SERVICE [--env ENV] [--to SHA|previous] [--dry-run] [--yes]`.
     struct Rollback: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "rollback",
             abstract: "Put a service back on what an earlier commit deployed.",
             discussion: """
                 --to SHA (full or short) finds what that commit deployed: from the deployment records, or, when they \
@@ -159,7 +160,7 @@ extension PipelineCommand {
 
     /// `pipeline deployments SERVICE [--env ENV]`.
     struct Deployments: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a service's deployments and rollbacks, newest first.")
+        static let configuration = CommandConfiguration(commandName: "deployments", abstract: "Show a service's deployments and rollbacks, newest first.")
 
         @OptionGroup var global: GlobalOptions
 

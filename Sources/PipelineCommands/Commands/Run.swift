@@ -11,6 +11,7 @@ extension PipelineCommand {
     /// `pipeline run ENV`: runs the environment's plan.
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "run",
             abstract: "Run an environment's plan: every stage as a child process, in dependency order.",
             discussion: """
                 One run per environment at a time: a second run waits for the first (or, with --no-wait, is \

@@ -8,6 +8,7 @@ extension PipelineCommand {
     /// `pipeline serve [--listen HOST:PORT] [--url URL]`: a thin adapter over the Server module.
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "serve",
             abstract: "Serve the team's pages and API: runs, live logs, approvals, deployments and the audit.",
             discussion: """
                 The server reads the same state as the CLI and starts runs as the CLI's own processes (a restart of \

@@ -6,6 +6,7 @@ extension PipelineCommand {
     /// `pipeline stats [--env ENV] [--since 30d] [--json]`.
     struct Stats: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "stats",
             abstract: "The four DORA keys per environment and service, from the deployment records.",
             discussion: """
                 Deployment frequency (deploys that passed their health check), lead time for changes (commit time \

@@ -7,6 +7,7 @@ extension PipelineCommand {
     /// `pipeline status [RUN]`: one run in detail.
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "status",
             abstract: "Show a run (the latest when none is named): where it stands and every stage.")
 
         @OptionGroup var global: GlobalOptions
@@ -103,7 +104,7 @@ extension PipelineCommand {
 
     /// `pipeline history [ENV]`: the latest runs.
     struct History: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the latest runs, newest first.")
+        static let configuration = CommandConfiguration(commandName: "history", abstract: "List the latest runs, newest first.")
 
         @OptionGroup var global: GlobalOptions
 

@@ -164,6 +164,7 @@ public final class RunExecutor: @unchecked Sendable {
             if finished.isEmpty { condition.wait() }
         }
         condition.unlock()
+        launcher.finish()  // every stage has ended
 
         var outcome = scheduler.outcome
         if outcome == .failed && !rolledBack.isEmpty { outcome = .rolledBack }

@@ -45,6 +45,8 @@ public struct StageLauncher: Sendable {
     public let secrets: [String: [String: String]]
     /// The outputs the run's stages hand on, read once each.
     let handedOn = HandedOnOutputs()
+    /// The run's stage server, started at the first built-in stage.
+    private let server = StageServerSlot()
 
     /// A launcher.
     public init(context: RunContext, executable: String, environment: [String: String], secrets: [String: [String: String]]) {
@@ -86,15 +88,75 @@ public struct StageLauncher: Sendable {
         handedOn.forget(stage.id)
         var env = try environment(for: stage, attempt: attempt, folder: folder, plan: plan)
         if case .shell = stage.spec {} else { env[AWSRequestLine.variable] = folder.awsRequestsFile(stage.id).path }
-        let (program, arguments): (String, [String]) = switch stage.spec {
-        case .shell(let spec): (spec.shell, ["-c", spec.command])
-        default: (executable, ["__stage", folder.root.path, stage.id])
+        let started: (process: StageProcess, stdout: Int32, stderr: Int32)
+        if case .shell(let spec) = stage.spec {
+            started = try StageProcess.start(
+                executable: spec.shell, arguments: ["-c", spec.command], environment: env, directory: folder.workspace.path)
+        } else if let server = server.get(start: serverStart(folder)),
+            let forked = try StageProcess.start(
+                stage: stage.id, folder: folder.root.path, on: server, environment: env, directory: folder.workspace.path)
+        {
+            started = forked
+        } else {
+            started = try StageProcess.start(
+                executable: executable, arguments: ["__stage", folder.root.path, stage.id], environment: env,
+                directory: folder.workspace.path)
         }
-        let started = try StageProcess.start(
-            executable: program, arguments: arguments, environment: env, directory: folder.workspace.path)
         return Launch(
             process: started.process, stdout: started.stdout, stderr: started.stderr,
             stageMarker: env[StrayProcesses.stageMarkerVariable]!)
+    }
+}
+
+extension StageLauncher {
+    /// Starts the run's stage server, unless `PIPELINE_STAGE_SERVER=off`: with the runner's environment and the
+    /// run's marker, as every process of the run has.
+    private func serverStart(_ folder: RunFolder) -> (@Sendable () -> StageServer?)? {
+        guard environment[StageServer.variable] != "off" else { return nil }
+        let serverEnvironment = environment.merging([StrayProcesses.runMarkerVariable: context.marker]) { _, marker in marker }
+        return { [executable] in StageServer.start(executable: executable, runFolder: folder.root.path, environment: serverEnvironment) }
+    }
+
+    /// Ends the run's stage server, if it started one, once the stages it started have ended.
+    public func finish() {
+        server.finish()
+    }
+}
+
+/// A launcher's stage server: not started yet, started, or not to be had (off, or it could not start).
+final class StageServerSlot: Sendable {
+    private enum State {
+        case notStarted
+        case started(StageServer)
+        case unavailable
+    }
+
+    private let state = Mutex(State.notStarted)
+
+    /// The server, started by `start` the first time (nil: none is to be had).
+    func get(start: (@Sendable () -> StageServer?)?) -> StageServer? {
+        state.withLock { state in
+            switch state {
+            case .started(let server): return server
+            case .unavailable: return nil
+            case .notStarted:
+                guard let server = start?() else {
+                    state = .unavailable
+                    return nil
+                }
+                state = .started(server)
+                return server
+            }
+        }
+    }
+
+    func finish() {
+        let server: StageServer? = state.withLock { state in
+            defer { state = .unavailable }
+            if case .started(let server) = state { return server }
+            return nil
+        }
+        server?.finish()
     }
 }
 

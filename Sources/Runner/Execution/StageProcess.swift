@@ -4,14 +4,57 @@ import Foundation
 /// A stage's child process: the leader of its own process group, killed with the runner if the runner dies.
 final class StageProcess: Sendable {
     let pid: pid_t
+    /// The stage server that forked it, which reports its end; nil for a process this one started.
+    private let server: StageServer?
 
-    private init(pid: pid_t) {
+    private init(pid: pid_t, server: StageServer? = nil) {
         self.pid = pid
+        self.server = server
     }
 
     /// Starts `executable` with stdout and stderr on the write ends of two new pipes, whose read ends it returns.
     static func start(
         executable: String, arguments: [String], environment: [String: String], directory: String
+    ) throws -> (process: StageProcess, stdout: Int32, stderr: Int32) {
+        try withPipes { devNull, stdout, stderr in
+            let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+            let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+            defer {
+                argv.forEach { free($0) }
+                envp.forEach { free($0) }
+            }
+            var pid: pid_t = 0
+            let code = pipeline_spawn(executable, argv, envp, directory, devNull, stdout, stderr, &pid)
+            guard code == 0 else { throw SpawnError(executable: executable, directory: directory, code: code) }
+            return StageProcess(pid: pid)
+        }
+    }
+
+    /// Starts built-in stage `stage` of the run in `folder` as a child of `server`, like `start`; nil when the
+    /// server is gone.
+    static func start(
+        stage: String, folder: String, on server: StageServer, environment: [String: String], directory: String
+    ) throws -> (process: StageProcess, stdout: Int32, stderr: Int32)? {
+        do {
+            return try withPipes { devNull, stdout, stderr in
+                guard let pid = try server.launch(
+                    folder: folder, stage: stage, directory: directory, environment: environment,
+                    stdin: devNull, stdout: stdout, stderr: stderr)
+                else { throw ServerGone() }
+                return StageProcess(pid: pid, server: server)
+            }
+        } catch is ServerGone {
+            return nil
+        }
+    }
+
+    private struct ServerGone: Error {}
+
+    /// Makes the stdout and stderr pipes of a new stage process and opens /dev/null for its stdin; `body` starts
+    /// the process with them. The write ends and /dev/null are closed afterwards; the read ends are returned, or
+    /// closed when `body` throws.
+    private static func withPipes(
+        _ body: (_ devNull: Int32, _ stdout: Int32, _ stderr: Int32) throws -> StageProcess
     ) throws -> (process: StageProcess, stdout: Int32, stderr: Int32) {
         var out: [Int32] = [0, 0]
         var err: [Int32] = [0, 0]
@@ -27,20 +70,13 @@ final class StageProcess: Sendable {
             close(err[1])
             close(devNull)
         }
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
-        var pid: pid_t = 0
-        let code = pipeline_spawn(executable, argv, envp, directory, devNull, out[1], err[1], &pid)
-        guard code == 0 else {
+        do {
+            return (try body(devNull, out[1], err[1]), out[0], err[0])
+        } catch {
             close(out[0])
             close(err[0])
-            throw SpawnError(executable: executable, directory: directory, code: code)
+            throw error
         }
-        return (StageProcess(pid: pid), out[0], err[0])
     }
 
     /// Sends `signal` to the whole process group (the stage and everything it started).
@@ -50,6 +86,7 @@ final class StageProcess: Sendable {
 
     /// Waits for the process to end; the exit status, or 128 + the signal that ended it.
     func wait() -> Int32 {
+        if let server { return server.wait(pid) }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 {
             if errno != EINTR { return 255 }
