@@ -183,11 +183,22 @@ private func store(_ home: TemporaryDirectory) throws -> StateStore { try StateS
         let refused = try RunFixture.pipeline(["run", "race", "--no-wait"], home: home)
         #expect(refused.status == 3)
         #expect(refused.stderr.contains("environment 'race' is busy: run 1"))
-        let second = try RunFixture.pipeline(["run", "race"], home: home)
+        // Run 1's stage holds on until `release` exists; it is made once run 2 says it waits (or run 2 ends).
+        let second = try RunFixture.start(["run", "race"], home: home, capture: true)
+        let output = try #require(second.standardOutput as? Pipe).fileHandleForReading
+        var said = Data()
+        while !String(decoding: said, as: UTF8.self).contains("waiting for run 1") {
+            let chunk = output.availableData
+            if chunk.isEmpty { break }
+            said += chunk
+        }
+        _ = home.write("release", "")
+        said += output.readDataToEndOfFile()
+        second.waitUntilExit()
         first.waitUntilExit()
         #expect(first.terminationStatus == 0)
-        #expect(second.status == 0)
-        #expect(second.stdout.contains("waiting for run 1"))
+        #expect(second.terminationStatus == 0)
+        #expect(String(decoding: said, as: UTF8.self).contains("waiting for run 1"), "\(String(decoding: said, as: UTF8.self))")
         let order = try String(contentsOf: home.url.appending(path: "order"), encoding: .utf8)
         #expect(order == "start 1\nend 1\nstart 2\nend 2\n")
     }

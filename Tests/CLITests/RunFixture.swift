@@ -70,7 +70,9 @@ enum RunFixture {
 
             Shell("tick", "for i in $(seq 1 40); do echo tick $i; sleep 0.5; done").when(.environment("tick"))
 
-            Shell("work", "echo start $PIPELINE_RUN_ID >> $TEST_DIR/order; sleep 5; echo end $PIPELINE_RUN_ID >> $TEST_DIR/order")
+            // Run 1 holds the environment until the test creates `release` (at most 2 minutes): the test lets it go
+            // once run 2 says it waits, however slowly a loaded machine starts run 2.
+            Shell("work", "echo start $PIPELINE_RUN_ID >> $TEST_DIR/order; if [ $PIPELINE_RUN_ID = 1 ]; then i=0; while [ ! -e $TEST_DIR/release ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done; fi; echo end $PIPELINE_RUN_ID >> $TEST_DIR/order")
                 .when(.environment("race"))
         }
         """
