@@ -31,21 +31,7 @@
  * SIGKILL when it ends, as a stage process gets when its runner dies.
  */
 
-static int write_all(int fd, const void *bytes, size_t length) {
-    const char *at = bytes;
-    while (length > 0) {
-        ssize_t wrote = write(fd, at, length);
-        if (wrote < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        at += wrote;
-        length -= (size_t)wrote;
-    }
-    return 0;
-}
-
-/* Like write_all on a socket, without SIGPIPE when the other end is gone (EPIPE instead). */
+/* Writes all of `bytes` to `socket`, without SIGPIPE when the other end is gone (EPIPE instead). */
 static int send_all(int socket, const void *bytes, size_t length) {
     const char *at = bytes;
     while (length > 0) {
@@ -75,7 +61,7 @@ static int read_all(int fd, void *bytes, size_t length) {
 
 static int reply(int socket, int32_t kind, int32_t pid, int32_t value) {
     int32_t message[3] = {kind, pid, value};
-    return write_all(socket, message, sizeof message);
+    return send_all(socket, message, sizeof message);
 }
 
 /* Reads one request's header and descriptors; 1 when one came, 0 at the end of the stream, -1 on an error. */
